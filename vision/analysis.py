@@ -1,0 +1,224 @@
+"""The analysis pipeline: tracks (from a video or a pose file) -> cleaned tracks -> report.
+
+Order matters and is fixed: mask low confidence, repair left/right swaps, fill
+short gaps, then smooth for event timing; tremor is measured on the unsmoothed
+(gap-filled) tracks. The quality gate decides whether summary scores are shown.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from vision import __version__
+from vision.clean import (
+    body_length_px,
+    drop_low_confidence,
+    interpolate_gaps,
+    repair_swaps,
+    resample_uniform,
+    smooth,
+)
+from vision.errors import HindsightInputError
+from vision.gait.bunny import bunny_hop_metrics
+from vision.gait.events import GaitEvents, detect_events
+from vision.gait.stats import estimate
+from vision.gait.symmetry import symmetry_metrics
+from vision.gait.wobble import wobble_metrics
+from vision.io import ensure_canonical, is_pose_file, load_poses
+from vision.quality import assess
+from vision.tracks import read_log, validate
+from vision.video import VIDEO_EXTENSIONS, VideoInfo, check_duration, probe
+
+SCHEMA_VERSION = 1
+CONFIDENCE_THRESHOLD = 0.3
+MAX_GAP_S = 0.2
+SMOOTH_CUTOFF_HZ = 6.0
+MIN_TRACK_DURATION_S = 1.0
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class AnalysisResult:
+    """Everything one analysis produced."""
+
+    report: dict[str, Any]
+    tracks: xr.Dataset  # cleaned, smoothed: what events and symmetry used
+    raw_tracks: xr.Dataset  # as read or predicted, canonical names
+    events: GaitEvents | None
+
+
+def pick_individual(ds: xr.Dataset) -> int:
+    """Index of the individual with the most tracked hind-limb data."""
+    if ds.sizes["individual"] == 1:
+        return 0
+    pos = ds["position"].values
+    counts = np.isfinite(pos).all(axis=1).sum(axis=(0, 1))
+    return int(np.argmax(counts))
+
+
+def analyze_tracks(
+    ds: xr.Dataset,
+    *,
+    source: dict[str, Any] | None = None,
+    video_info: VideoInfo | None = None,
+    camera_motion: str = "unknown",
+) -> AnalysisResult:
+    """Clean tracks, gate quality and compute every metric; return the report.
+
+    Parameters
+    ----------
+    ds
+        Tracks dataset (see :mod:`vision.tracks`); several individuals allowed,
+        the best-tracked dog is analysed.
+    """
+    validate(ds)
+    t = ds["time"].values
+    if t.size < 2 or (t[-1] - t[0]) < MIN_TRACK_DURATION_S:
+        raise HindsightInputError(
+            f"too short: {max(0.0, float(t[-1] - t[0]) if t.size else 0.0):.1f} s of tracks; film at least 10 s"
+        )
+    ind = pick_individual(ds)
+    one = ensure_canonical(ds.isel(individual=[ind]))
+    fps_real = float(1.0 / np.median(np.diff(t)))
+    uniform = resample_uniform(one)
+    masked = drop_low_confidence(uniform, CONFIDENCE_THRESHOLD)
+    scale = body_length_px(masked)
+    repaired, swaps = repair_swaps(masked, scale=scale)
+    filled = interpolate_gaps(repaired, MAX_GAP_S)
+    smoothed = smooth(filled, SMOOTH_CUTOFF_HZ)
+    events = detect_events(smoothed)
+    width = int(ds.attrs.get("frame_width") or (video_info.width if video_info else 0)) or None
+    quality = assess(
+        masked, events, fps=fps_real, frame_width=width, camera_motion=camera_motion, swaps_repaired=swaps.total
+    )
+    symmetry = symmetry_metrics(smoothed, events)
+    bunny = bunny_hop_metrics(events)
+    wobble = wobble_metrics(filled, events)
+    if camera_motion == "shaky" and wobble["tremor"]["flag"]:
+        wobble["tremor"]["note"] = "Camera shake can look like tremor: this tremor result is unreliable."
+    gait = gait_summary(events)
+    metrics = {"gait": gait, "symmetry": symmetry, "bunny_hop": bunny, "wobble": wobble}
+    if not quality.usable:
+        withhold(metrics)
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "hindsight_version": __version__,
+        "analysed_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "source": {
+            **(source or {}),
+            "video": video_info.to_dict() if video_info else None,
+            "individual": str(one["individual"].values[0]),
+        },
+        "quality": quality.to_dict(),
+        "metrics": metrics,
+        "summary": plain_summary(quality.usable, metrics),
+        "provenance": read_log(smoothed),
+    }
+    if report["source"].get("video"):
+        report["source"]["video"]["path"] = Path(report["source"]["video"]["path"]).name
+    return AnalysisResult(report=report, tracks=smoothed, raw_tracks=one, events=events)
+
+
+def gait_summary(events: GaitEvents) -> dict[str, Any]:
+    """Stride time, duty factor and walking speed of the hind limbs."""
+    strides = events.strides.get("left_hind", []) + events.strides.get("right_hind", [])
+    speed = [s.excursion_bl / s.stance for s in strides if s.stance > 0]
+    return {
+        "stride_time_s": estimate([s.duration for s in strides], "s").to_dict(),
+        "duty_factor": estimate([s.duty_factor for s in strides], "").to_dict(),
+        "speed_bl_per_s": estimate(speed, "body lengths/s").to_dict(),
+        "body_length_px": round(events.body_length_px, 2) if events.body_length_px else None,
+    }
+
+
+def withhold(metrics: dict[str, Any]) -> None:
+    """Blank the summary scores of an unusable clip (details stay, marked unreliable)."""
+    metrics["symmetry"]["hind_asymmetry_pct"] = None
+    metrics["symmetry"]["weaker_side"] = None
+    metrics["bunny_hop"]["flag"] = None
+    metrics["wobble"]["flag"] = None
+    metrics["wobble"]["tremor_hz"] = None
+    metrics["withheld"] = True
+
+
+def plain_summary(usable: bool, metrics: dict[str, Any]) -> list[str]:
+    """Short plain-language lines for owners; the numbers stay in ``metrics``."""
+    if not usable:
+        return ["This clip could not be scored reliably; see the quality reasons and advice."]
+    lines = []
+    sym = metrics["symmetry"]
+    w = sym.get("weakness_pct", {})
+    if sym.get("weaker_side"):
+        lines.append(
+            f"The {sym['weaker_side']} hind leg looks weaker: {sym['hind_asymmetry_pct']:.1f}% asymmetry "
+            f"({w.get('evidence', '?')} evidence)."
+        )
+    elif sym.get("hind_asymmetry_pct") is not None:
+        lines.append("No hind-leg asymmetry beyond this clip's stride-to-stride noise.")
+    bh = metrics["bunny_hop"]
+    if bh.get("flag"):
+        lines.append(f"Both hind legs often move together (bunny hopping) in {100 * bh['in_phase_share']:.0f}% of strides.")
+    elif bh.get("flag") is False:
+        lines.append("The hind legs alternate normally.")
+    wb = metrics["wobble"]
+    if wb["tremor"].get("flag"):
+        lines.append(f"A hind-limb tremor of about {wb['tremor_hz']:.1f} Hz was seen.")
+    if wb["ataxia"].get("ataxia_flag"):
+        lines.append("Stride timing or length varies more than usual (possible wobble/ataxia).")
+    if wb["tremor"].get("note"):
+        lines.append(wb["tremor"]["note"])
+    lines.append("Hindsight supports your vet; it does not diagnose.")
+    return lines
+
+
+def analyze_path(
+    path: str | os.PathLike[str],
+    *,
+    fps: float | None = None,
+    backend: Any | None = None,
+    progress: Progress | None = None,
+) -> AnalysisResult:
+    """Analyse a video (with the keypoint model) or a pose file.
+
+    Raises
+    ------
+    HindsightInputError
+        For every kind of bad input, with a one-line message.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise HindsightInputError(f"file not found: {p.name}")
+    if is_pose_file(p):
+        ds = load_poses(p, fps=fps)
+        return analyze_tracks(ds, source={"file": p.name, "kind": "poses"})
+    if p.suffix.lower() not in VIDEO_EXTENSIONS:
+        # Sniff anyway: phones and browsers sometimes lose extensions.
+        pass
+    info = probe(p)
+    check_duration(info)
+    if backend is None:
+        from vision.pose import default_backend
+
+        try:
+            backend = default_backend()
+        except FileNotFoundError as exc:
+            raise HindsightInputError(f"keypoint model not found: {exc}") from exc
+    from vision.pose import track_video
+
+    tracked = track_video(p, backend, info=info, progress=progress)
+    result = analyze_tracks(
+        tracked.tracks,
+        source={"file": p.name, "kind": "video", "backend": getattr(backend, "name", "?")},
+        video_info=info,
+        camera_motion=tracked.camera_motion,
+    )
+    return result

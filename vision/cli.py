@@ -1,0 +1,242 @@
+"""Command line: ``python -m vision`` / ``hindsight``.
+
+stdout carries only JSON when ``--json`` is given; progress and messages go to
+stderr. Bad input exits with status 2 and one line ``error: ...``, never a
+traceback (set ``HINDSIGHT_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from vision import __version__
+from vision.errors import HindsightInputError
+
+
+def safe_name(text: str) -> str:
+    """A file name fit for one line of output: control characters replaced, length capped."""
+    clean = "".join(c if c.isprintable() else "?" for c in str(text))
+    return clean if len(clean) <= 120 else clean[:117] + "..."
+
+
+class Progress:
+    """A plain progress bar on stderr (a line per 10 % when stderr is not a terminal)."""
+
+    def __init__(self, label: str, quiet: bool = False) -> None:
+        self.label = label
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.last = -1
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        """Report progress (0..1)."""
+        if self.quiet:
+            return
+        pct = int(100 * fraction)
+        if self.tty:
+            bar = "#" * (pct // 4)
+            sys.stderr.write(f"\r{self.label} [{bar:<25}] {pct:3d}% {message:<24}")
+            if fraction >= 1:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+        elif pct // 10 != self.last // 10:
+            sys.stderr.write(f"{self.label}: {pct}% {message}\n")
+        self.last = pct
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def _read_report(path: str) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise HindsightInputError(f"file not found: {safe_name(p.name)}")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HindsightInputError(f"not a Hindsight report (JSON): {safe_name(p.name)}") from exc
+    if not isinstance(data, dict) or "metrics" not in data or "quality" not in data:
+        raise HindsightInputError(f"not a Hindsight report: {safe_name(p.name)}")
+    return data
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Analyse a video or a pose file and print or save the report."""
+    from vision.analysis import analyze_path
+
+    started = time.perf_counter()
+    progress = Progress("analysing", quiet=args.quiet)
+    result = analyze_path(args.path, fps=args.fps, progress=progress)
+    report = result.report
+    report["source"]["analysis_seconds"] = round(time.perf_counter() - started, 3)
+    if args.overlay:
+        if report["source"].get("kind") != "video":
+            raise HindsightInputError("--overlay needs a video, not a pose file")
+        from vision.overlay import render_overlay
+
+        render_overlay(args.path, result.tracks, result.events, args.overlay)
+        _info(args, f"overlay written to {safe_name(args.overlay)}")
+    if args.tracks:
+        from vision.io import save_poses
+
+        save_poses(result.tracks, args.tracks)
+        _info(args, f"tracks written to {safe_name(args.tracks)}")
+    if args.plots:
+        from vision.plots import FIGURES
+
+        out = Path(args.plots)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, build in FIGURES.items():
+            fig = build(report)
+            fig.savefig(out / f"{name}.png")
+        _info(args, f"plots written to {safe_name(str(out))}")
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2), encoding="utf-8")
+    if args.json:
+        _print_json(report)
+    else:
+        q = report["quality"]
+        print(f"usable: {q['usable']}  view: {q['view']}  hind strides: {q['hind_strides']}")
+        for reason in q["reasons"]:
+            print(f"  - {reason}")
+        for line in report["summary"]:
+            print(line)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Compare two reports."""
+    from vision.compare import compare_reports
+
+    result = compare_reports(_read_report(args.before), _read_report(args.after))
+    if args.json:
+        _print_json(result)
+    else:
+        for name, m in result["metrics"].items():
+            print(f"{name:24s} {m['status']:10s} before={m['before']} after={m['after']} change={m['change']}")
+        print("FLAG: worse beyond noise" if result["flag"] else "no change beyond the clips' own noise")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Versions, decoders and the model."""
+    import av
+    import numpy
+
+    decoders = {}
+    for codec in ("h264", "hevc", "vp9", "av1", "mpeg4"):
+        try:
+            av.codec.Codec(codec, "r")
+            decoders[codec] = True
+        except Exception:  # noqa: BLE001
+            decoders[codec] = False
+    try:
+        from vision.model.detector import default_model_path
+
+        model_path = default_model_path()
+        model = {"path": str(model_path), "found": model_path.is_file()}
+        try:
+            import onnxruntime
+
+            model["onnxruntime"] = onnxruntime.__version__
+        except ImportError:
+            model["onnxruntime"] = None
+    except ImportError:
+        model = {"path": None, "found": False}
+    info = {
+        "hindsight": __version__,
+        "python": sys.version.split()[0],
+        "numpy": numpy.__version__,
+        "pyav": av.__version__,
+        "ffmpeg": ".".join(map(str, av.library_versions.get("libavcodec", ()))),
+        "decoders": decoders,
+        "model": model,
+    }
+    if args.json:
+        _print_json(info)
+    else:
+        for k, v in info.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+def cmd_keypoints(args: argparse.Namespace) -> int:
+    """Dogs and keypoints in still images."""
+    from vision.model.detector import keypoints_report
+
+    entries = keypoints_report(args.images)
+    if args.json:
+        _print_json(entries)
+    else:
+        for e in entries:
+            print(f"{safe_name(e['image'])}: {len(e['dogs'])} dog(s)")
+    return 0
+
+
+def _info(args: argparse.Namespace, message: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(message, file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="hindsight", description="Hind-limb gait analysis of dogs from video.")
+    parser.add_argument("--version", action="version", version=f"hindsight {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    a = sub.add_parser("analyze", help="analyse a video or pose file")
+    a.add_argument("path", help="video (.mp4 .mov .m4v .webm .avi) or pose file (.csv .h5 .nc .slp .json)")
+    a.add_argument("--fps", type=float, help="frame rate of a pose file without timestamps")
+    a.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    a.add_argument("--overlay", metavar="OUT.mp4", help="write an annotated H.264 overlay video")
+    a.add_argument("--tracks", metavar="OUT", help="write cleaned tracks (.csv DeepLabCut or .nc NetCDF)")
+    a.add_argument("--report", metavar="OUT.json", help="write the report to a file")
+    a.add_argument("--plots", metavar="DIR", help="write report figures as PNG")
+    a.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    a.set_defaults(func=cmd_analyze)
+
+    c = sub.add_parser("compare", help="compare two reports (before, after)")
+    c.add_argument("before")
+    c.add_argument("after")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_compare)
+
+    i = sub.add_parser("info", help="versions, decoders and model")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_info)
+
+    k = sub.add_parser("keypoints", help="dogs and keypoints in images")
+    k.add_argument("images", nargs="+")
+    k.add_argument("--json", action="store_true")
+    k.set_defaults(func=cmd_keypoints)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except HindsightInputError as exc:
+        print(f"error: {safe_name(str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
+        if os.environ.get("HINDSIGHT_DEBUG"):
+            raise
+        print(f"error: internal error ({type(exc).__name__}: {safe_name(str(exc))})", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Compare two analyses of the same dog: what changed beyond stride-to-stride noise.
+
+Each metric's change is resampled from the two clips' own per-stride values
+(bootstrap), so its interval reflects how much that dog's strides vary within
+each clip. A change is called ``worse`` or ``better`` only when its 99 % interval
+excludes zero (99 %, not 95 %, because several metrics are compared at once) and
+it exceeds a noise floor: half the pooled stride-to-stride SD, and never less
+than the metric's measurement resolution (``min_change``: e.g. 3 SI points, 0.08
+of a cycle of hind phase, 5 CV points). ``unchanged`` when the 95 % interval
+lies inside the floor; ``uncertain`` otherwise or when a clip could not be scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+N_BOOT = 4000
+MIN_STRIDES = 3
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """How to compare one metric: where its per-stride values are and which way is worse."""
+
+    name: str
+    path: tuple[str, ...]
+    statistic: str  # "mean", "abs_mean" or "cv"
+    worse_when: str  # "higher" or "lower" or "none"
+    label: str
+    min_change: float  # smallest change that matters, in the metric's unit (measurement resolution)
+
+
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("hind_asymmetry_pct", ("symmetry", "weakness_pct"), "abs_mean", "higher", "Hind-leg asymmetry (%)", 3.0),
+    MetricSpec("stance_time_si", ("symmetry", "stance_time_si"), "abs_mean", "higher", "Stance-time asymmetry (%)", 3.0),
+    MetricSpec(
+        "pelvis_min_diff_pct_bl", ("symmetry", "pelvis_min_diff_pct_bl"), "abs_mean", "higher",
+        "Pelvic drop difference (% body length)", 0.3,
+    ),
+    MetricSpec(
+        "hind_phase_deviation", ("bunny_hop", "phase_deviation"), "mean", "higher",
+        "Hind legs moving together (0 alternate, 0.5 together)", 0.08,
+    ),
+    MetricSpec(
+        "stride_time_cv_pct", ("wobble", "ataxia", "stride_time_cv_pct"), "cv", "higher", "Stride-time variability (CV %)", 5.0
+    ),
+    MetricSpec(
+        "stride_length_cv_pct", ("wobble", "ataxia", "stride_length_cv_pct"), "cv", "higher",
+        "Stride-length variability (CV %)", 5.0,
+    ),
+    MetricSpec("speed_bl_per_s", ("gait", "speed_bl_per_s"), "mean", "none", "Walking speed (body lengths/s)", 0.1),
+)
+
+
+def _stat(kind: str) -> Callable[[np.ndarray], np.ndarray]:
+    if kind == "mean":
+        return lambda a: a.mean(axis=-1)
+    if kind == "abs_mean":
+        return lambda a: np.abs(a.mean(axis=-1))
+    if kind == "cv":
+        return lambda a: 100 * a.std(axis=-1, ddof=1) / a.mean(axis=-1)
+    raise ValueError(kind)
+
+
+def _values(report: dict[str, Any], path: tuple[str, ...]) -> np.ndarray:
+    node: Any = report.get("metrics", {})
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+        if node is None:
+            return np.array([])
+    vals = node.get("per_stride", []) if isinstance(node, dict) else []
+    arr = np.asarray([v for v in vals if v is not None], dtype=np.float64)
+    return arr[np.isfinite(arr)]
+
+
+def compare_metric(before: np.ndarray, after: np.ndarray, spec: MetricSpec, seed: int = 0) -> dict[str, Any]:
+    """Change of one metric with its bootstrap interval and status."""
+    out: dict[str, Any] = {"label": spec.label, "before": None, "after": None, "change": None, "ci95": None}
+    if before.size < MIN_STRIDES or after.size < MIN_STRIDES:
+        return {**out, "status": "uncertain", "reason": "too few strides in one of the clips"}
+    stat = _stat(spec.statistic)
+    b, a = float(stat(before)), float(stat(after))
+    rng = np.random.default_rng(seed)
+    bb = stat(before[rng.integers(0, before.size, (N_BOOT, before.size))])
+    ab = stat(after[rng.integers(0, after.size, (N_BOOT, after.size))])
+    diff = ab - bb
+    lo95, hi95 = np.percentile(diff, [2.5, 97.5])
+    lo99, hi99 = np.percentile(diff, [0.5, 99.5])
+    change = a - b
+    if spec.statistic == "cv":
+        noise = float(np.sqrt(0.5 * (np.var(bb) + np.var(ab))))  # bootstrap SE of one clip's CV
+    else:
+        noise = 0.5 * float(np.sqrt(0.5 * (before.var(ddof=1) + after.var(ddof=1))))
+    floor = max(noise, spec.min_change)
+    if (lo99 > 0 or hi99 < 0) and abs(change) >= floor:
+        if spec.worse_when == "none":
+            status = "changed"
+        else:
+            up = change > 0
+            status = "worse" if up == (spec.worse_when == "higher") else "better"
+    elif -floor <= lo95 and hi95 <= floor:
+        status = "unchanged"
+    else:
+        status = "uncertain"
+    return {
+        **out,
+        "before": round(b, 4),
+        "after": round(a, 4),
+        "change": round(change, 4),
+        "ci95": [round(float(lo95), 4), round(float(hi95), 4)],
+        "noise_floor": round(floor, 4),
+        "status": status,
+    }
+
+
+def _tremor_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    fb = before.get("metrics", {}).get("wobble", {}).get("tremor", {}).get("flag")
+    fa = after.get("metrics", {}).get("wobble", {}).get("tremor", {}).get("flag")
+    hb = before.get("metrics", {}).get("wobble", {}).get("tremor_hz")
+    ha = after.get("metrics", {}).get("wobble", {}).get("tremor_hz")
+    if fb is None or fa is None:
+        status = "uncertain"
+    elif fa and not fb:
+        status = "worse"
+    elif fb and not fa:
+        status = "better"
+    else:
+        status = "unchanged"
+    return {"label": "Hind-limb tremor (Hz)", "before": hb, "after": ha, "change": None, "ci95": None, "status": status}
+
+
+def compare_reports(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Per-metric ``before``, ``after``, ``change``, ``ci95`` and ``status``; ``flag`` if any is worse."""
+    usable_b = bool(before.get("quality", {}).get("usable"))
+    usable_a = bool(after.get("quality", {}).get("usable"))
+    metrics: dict[str, Any] = {}
+    for spec in METRICS:
+        if not (usable_b and usable_a):
+            metrics[spec.name] = {
+                "label": spec.label, "before": None, "after": None, "change": None, "ci95": None,
+                "status": "uncertain", "reason": "one of the clips could not be scored",
+            }
+            continue
+        metrics[spec.name] = compare_metric(_values(before, spec.path), _values(after, spec.path), spec)
+    metrics["tremor"] = _tremor_change(before, after) if usable_a and usable_b else {
+        "label": "Hind-limb tremor (Hz)", "before": None, "after": None, "change": None, "ci95": None,
+        "status": "uncertain",
+    }
+    side_b = before.get("metrics", {}).get("symmetry", {}).get("weaker_side")
+    side_a = after.get("metrics", {}).get("symmetry", {}).get("weaker_side")
+    worse = [k for k, v in metrics.items() if v["status"] == "worse"]
+    speed = metrics.get("speed_bl_per_s", {})
+    notes = []
+    if speed.get("status") == "changed":
+        notes.append("Walking speed differs between the clips; speed changes gait measures, so compare with care.")
+    if side_b and side_a and side_b != side_a:
+        notes.append(f"The weaker side changed from {side_b} to {side_a}.")
+    return {
+        "flag": bool(worse),
+        "worse": worse,
+        "weaker_side": {"before": side_b, "after": side_a},
+        "metrics": metrics,
+        "notes": notes,
+        "before_usable": usable_b,
+        "after_usable": usable_a,
+    }

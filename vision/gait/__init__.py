@@ -1,0 +1,1 @@
+"""Gait events and hind-limb metrics: symmetry, bunny hopping, wobble (ataxia and tremor)."""

@@ -1,0 +1,98 @@
+"""Bunny hopping: coupling of the two hind legs (hind-limb phase).
+
+phi = ((t_strike,RH - t_strike,LH) / T_stride,LH) mod 1 per left-hind stride;
+0.5 is strict alternation, 0 or 1 both hind legs together (Bellardita & Kiehn
+2015; Maes et al. 2008). Only walk and trot strides are judged: dogs bound and
+gallop legitimately at speed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from vision.gait.events import GaitEvents, classify_gait, phase_within
+from vision.gait.stats import circular_ci95, circular_mean_phase, empty, estimate
+
+IN_PHASE_TOLERANCE = 0.15
+FLAG_SHARE = 0.5
+
+
+def phase_distance_from_alternation(phase: np.ndarray) -> np.ndarray:
+    """Circular distance of phases from 0.5, in cycles: 0 alternating, 0.5 together."""
+    p = np.asarray(phase, dtype=np.float64) % 1.0
+    return np.abs(p - 0.5)
+
+
+def bunny_hop_metrics(events: GaitEvents) -> dict[str, Any]:
+    """Hind phase, its concentration, the share of in-phase strides and the flag.
+
+    Returns ``hind_phase`` (circular mean over all strides, cycles), ``hind_phase_ci95``,
+    ``phase_concentration`` (mean resultant length R, 0..1), ``in_phase_share``
+    (walk/trot strides with phase within 0.15 of 0 or 1), ``gait_type`` and
+    ``flag`` (None when no walk/trot stride could be judged).
+    """
+    lh = events.strikes.get("left_hind", np.array([]))
+    rh = events.strikes.get("right_hind", np.array([]))
+    phases = phase_within(lh, rh) if lh.size > 1 and rh.size else np.array([])
+    front = (
+        phase_within(events.strikes["left_front"], events.strikes["right_front"])
+        if events.strikes.get("left_front", np.array([])).size > 1 and events.strikes.get("right_front", np.array([])).size
+        else None
+    )
+    duty = {s.strike: s.duty_factor for s in events.strides.get("left_hind", [])}
+    gaits: list[str] = []
+    judged: list[float] = []
+    for k in range(len(phases)):
+        d = duty.get(float(lh[k]))
+        if d is None or not np.isfinite(phases[k]):
+            gaits.append("unknown")
+            continue
+        fp = _front_phase_at(events, float(lh[k]), front)
+        g = classify_gait(d, float(phases[k]), fp)
+        gaits.append(g)
+        if g in ("walk", "trot"):
+            judged.append(float(phases[k]))
+    judged_arr = np.asarray(judged)
+    all_phases = phases[np.isfinite(phases)] if len(phases) else np.array([])
+    mean, r = circular_mean_phase(all_phases)
+    known = [g for g in gaits if g != "unknown"]
+    gait_type = max(set(known), key=known.count) if known else None
+    if judged_arr.size < 3 or mean is None:
+        return {
+            "hind_phase": None if mean is None else round(mean, 4),
+            "hind_phase_ci95": None,
+            "phase_concentration": round(r, 4),
+            "in_phase_share": None,
+            "n_judged_strides": int(judged_arr.size),
+            "gait_type": gait_type,
+            "gait_per_stride": gaits,
+            "phase_deviation": empty("cycles").to_dict(),
+            "flag": None,
+        }
+    in_phase = np.minimum(judged_arr % 1.0, 1 - judged_arr % 1.0) < IN_PHASE_TOLERANCE
+    share = float(in_phase.mean())
+    ci = circular_ci95(all_phases)
+    return {
+        "hind_phase": round(mean, 4),
+        "hind_phase_ci95": [round(ci[0], 4), round(ci[1], 4)] if ci else None,
+        "phase_concentration": round(r, 4),
+        "in_phase_share": round(share, 4),
+        "n_judged_strides": int(judged_arr.size),
+        "gait_type": gait_type,
+        "gait_per_stride": gaits,
+        "per_stride_phase": [round(float(p), 4) for p in all_phases],
+        "phase_deviation": estimate(phase_distance_from_alternation(judged_arr), "cycles").to_dict(),
+        "flag": bool(share >= FLAG_SHARE),
+    }
+
+
+def _front_phase_at(events: GaitEvents, t: float, front: np.ndarray | None) -> float | None:
+    if front is None or front.size == 0:
+        return None
+    lf = events.strikes["left_front"]
+    k = int(np.searchsorted(lf, t)) - 1
+    k = min(max(k, 0), front.size - 1)
+    v = front[k]
+    return float(v) if np.isfinite(v) else None

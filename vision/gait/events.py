@@ -1,0 +1,271 @@
+"""Hind-paw strike and lift-off, strides and gait type from cleaned lateral-view tracks.
+
+Events use the coordinate method of Zeni et al. (2008), adapted to dogs: the
+paw's forward position relative to the pelvis (tail base), in the walking
+direction and in body lengths, peaks at paw strike and bottoms out at lift-off.
+Being relative to the body, it is unaffected by a camera that pans to follow
+the dog. Times are refined below the frame interval by a parabola through the
+peak sample and its neighbours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+from scipy.ndimage import median_filter
+from scipy.signal import find_peaks
+
+from vision.clean import _runs
+from vision.tracks import keypoint_xy
+
+HIND_LIMBS = ("left_hind", "right_hind")
+FRONT_LIMBS = ("left_front", "right_front")
+_PAW = {
+    "left_hind": "left_hind_paw",
+    "right_hind": "right_hind_paw",
+    "left_front": "left_front_paw",
+    "right_front": "right_front_paw",
+}
+_HOCK = {"left_hind": ("left_stifle", "left_hock"), "right_hind": ("right_stifle", "right_hock")}
+
+
+@dataclass(frozen=True)
+class Stride:
+    """One stride of one limb, strike to next strike (times in seconds)."""
+
+    limb: str
+    strike: float
+    next_strike: float
+    lift_off: float
+    excursion_bl: float
+    paw_lift_bl: float
+    hock_rom_deg: float
+
+    @property
+    def duration(self) -> float:
+        """Stride time."""
+        return self.next_strike - self.strike
+
+    @property
+    def stance(self) -> float:
+        """Stance time, strike to lift-off."""
+        return self.lift_off - self.strike
+
+    @property
+    def duty_factor(self) -> float:
+        """Stance time over stride time."""
+        return self.stance / self.duration
+
+
+@dataclass
+class GaitEvents:
+    """Events and strides of one clip.
+
+    Attributes
+    ----------
+    time
+        Frame times (s), shape ``(time,)``.
+    direction
+        Per-frame walking direction in the image: +1 to the right, -1 to the left, 0 unknown.
+    lateral
+        Per-frame mask of side-on frames (body axis mostly horizontal).
+    body_length_px
+        Median withers-to-tail-base length over lateral frames.
+    relative
+        Per limb, the paw's forward position relative to the tail base (body lengths).
+    """
+
+    time: np.ndarray
+    direction: np.ndarray
+    lateral: np.ndarray
+    body_length_px: float
+    stride_period_s: float | None
+    strikes: dict[str, np.ndarray] = field(default_factory=dict)
+    lift_offs: dict[str, np.ndarray] = field(default_factory=dict)
+    strides: dict[str, list[Stride]] = field(default_factory=dict)
+    relative: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def n_hind_strides(self) -> int:
+        """Complete hind strides counted on the side with fewer."""
+        return min(len(self.strides.get(limb, [])) for limb in HIND_LIMBS)
+
+
+def body_axis(ds: xr.Dataset, individual: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame body vector withers - tail base (pixels, ``(time, 2)``) and its length."""
+    v = keypoint_xy(ds, "withers", individual) - keypoint_xy(ds, "tail_base", individual)
+    return v, np.hypot(v[:, 0], v[:, 1])
+
+
+def walking_direction(ds: xr.Dataset, individual: int = 0, window_s: float = 0.5) -> np.ndarray:
+    """Per-frame direction the dog faces in the image (+1 right, -1 left, 0 unknown)."""
+    v, _ = body_axis(ds, individual)
+    head = keypoint_xy(ds, "nose", individual)[:, 0] - keypoint_xy(ds, "tail_base", individual)[:, 0]
+    dx = np.where(np.isfinite(v[:, 0]), v[:, 0], head)
+    sign = np.sign(np.nan_to_num(dx, nan=0.0))
+    fps = float(ds.attrs.get("fps", 30.0))
+    size = max(1, int(round(window_s * fps)) | 1)
+    return median_filter(sign, size=size, mode="nearest").astype(int)
+
+
+def lateral_mask(ds: xr.Dataset, individual: int = 0, min_ratio: float = 0.6) -> np.ndarray:
+    """Frames whose body axis is mostly horizontal (|dx| / length above ``min_ratio``)."""
+    v, length = body_axis(ds, individual)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.abs(v[:, 0]) / length
+    return np.nan_to_num(ratio, nan=0.0) >= min_ratio
+
+
+def _dominant_period(signal: np.ndarray, fps: float, lo_hz: float = 0.4, hi_hz: float = 4.0) -> float | None:
+    best: tuple[float, float] | None = None
+    for a, b in _runs(np.isfinite(signal)):
+        seg = signal[a:b]
+        if seg.size < int(2 * fps / hi_hz) + 8:
+            continue
+        seg = seg - seg.mean()
+        n = int(2 ** np.ceil(np.log2(seg.size * 4)))
+        spec = np.abs(np.fft.rfft(seg * np.hanning(seg.size), n)) ** 2
+        f = np.fft.rfftfreq(n, 1 / fps)
+        band = (f >= lo_hz) & (f <= hi_hz)
+        if not band.any():
+            continue
+        i = int(np.argmax(np.where(band, spec, 0)))
+        weight = float(spec[i]) * seg.size
+        if best is None or weight > best[1]:
+            best = (1.0 / f[i], weight)
+    return best[0] if best else None
+
+
+def _refine(y: np.ndarray, i: int) -> float:
+    """Sub-sample position of an extremum at index ``i`` by a parabola through 3 samples."""
+    if i <= 0 or i >= len(y) - 1 or not np.all(np.isfinite(y[i - 1 : i + 2])):
+        return float(i)
+    den = y[i - 1] - 2 * y[i] + y[i + 1]
+    if den == 0:
+        return float(i)
+    return float(i + np.clip(0.5 * (y[i - 1] - y[i + 1]) / den, -0.5, 0.5))
+
+
+def _extrema(rel: np.ndarray, t: np.ndarray, period_frames: float, sign: int) -> np.ndarray:
+    """Times of maxima (sign=+1) or minima (sign=-1) of ``rel``, per finite run."""
+    out: list[float] = []
+    idx = np.arange(len(t))
+    for a, b in _runs(np.isfinite(rel)):
+        seg = sign * rel[a:b]
+        if seg.size < 5:
+            continue
+        spread = np.percentile(seg, 95) - np.percentile(seg, 5)
+        peaks, _ = find_peaks(seg, distance=max(2, int(0.6 * period_frames)), prominence=0.3 * spread)
+        for p in peaks:
+            pos = a + _refine(seg, int(p))
+            out.append(float(np.interp(pos, idx, t)))
+    return np.asarray(out)
+
+
+def _angle_deg(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Angle at ``b`` between segments b->a and b->c, degrees, shape ``(time,)``."""
+    u, v = a - b, c - b
+    cos = np.sum(u * v, axis=1) / (np.linalg.norm(u, axis=1) * np.linalg.norm(v, axis=1))
+    return np.degrees(np.arccos(np.clip(cos, -1, 1)))
+
+
+def detect_events(ds: xr.Dataset, individual: int = 0) -> GaitEvents:
+    """Find paw strikes, lift-offs and strides of all four limbs in a lateral-view clip.
+
+    ``ds`` should be cleaned (low confidence masked, swaps repaired, smoothed).
+    """
+    t = ds["time"].values.astype(np.float64)
+    fps = float(ds.attrs.get("fps", 30.0))
+    direction = walking_direction(ds, individual)
+    lateral = lateral_mask(ds, individual) & (direction != 0)
+    _, length = body_axis(ds, individual)
+    lat_len = length[lateral & np.isfinite(length)]
+    L = float(np.median(lat_len)) if lat_len.size else float(np.nanmedian(length) if np.isfinite(length).any() else 0)
+    events = GaitEvents(time=t, direction=direction, lateral=lateral, body_length_px=L, stride_period_s=None)
+    if not np.isfinite(L) or L <= 0:
+        return events
+    tail = keypoint_xy(ds, "tail_base", individual)
+    withers = keypoint_xy(ds, "withers", individual)
+    for limb, paw_name in _PAW.items():
+        paw = keypoint_xy(ds, paw_name, individual)
+        ref = tail if "hind" in limb else withers
+        rel = direction * (paw[:, 0] - ref[:, 0]) / L
+        rel = np.where(lateral, rel, np.nan)
+        events.relative[limb] = rel
+    hind_rel = events.relative.get("left_hind")
+    period = _dominant_period(hind_rel, fps) if hind_rel is not None else None
+    if period is None and "right_hind" in events.relative:
+        period = _dominant_period(events.relative["right_hind"], fps)
+    events.stride_period_s = period
+    if period is None:
+        return events
+    pf = period * fps
+    for limb, paw_name in _PAW.items():
+        rel = events.relative[limb]
+        strikes = _extrema(rel, t, pf, +1)
+        lifts = _extrema(rel, t, pf, -1)
+        events.strikes[limb] = strikes
+        events.lift_offs[limb] = lifts
+        paw = keypoint_xy(ds, paw_name, individual)
+        angle = None
+        if limb in _HOCK:
+            stifle = keypoint_xy(ds, _HOCK[limb][0], individual)
+            hock = keypoint_xy(ds, _HOCK[limb][1], individual)
+            angle = _angle_deg(stifle, hock, paw)
+        strides: list[Stride] = []
+        for s0, s1 in zip(strikes[:-1], strikes[1:], strict=True):
+            dur = s1 - s0
+            if not (0.5 * period <= dur <= 1.6 * period):
+                continue
+            inside = lifts[(lifts > s0) & (lifts < s1)]
+            if inside.size != 1:
+                continue
+            sel = (t >= s0) & (t <= s1)
+            if not np.all(np.isfinite(rel[sel])) or sel.sum() < 4:
+                continue
+            lo = float(inside[0])
+            excursion = float(np.interp(s0, t, rel) - np.interp(lo, t, rel))
+            py = paw[sel, 1]
+            lift_bl = float((np.nanpercentile(py, 95) - np.nanmin(py)) / L)
+            rom = float(np.nanmax(angle[sel]) - np.nanmin(angle[sel])) if angle is not None else float("nan")
+            strides.append(Stride(limb, float(s0), float(s1), lo, excursion, lift_bl, rom))
+        events.strides[limb] = strides
+    return events
+
+
+def phase_within(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Phase (cycles, 0..1) of each ``other`` strike within the ``reference`` limb's strides.
+
+    For stride k of the reference limb, the first strike of the other limb at or
+    after its start is used: ``((t_other - t_k) / T_k) mod 1``. Returns one value per
+    reference stride (NaN where the other limb has no strike in that stride).
+    """
+    out = np.full(max(len(reference) - 1, 0), np.nan)
+    for k in range(len(reference) - 1):
+        s0, s1 = reference[k], reference[k + 1]
+        period = s1 - s0
+        cand = other[(other >= s0 - 0.1 * period) & (other < s1 + 0.1 * period)]
+        if cand.size:
+            inside = cand[(cand >= s0) & (cand < s1)]
+            pick = inside[0] if inside.size else cand[np.argmin(np.minimum(abs(cand - s0), abs(cand - s1)))]
+            out[k] = ((pick - s0) / period) % 1.0
+    return out
+
+
+def classify_gait(duty: float, hind_phase: float | None, front_phase: float | None) -> str:
+    """Gait of a stride from hind duty factor and hind/front coupling.
+
+    Hind legs moving together with front legs also together (or a short stance)
+    is a bound or gallop, which dogs use legitimately at speed; hind legs together
+    while the front legs alternate at a walking duty factor is the bunny-hop pattern,
+    which is judged as a walk or trot.
+    """
+    def together(p: float | None) -> bool:
+        return p is not None and np.isfinite(p) and min(p % 1.0, 1 - p % 1.0) < 0.2
+
+    hind_together = together(hind_phase)
+    front_together = together(front_phase)
+    if hind_together and (front_together or (front_phase is None and duty <= 0.35) or duty <= 0.3):
+        return "gallop"
+    return "walk" if duty > 0.5 else "trot"

@@ -1,0 +1,141 @@
+"""The pose-backend interface and the tracker around the project's dog keypoint model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from vision.anatomy import CANONICAL_KEYPOINTS
+
+
+@dataclass(frozen=True)
+class FramePose:
+    """One frame's keypoints for the followed dog.
+
+    Attributes
+    ----------
+    keypoints
+        float32, shape ``(keypoint, 3)``: x, y in pixels and confidence 0..1; NaN when no dog.
+    bbox_xyxy
+        float32, shape ``(4,)``, or None when no dog was found.
+    score
+        Dog score 0..1 (0 when no dog).
+    """
+
+    keypoints: np.ndarray
+    bbox_xyxy: np.ndarray | None
+    score: float
+
+    @classmethod
+    def empty(cls, n_keypoints: int = len(CANONICAL_KEYPOINTS)) -> FramePose:
+        """A frame without a dog."""
+        return cls(np.full((n_keypoints, 3), np.nan, dtype=np.float32), None, 0.0)
+
+
+@runtime_checkable
+class PoseBackend(Protocol):
+    """What a pose source must provide."""
+
+    name: str
+    keypoint_names: tuple[str, ...]
+
+    def reset(self) -> None:
+        """Forget any state carried from frame to frame (call before a new clip)."""
+
+    def get_pose(self, image_rgb: np.ndarray) -> FramePose:
+        """Keypoints of the followed dog in one upright RGB ``uint8`` frame ``(H, W, 3)``."""
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+class ModelTracker:
+    """Follow one dog through a clip with a detector + keypoint model.
+
+    The whole frame is searched every ``redetect_every`` frames and whenever the
+    dog is lost; in between, keypoints are read in a box around the dog's last
+    keypoints, which is faster and keeps the same dog when several are in view.
+    Among detections, the one overlapping the followed dog most is kept (the best
+    scoring one when starting).
+
+    Parameters
+    ----------
+    model
+        Any object with ``detect(image, max_dogs, min_score)`` and
+        ``keypoints_in_box(image, bbox_xyxy, score)`` returning detections with
+        ``bbox_xyxy``, ``score`` and ``keypoints`` (see :mod:`vision.model.detector`).
+    """
+
+    name = "hindsight-onnx"
+    keypoint_names = CANONICAL_KEYPOINTS
+
+    def __init__(
+        self, model: Any, *, redetect_every: int = 10, min_score: float = 0.3, keypoint_threshold: float = 0.3
+    ) -> None:
+        self.model = model
+        self.redetect_every = max(1, int(redetect_every))
+        self.min_score = min_score
+        self.keypoint_threshold = keypoint_threshold
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new clip."""
+        self._box: np.ndarray | None = None
+        self._frame = 0
+
+    def _box_from_keypoints(self, kp: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+        ok = np.isfinite(kp[:, :2]).all(axis=1) & (kp[:, 2] >= self.keypoint_threshold)
+        if ok.sum() < 4:
+            return None
+        x0, y0 = kp[ok, :2].min(axis=0)
+        x1, y1 = kp[ok, :2].max(axis=0)
+        w, h = x1 - x0, y1 - y0
+        pad = 0.15 * max(w, h) + 4
+        return np.array(
+            [max(0, x0 - pad), max(0, y0 - pad), min(shape[1], x1 + pad), min(shape[0], y1 + pad)], dtype=np.float32
+        )
+
+    def get_pose(self, image_rgb: np.ndarray) -> FramePose:
+        """Keypoints of the followed dog in this frame."""
+        detection = None
+        redetect = self._box is None or self._frame % self.redetect_every == 0
+        self._frame += 1
+        if not redetect and self._box is not None:
+            detection = self.model.keypoints_in_box(image_rgb, self._box, 1.0)
+            kp = np.asarray(detection.keypoints)
+            if np.nanmean(np.where(np.isfinite(kp[:, 2]), kp[:, 2], 0)) < 0.5 * self.keypoint_threshold:
+                detection = None
+        if detection is None:
+            found = self.model.detect(image_rgb, max_dogs=5, min_score=self.min_score)
+            if not found:
+                self._box = None
+                return FramePose.empty(len(self.keypoint_names))
+            if self._box is not None:
+                prev = self._box
+                detection = max(found, key=lambda d: (_iou(np.asarray(d.bbox_xyxy), prev), d.score))
+            else:
+                detection = found[0]
+        kp = np.asarray(detection.keypoints, dtype=np.float32)
+        box = self._box_from_keypoints(kp, image_rgb.shape)
+        self._box = box if box is not None else np.asarray(detection.bbox_xyxy, dtype=np.float32)
+        return FramePose(kp, np.asarray(detection.bbox_xyxy, dtype=np.float32), float(detection.score))
+
+
+def default_backend(model_path: str | None = None, threads: int = 2) -> ModelTracker:
+    """The project's ONNX dog model wrapped in a :class:`ModelTracker`.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the model file is missing (``models/dog_pose.onnx`` or ``HINDSIGHT_MODEL``).
+    """
+    from vision.model.detector import DogPoseModel
+
+    return ModelTracker(DogPoseModel.load(model_path, threads=threads))

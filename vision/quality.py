@@ -1,0 +1,181 @@
+"""Capture quality gate: can this clip be scored, and if not, what should the owner change?
+
+The gate never lets a bad clip produce a confident score: when ``usable`` is
+false the report's summary scores are withheld and ``reasons`` and ``advice``
+say why in plain language.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from vision.gait.events import GaitEvents, body_axis
+from vision.tracks import keypoint_xy, usable_fraction
+
+MIN_HIND_STRIDES = 3
+GOOD_HIND_STRIDES = 6
+MIN_FPS = 15.0
+MIN_DOG_WIDTH_SHARE = 0.08
+MIN_DOG_FRAMES_SHARE = 0.3
+HIND_KEYPOINTS = ("left_stifle", "right_stifle", "left_hock", "right_hock", "left_hind_paw", "right_hind_paw", "tail_base")
+
+ADVICE_FILMING = (
+    "Film side-on at the dog's height, 2–4 m away, with the whole dog in frame, "
+    "and record at least 6 strides each way on flat ground."
+)
+ADVICE_TREMOR = "For tremor, also film the dog standing still at 60 fps or in slow motion (120/240 fps)."
+
+
+@dataclass
+class QualityReport:
+    """Verdict of the capture quality gate."""
+
+    usable: bool
+    reasons: list[str] = field(default_factory=list)
+    advice: list[str] = field(default_factory=list)
+    view: str = "unknown"
+    direction: str = "unknown"
+    hind_strides: int = 0
+    fps: float = 0.0
+    dog_frames_share: float = 0.0
+    dog_size_share: float | None = None
+    camera_motion: str = "unknown"
+    usable_fraction: dict[str, float] = field(default_factory=dict)
+    swaps_repaired: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        d = asdict(self)
+        d["usable_fraction"] = {k: round(v, 3) for k, v in self.usable_fraction.items()}
+        d["fps"] = round(self.fps, 3)
+        d["dog_frames_share"] = round(self.dog_frames_share, 3)
+        d["dog_size_share"] = None if self.dog_size_share is None else round(self.dog_size_share, 3)
+        return d
+
+
+def classify_view(ds: xr.Dataset, individual: int = 0) -> tuple[str, str]:
+    """Camera view (``lateral``, ``oblique``, ``rear``, ``front``, ``unknown``) and walking direction.
+
+    Side-on, the withers-to-tail-base axis is long and horizontal compared with the
+    hind-leg height; from behind or in front it shrinks to nearly nothing. Front and
+    rear are told apart by whether the face is visible.
+    """
+    v, length = body_axis(ds, individual)
+    tail = keypoint_xy(ds, "tail_base", individual)
+    paws = np.nanmean(
+        np.stack([keypoint_xy(ds, "left_hind_paw", individual), keypoint_xy(ds, "right_hind_paw", individual)]),
+        axis=0,
+    ) if np.isfinite(keypoint_xy(ds, "left_hind_paw", individual)).any() or np.isfinite(
+        keypoint_xy(ds, "right_hind_paw", individual)
+    ).any() else np.full_like(tail, np.nan)
+    leg = np.abs(paws[:, 1] - tail[:, 1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.abs(v[:, 0]) / leg
+    ratio = ratio[np.isfinite(ratio)]
+    if ratio.size < 5:
+        return "unknown", "unknown"
+    r = float(np.median(ratio))
+    fraction = usable_fraction(ds, individual)
+    face = np.mean([fraction.get(k, 0.0) for k in ("nose", "left_eye", "right_eye")])
+    if r >= 0.9:
+        dx = v[:, 0][np.isfinite(v[:, 0])]
+        right = float(np.mean(dx > 0)) if dx.size else 0.5
+        direction = "left_to_right" if right > 0.8 else "right_to_left" if right < 0.2 else "both"
+        return "lateral", direction
+    if r >= 0.4:
+        return "oblique", "unknown"
+    if face > 0.6:
+        return "front", "toward"
+    return "rear", "away"
+
+
+def assess(
+    ds: xr.Dataset,
+    events: GaitEvents | None,
+    *,
+    fps: float,
+    frame_width: int | None = None,
+    camera_motion: str = "unknown",
+    swaps_repaired: int = 0,
+    individual: int = 0,
+) -> QualityReport:
+    """Judge whether a clip can be scored.
+
+    Parameters
+    ----------
+    ds
+        Tracks after confidence masking (NaN where the model was unsure).
+    events
+        Gait events (None if they could not be computed).
+    fps
+        Real frame rate from the timestamps.
+    frame_width
+        Width of the video frame in pixels (for the dog's size in frame).
+    """
+    fraction = usable_fraction(ds, individual)
+    pos = ds["position"].isel(individual=individual).values
+    seen = np.isfinite(pos).all(axis=1)  # (time, keypoint)
+    dog_frames = float(seen.any(axis=1).mean()) if seen.size else 0.0
+    view, direction = classify_view(ds, individual)
+    strides = events.n_hind_strides() if events is not None else 0
+    L = events.body_length_px if events is not None else None
+    size = float(L / frame_width) if (L and frame_width) else None
+    q = QualityReport(
+        usable=True,
+        view=view,
+        direction=direction,
+        hind_strides=strides,
+        fps=fps,
+        dog_frames_share=dog_frames,
+        dog_size_share=size,
+        camera_motion=camera_motion,
+        usable_fraction=fraction,
+        swaps_repaired=swaps_repaired,
+    )
+    if dog_frames < MIN_DOG_FRAMES_SHARE:
+        q.reasons.append(
+            "No dog was found in most of the clip." if dog_frames > 0 else "No dog was found in the clip."
+        )
+        q.advice.append("Keep the whole dog in frame and in good light for the entire clip.")
+    if fps < MIN_FPS:
+        q.reasons.append(f"The frame rate ({fps:.0f} fps) is too low to time paw strikes.")
+        q.advice.append("Record at 30 fps or more (60 fps is better).")
+    if view in ("rear", "front"):
+        q.reasons.append(
+            f"The clip is filmed from the {view}; stride timing and symmetry need a side-on view."
+        )
+        q.advice.append(ADVICE_FILMING)
+    elif view == "unknown" and dog_frames >= MIN_DOG_FRAMES_SHARE:
+        q.reasons.append("The dog's body and hind legs were not seen clearly enough to tell the camera view.")
+        q.advice.append(ADVICE_FILMING)
+    hind_seen = np.mean([fraction.get(k, 0.0) for k in HIND_KEYPOINTS])
+    if dog_frames >= MIN_DOG_FRAMES_SHARE and hind_seen < 0.5:
+        q.reasons.append(f"The hind legs were tracked in only {100 * hind_seen:.0f}% of frames.")
+        q.advice.append("Make sure nothing hides the hind legs (lead, people, furniture, long grass).")
+    if size is not None and size < MIN_DOG_WIDTH_SHARE:
+        q.reasons.append(f"The dog is small in the frame ({100 * size:.0f}% of its width).")
+        q.advice.append("Film closer (2–4 m) so the dog fills at least a third of the frame width.")
+    if strides < MIN_HIND_STRIDES:
+        q.reasons.append(
+            f"Only {strides} complete hind stride{'s' if strides != 1 else ''} could be measured "
+            f"(at least {MIN_HIND_STRIDES} are needed, {GOOD_HIND_STRIDES} or more recommended)."
+        )
+        q.advice.append(ADVICE_FILMING)
+    elif strides < GOOD_HIND_STRIDES:
+        q.notes.append(
+            f"{strides} hind strides measured; {GOOD_HIND_STRIDES} or more give tighter intervals."
+        )
+    if camera_motion == "shaky":
+        q.notes.append("The camera shakes: tremor results are unreliable. Rest the phone on something steady.")
+    if view == "oblique":
+        q.notes.append("The camera was at an angle to the dog; side-on views measure symmetry best.")
+    if fps / 2 <= 12:
+        q.notes.append(ADVICE_TREMOR)
+    q.usable = not q.reasons
+    q.advice = list(dict.fromkeys(q.advice))
+    return q

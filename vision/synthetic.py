@@ -1,0 +1,284 @@
+"""Synthetic walking-dog tracks with known truth, and a renderer that draws them.
+
+The generator is the project's ground truth for the gait engine: a lateral-view
+dog whose hind paws follow a stance/swing cycle (stance: the paw stays on the
+ground while the body passes over it; swing: it returns ahead of the pelvis),
+with a chosen limp side and severity, hind-limb phase, tremor, stride-to-stride
+variability, measurement jitter, dropouts and swapped left/right labels.
+
+Conventions: image coordinates in pixels (y down); body length ``L`` is the
+withers-to-tail-base distance; a limp on one hind leg shortens its stance and
+excursion and lessens the pelvic drop while it bears weight (Rhodin et al. 2017).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from vision.anatomy import CANONICAL_KEYPOINTS, mirror_name
+from vision.tracks import from_arrays
+
+LIMBS = ("left_hind", "right_hind", "left_front", "right_front")
+#: Lateral-sequence walk: LH, LF, RH, RF strike at these fractions of the stride.
+_LATERAL_SEQUENCE = {"left_hind": 0.0, "left_front": 0.25, "right_hind": 0.5, "right_front": 0.75}
+
+
+@dataclass(frozen=True)
+class GaitSpec:
+    """Parameters of a synthetic clip (lengths in body lengths ``L`` unless stated)."""
+
+    duration_s: float = 12.0
+    fps: float = 30.0
+    body_length_px: float = 220.0
+    frame_size: tuple[int, int] = (1280, 720)
+    stride_hz: float = 1.1
+    speed_bl_s: float = 1.0
+    duty_factor: float = 0.62
+    hind_phase: float = 0.5
+    front_phase: float = 0.5
+    limp_side: str | None = None
+    limp_severity: float = 0.0
+    tremor_hz: float | None = None
+    tremor_amp_bl: float = 0.012
+    stride_cv: float = 0.03
+    jitter_px: float = 0.8
+    dropout_rate: float = 0.0
+    swap_segments: tuple[tuple[float, float], ...] = ()
+    direction: int = 1
+    pan: bool = True
+    time_offset_s: float = 0.0
+    vfr_jitter: float = 0.0
+    seed: int = 0
+
+    def with_(self, **changes: Any) -> GaitSpec:
+        """Return a copy with some fields changed."""
+        return replace(self, **changes)
+
+
+@dataclass
+class SyntheticClip:
+    """Generated tracks and the truth they were built from."""
+
+    tracks: xr.Dataset
+    spec: GaitSpec
+    strikes: dict[str, np.ndarray] = field(default_factory=dict)
+    lift_offs: dict[str, np.ndarray] = field(default_factory=dict)
+    clean_position: np.ndarray | None = None  # (time, keypoint, 2) before noise, dropouts and swaps
+
+    @property
+    def truth(self) -> dict[str, Any]:
+        """Truth for tests: limp side, phase, tremor, stride times."""
+        s = self.spec
+        return {
+            "weaker_side": s.limp_side if s.limp_severity > 0 else None,
+            "hind_phase": s.hind_phase % 1.0,
+            "tremor_hz": s.tremor_hz,
+            "stride_s": 1.0 / s.stride_hz,
+            "spec": asdict(s),
+        }
+
+
+def _strike_times(spec: GaitSpec, rng: np.random.Generator, t_end: float) -> np.ndarray:
+    """Left-hind strike times with stride-to-stride variability, covering [-2 T, t_end + 2 T]."""
+    period = 1.0 / spec.stride_hz
+    n = int(np.ceil((t_end + 4 * period) / period)) + 4
+    periods = period * (1.0 + spec.stride_cv * rng.standard_normal(n))
+    periods = np.clip(periods, 0.4 * period, 2.0 * period)
+    return -2 * period + rng.uniform(0, period) + np.concatenate([[0.0], np.cumsum(periods[:-1])])
+
+
+def _limb_cycle(
+    t: np.ndarray, strikes: np.ndarray, duty: np.ndarray, speed: float, lift: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Paw position relative to the limb's hip, in body lengths, for every time.
+
+    Returns ``(rel_forward, height, in_stance)``: forward distance of the paw ahead
+    of the hip, paw height above the ground, and a stance mask.
+    """
+    rel = np.full(t.shape, np.nan)
+    height = np.zeros(t.shape)
+    stance = np.zeros(t.shape, dtype=bool)
+    for k in range(len(strikes) - 1):
+        t0, t1 = strikes[k], strikes[k + 1]
+        period = t1 - t0
+        d = duty[k] * period
+        sel = (t >= t0) & (t < t1)
+        if not sel.any():
+            continue
+        u = t[sel] - t0
+        exc = speed * d  # the body passes over the planted paw at walking speed
+        front, back = 0.5 * exc, -0.5 * exc
+        in_st = u < d
+        st = np.where(in_st, front - (front - back) * (u / d), 0.0)
+        w = np.clip((u - d) / (period - d), 0.0, 1.0)
+        sw = back + (front - back) * 0.5 * (1.0 - np.cos(np.pi * w))
+        rel[sel] = np.where(in_st, st, sw)
+        height[sel] = np.where(in_st, 0.0, lift * np.sin(np.pi * w) ** 2)
+        stance[sel] = in_st
+    return rel, height, stance
+
+
+def generate(spec: GaitSpec | None = None, **changes: Any) -> SyntheticClip:
+    """Generate a lateral-view walking dog with known gait truth.
+
+    Parameters
+    ----------
+    spec
+        Clip parameters; keyword arguments override fields of ``spec``.
+
+    Returns
+    -------
+    SyntheticClip
+        Tracks (canonical keypoints, pixels) plus the true strike and lift-off times.
+    """
+    spec = (spec or GaitSpec()).with_(**changes) if changes else (spec or GaitSpec())
+    rng = np.random.default_rng(spec.seed)
+    n = int(round(spec.duration_s * spec.fps))
+    t = np.arange(n) / spec.fps
+    if spec.vfr_jitter > 0:
+        t = t + rng.uniform(-spec.vfr_jitter, spec.vfr_jitter, n) / spec.fps
+        t = np.sort(t)
+        t[1:] = np.maximum(t[1:], t[:-1] + 0.2 / spec.fps)
+    t = t + spec.time_offset_s
+    tl = t - spec.time_offset_s  # gait time, independent of the clock's origin
+    L = spec.body_length_px
+    d = float(np.sign(spec.direction) or 1)
+    sev = float(np.clip(spec.limp_severity, 0.0, 1.0))
+
+    lh = _strike_times(spec, rng, spec.duration_s)
+    periods = np.diff(lh)
+    strikes: dict[str, np.ndarray] = {}
+    cycles: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    lift_offs: dict[str, np.ndarray] = {}
+    for limb in LIMBS:
+        if limb == "right_hind":
+            offset = spec.hind_phase
+        elif limb == "right_front":
+            offset = (_LATERAL_SEQUENCE["left_front"] + spec.front_phase) % 1.0
+        else:
+            offset = _LATERAL_SEQUENCE[limb]
+        s = lh[:-1] + offset * periods
+        lame = sev > 0 and spec.limp_side is not None and limb == f"{spec.limp_side}_hind"
+        duty = np.full(len(s), spec.duty_factor) * (1.0 - 0.3 * sev if lame else 1.0)
+        lift = (0.10 if "hind" in limb else 0.12) * (1.0 - 0.4 * sev if lame else 1.0)
+        strikes[limb] = s
+        cycles[limb] = _limb_cycle(tl, s, duty, spec.speed_bl_s, lift)
+        lift_offs[limb] = s[:-1] + duty[:-1] * np.diff(s)
+
+    # Trunk: tail base moves forward at constant speed; the pelvis dips in each hind stance.
+    x_tail = d * spec.speed_bl_s * L * tl
+    dip = np.zeros(n)
+    for limb in ("left_hind", "right_hind"):
+        lame = sev > 0 and spec.limp_side is not None and limb == f"{spec.limp_side}_hind"
+        depth = 0.03 * (1.0 - 0.6 * sev if lame else 1.0)
+        s = strikes[limb]
+        lo = lift_offs[limb]
+        for k in range(len(lo)):
+            sel = (tl >= s[k]) & (tl < lo[k])
+            dip[sel] += depth * np.sin(np.pi * (tl[sel] - s[k]) / (lo[k] - s[k])) ** 2
+    ground = 0.45 * spec.frame_size[1] + 0.85 * L
+    y_tail = ground - 0.85 * L + dip * L
+    y_withers = ground - 0.92 * L + 0.01 * L * np.sin(2 * np.pi * 2 * spec.stride_hz * tl)
+
+    pos = np.full((n, len(CANONICAL_KEYPOINTS), 2), np.nan)
+    idx = {k: i for i, k in enumerate(CANONICAL_KEYPOINTS)}
+
+    def put(name: str, x: np.ndarray, y: np.ndarray) -> None:
+        pos[:, idx[name], 0] = x
+        pos[:, idx[name], 1] = y
+
+    x_withers = x_tail + d * L
+    put("tail_base", x_tail, y_tail)
+    put("withers", x_withers, y_withers)
+    put("throat", x_withers + d * 0.28 * L, y_withers + 0.05 * L)
+    put("nose", x_withers + d * 0.55 * L, y_withers - 0.02 * L)
+    for side, sgn in (("left", 1.0), ("right", -1.0)):
+        put(f"{side}_eye", x_withers + d * 0.42 * L, y_withers - 0.12 * L + sgn * 0.01 * L)
+        put(f"{side}_ear", x_withers + d * 0.33 * L, y_withers - 0.2 * L + sgn * 0.01 * L)
+
+    for limb in LIMBS:
+        side, end = limb.split("_")
+        rel, height, _ = cycles[limb]
+        if end == "hind":
+            hip_x, hip_y = x_tail + d * 0.12 * L, y_tail + 0.12 * L
+        else:
+            hip_x, hip_y = x_withers - d * 0.05 * L, y_withers + 0.25 * L
+        paw_x = hip_x + d * rel * L
+        paw_y = ground - height * L
+        if end == "hind":
+            # Hock sits behind and above the paw; it folds up in swing. Stifle lies forward of the hip-hock line.
+            hock_x = paw_x - d * (0.10 + 0.35 * height) * L
+            hock_y = paw_y - (0.28 - 0.6 * height) * L
+            stifle_x = hip_x + 0.5 * (hock_x - hip_x) + d * 0.12 * L
+            stifle_y = hip_y + 0.5 * (hock_y - hip_y)
+            put(f"{side}_hind_paw", paw_x, paw_y)
+            put(f"{side}_hock", hock_x, hock_y)
+            put(f"{side}_stifle", stifle_x, stifle_y)
+        else:
+            carpus_x = paw_x + d * 0.25 * height * L
+            carpus_y = paw_y - (0.22 - 0.3 * height) * L
+            put(f"{side}_front_paw", paw_x, paw_y)
+            put(f"{side}_carpus", carpus_x, carpus_y)
+            put(f"{side}_elbow", hip_x + 0.4 * (carpus_x - hip_x), hip_y + 0.5 * (carpus_y - hip_y))
+
+    if spec.tremor_hz:
+        for side in ("left", "right"):
+            phase = rng.uniform(0, 2 * np.pi)
+            for j, name in enumerate((f"{side}_stifle", f"{side}_hock", f"{side}_hind_paw")):
+                amp = spec.tremor_amp_bl * L * (0.6 + 0.2 * j)
+                wave = amp * np.sin(2 * np.pi * spec.tremor_hz * tl + phase)
+                pos[:, idx[name], 1] += wave
+                pos[:, idx[name], 0] += 0.4 * wave
+
+    if spec.pan:
+        cam = x_tail + d * 0.5 * L - 0.5 * spec.frame_size[0]
+        pos[..., 0] -= cam[:, None]
+    else:
+        pos[..., 0] += 0.5 * spec.frame_size[0] - d * 0.5 * L
+
+    clean = pos.copy()
+    noisy = pos + rng.normal(0.0, spec.jitter_px, pos.shape)
+    near = "left" if d > 0 else "right"
+    conf = np.where(
+        np.array([k.startswith(mirror_name(near + "_")) for k in CANONICAL_KEYPOINTS]), 0.75, 0.92
+    )
+    confidence = np.clip(conf[None, :] + rng.normal(0, 0.04, (n, len(CANONICAL_KEYPOINTS))), 0.35, 1.0)
+    if spec.dropout_rate > 0:
+        drop = rng.random((n, len(CANONICAL_KEYPOINTS))) < spec.dropout_rate
+        noisy[drop] = rng.uniform(0, spec.frame_size[0], (int(drop.sum()), 2))
+        confidence[drop] = rng.uniform(0.01, 0.15, int(drop.sum()))
+    for start, stop in spec.swap_segments:
+        sel = (tl >= start) & (tl < stop)
+        for name in ("stifle", "hock", "hind_paw"):
+            a, b = idx[f"left_{name}"], idx[f"right_{name}"]
+            noisy[sel, a], noisy[sel, b] = noisy[sel, b].copy(), noisy[sel, a].copy()
+            confidence[sel, a], confidence[sel, b] = confidence[sel, b].copy(), confidence[sel, a].copy()
+
+    ds = from_arrays(
+        noisy,
+        confidence,
+        t,
+        fps=spec.fps,
+        source_software="hindsight.synthetic",
+        source_file=f"synthetic(seed={spec.seed})",
+        frame_size=spec.frame_size,
+    )
+    return SyntheticClip(
+        tracks=ds,
+        spec=spec,
+        strikes={k: v + spec.time_offset_s for k, v in strikes.items()},
+        lift_offs={k: v + spec.time_offset_s for k, v in lift_offs.items()},
+        clean_position=clean,
+    )
+
+
+def mirror_labels(ds: xr.Dataset) -> xr.Dataset:
+    """Swap every left/right keypoint label (the dog's left becomes its right)."""
+    names = [str(k) for k in ds["keypoint"].values]
+    out = ds.assign_coords(keypoint=[mirror_name(k) for k in names]).sel(keypoint=names)
+    out.attrs = dict(ds.attrs)
+    return out

@@ -1,0 +1,309 @@
+"""Video ingest with PyAV: probing, decoding with rotation applied and real timestamps.
+
+Phone clips are H.264 or HEVC in MP4/MOV containers, often portrait (a display
+rotation stored as metadata) and often variable frame rate. Frames are yielded
+upright, as RGB ``uint8`` arrays of shape ``(height, width, 3)``, each with its
+presentation time in seconds from the first frame.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vision.errors import HindsightInputError
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".webm", ".avi", ".mkv")
+MIN_DURATION_S = 1.0
+MAX_DURATION_S = 600.0
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe` reports about a clip.
+
+    Attributes
+    ----------
+    width, height
+        Displayed size in pixels, after rotation.
+    rotation
+        Clockwise display rotation in degrees applied to decoded frames (0, 90, 180, 270).
+    fps
+        Median frame rate from the timestamps (frames per second).
+    vfr
+        True when frame intervals vary by more than 10 % (variable frame rate).
+    """
+
+    path: str
+    codec: str
+    container: str
+    width: int
+    height: int
+    rotation: int
+    fps: float
+    duration_s: float
+    n_frames: int
+    vfr: bool
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the fields as a JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded, upright frame.
+
+    Attributes
+    ----------
+    index
+        Position in decoding order, from 0.
+    time_s
+        Presentation time in seconds from the first frame.
+    image
+        RGB image, ``uint8``, shape ``(height, width, 3)``.
+    """
+
+    index: int
+    time_s: float
+    image: np.ndarray
+
+
+def _check_file(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise HindsightInputError(f"file not found: {p.name}")
+    if not p.is_file():
+        raise HindsightInputError(f"not a file: {p.name}")
+    if p.stat().st_size == 0:
+        raise HindsightInputError(f"empty file: {p.name}")
+    return p
+
+
+def _open(p: Path):  # type: ignore[no-untyped-def]
+    import av
+
+    try:
+        container = av.open(str(p), mode="r")
+    except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise HindsightInputError(f"not a readable video: {p.name}") from exc
+    if not container.streams.video:
+        container.close()
+        raise HindsightInputError(f"no video stream in {p.name}")
+    return container
+
+
+def _rotation_of(stream, first_frame) -> int:  # type: ignore[no-untyped-def]
+    """Clockwise rotation (0/90/180/270) needed to show the frame upright."""
+    rotation = 0.0
+    if first_frame is not None:
+        rotation = float(getattr(first_frame, "rotation", 0) or 0)
+    if rotation == 0:
+        tag = stream.metadata.get("rotate")
+        if tag:
+            try:
+                rotation = -float(tag)
+            except ValueError:
+                rotation = 0.0
+    # PyAV reports the display-matrix angle counter-clockwise; convert to clockwise.
+    clockwise = int(round(-rotation / 90.0)) * 90 % 360
+    return clockwise
+
+
+def rotate_upright(image: np.ndarray, clockwise_deg: int) -> np.ndarray:
+    """Rotate an image clockwise by a multiple of 90 degrees."""
+    k = (clockwise_deg // 90) % 4
+    if k == 0:
+        return image
+    return np.ascontiguousarray(np.rot90(image, k=-k))
+
+
+def _decode(container, p: Path) -> Iterator:  # type: ignore[no-untyped-def]
+    import av
+
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    try:
+        yield from container.decode(stream)
+    except av.error.FFmpegError as exc:
+        raise HindsightInputError(f"corrupt or unsupported video data in {p.name}") from exc
+
+
+def probe(path: str | os.PathLike[str]) -> VideoInfo:
+    """Describe a clip: codec, displayed size, rotation, frame rate, duration, VFR.
+
+    Timestamps are read from every packet, so the frame rate and VFR reflect the
+    real capture, not the container's nominal rate.
+
+    Raises
+    ------
+    HindsightInputError
+        Empty, missing, corrupt or non-video files, and codecs FFmpeg cannot decode.
+    """
+    p = _check_file(path)
+    container = _open(p)
+    try:
+        stream = container.streams.video[0]
+        codec = stream.codec_context.name
+        times: list[float] = []
+        first = None
+        for frame in _decode(container, p):
+            if first is None:
+                first = frame
+            if frame.time is not None:
+                times.append(float(frame.time))
+            if len(times) > 20 * 60 * 240:  # hard stop for absurd inputs
+                break
+        if first is None:
+            raise HindsightInputError(f"no decodable frames in {p.name} (codec {codec})")
+        rotation = _rotation_of(stream, first)
+        w, h = first.width, first.height
+        if rotation in (90, 270):
+            w, h = h, w
+        fps, vfr, duration = _timing(np.asarray(sorted(times)), stream)
+        return VideoInfo(
+            path=str(p),
+            codec=codec,
+            container=container.format.name,
+            width=int(w),
+            height=int(h),
+            rotation=rotation,
+            fps=fps,
+            duration_s=duration,
+            n_frames=len(times) if times else 1,
+            vfr=vfr,
+        )
+    finally:
+        container.close()
+
+
+def _timing(times: np.ndarray, stream) -> tuple[float, bool, float]:  # type: ignore[no-untyped-def]
+    if times.size >= 2:
+        dt = np.diff(times)
+        dt = dt[dt > 0]
+        if dt.size:
+            med = float(np.median(dt))
+            fps = 1.0 / med
+            vfr = bool(np.mean(np.abs(dt - med) > 0.1 * med) > 0.05)
+            duration = float(times[-1] - times[0] + med)
+            return round(fps, 3), vfr, round(duration, 3)
+    rate = float(stream.average_rate or stream.guessed_rate or 30)
+    return rate, False, round(times.size / rate, 3) if times.size else 0.0
+
+
+def iter_frames(
+    path: str | os.PathLike[str], *, max_side: int | None = None, every: int = 1
+) -> Iterator[Frame]:
+    """Yield upright RGB frames with timestamps in seconds from the first frame.
+
+    Parameters
+    ----------
+    path
+        Video file.
+    max_side
+        If given, frames are downscaled so that their longer side is at most this.
+    every
+        Yield one frame in ``every`` (decimation for previews).
+    """
+    import cv2
+
+    p = _check_file(path)
+    container = _open(p)
+    try:
+        stream = container.streams.video[0]
+        rotation: int | None = None
+        t0: float | None = None
+        for index, frame in enumerate(_decode(container, p)):
+            if rotation is None:
+                rotation = _rotation_of(stream, frame)
+            t = float(frame.time) if frame.time is not None else index / float(stream.average_rate or 30)
+            if t0 is None:
+                t0 = t
+            if index % every:
+                continue
+            image = rotate_upright(frame.to_ndarray(format="rgb24"), rotation)
+            if max_side is not None and max(image.shape[:2]) > max_side:
+                scale = max_side / max(image.shape[:2])
+                size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+                image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            yield Frame(index=index, time_s=t - t0, image=image)
+    finally:
+        container.close()
+
+
+def check_duration(info: VideoInfo, *, min_s: float = MIN_DURATION_S, max_s: float = MAX_DURATION_S) -> None:
+    """Raise a one-line error for clips too short to hold a stride or too long to analyse."""
+    if info.duration_s < min_s:
+        raise HindsightInputError(
+            f"clip too short ({info.duration_s:.1f} s): film at least 10 s of walking"
+        )
+    if info.duration_s > max_s:
+        raise HindsightInputError(
+            f"clip too long ({info.duration_s / 60:.0f} min): trim it to the walking part (at most "
+            f"{max_s / 60:.0f} min)"
+        )
+    if not math.isfinite(info.fps) or info.fps <= 0:
+        raise HindsightInputError("clip has no usable timestamps")
+
+
+def write_video(
+    path: str | os.PathLike[str],
+    frames: Iterator[np.ndarray] | list[np.ndarray],
+    fps: float,
+    *,
+    codec: str = "libx264",
+    rotation: int = 0,
+    crf: int = 23,
+) -> Path:
+    """Encode RGB frames into a browser-playable MP4 (H.264, yuv420p, faststart).
+
+    Parameters
+    ----------
+    frames
+        RGB ``uint8`` images of one size, shape ``(height, width, 3)``; odd sizes are padded.
+    rotation
+        Display rotation (clockwise degrees) to store as metadata, as phones do.
+    """
+    from fractions import Fraction
+
+    import av
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    rate = Fraction(fps).limit_denominator(1001)
+    fmt = "mp4" if out.suffix.lower() in (".mp4", ".m4v", ".mov") else None
+    container = av.open(str(tmp), mode="w", format=fmt, options={"movflags": "+faststart"})
+    try:
+        stream = container.add_stream(codec, rate=rate)
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf)} if codec in ("libx264", "libx265") else {}
+        if codec == "libx265":
+            stream.codec_context.codec_tag = "hvc1"
+            stream.options = {"crf": str(crf), "x265-params": "log-level=error"}
+        started = False
+        for image in frames:
+            h, w = image.shape[:2]
+            if not started:
+                stream.width, stream.height = w + (w % 2), h + (h % 2)
+                if rotation:
+                    stream.set_display_rotation(-rotation)
+                started = True
+            if (h % 2) or (w % 2):
+                image = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        if not started:
+            raise ValueError("no frames to write")
+        for packet in stream.encode():
+            container.mux(packet)
+    finally:
+        container.close()
+    os.replace(tmp, out)
+    return out
