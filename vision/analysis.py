@@ -102,6 +102,12 @@ def analyze_tracks(
     )
     symmetry = symmetry_metrics(smoothed, events)
     bunny = bunny_hop_metrics(events)
+    if bunny.get("gait_type") == "gallop":
+        quality.reasons.append(
+            "The dog was galloping or bounding; symmetry and bunny hopping are judged at a walk or trot."
+        )
+        quality.advice.append("Walk or trot the dog on a loose lead past the camera.")
+        quality.usable = False
     wobble = wobble_metrics(filled, events)
     if camera_motion == "shaky" and wobble["tremor"]["flag"]:
         wobble["tremor"]["note"] = "Camera shake can look like tremor: this tremor result is unreliable."

@@ -192,3 +192,44 @@ def to_canonical(name: str) -> str | None:
         if key in mapping:
             return mapping[key]
     return None
+
+
+def _normalise(name: str) -> str:
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def detect_convention(names: list[str] | tuple[str, ...]) -> str:
+    """Name convention that explains most of ``names``: ``canonical`` or a key of :data:`NAME_MAPS`.
+
+    Conventions disagree on some names (AP-10K's ``left_elbow`` is the carpus), so
+    a file's names are mapped with one convention, the best-matching one.
+    """
+    keys = [_normalise(n) for n in names]
+    best, best_hits = "canonical", sum(k in CANONICAL_KEYPOINTS for k in keys)
+    for convention, mapping in NAME_MAPS.items():
+        hits = sum(k in mapping for k in keys)
+        if hits > best_hits:
+            best, best_hits = convention, hits
+    return best
+
+
+def canonical_names(names: list[str] | tuple[str, ...]) -> list[str | None]:
+    """Map a file's keypoint names to canonical names with its own convention.
+
+    Unknown names, and later duplicates of a canonical name, map to None.
+    """
+    convention = detect_convention(names)
+    mapping = {n: n for n in CANONICAL_KEYPOINTS} if convention == "canonical" else NAME_MAPS[convention]
+    keys = [_normalise(n) for n in names]
+    out: list[str | None] = [mapping.get(k) for k in keys]
+    # Names outside the file's convention: any convention, if that joint is still free.
+    for i, k in enumerate(keys):
+        if out[i] is None and k not in mapping:
+            out[i] = to_canonical(k)
+    seen: set[str] = set()
+    for i, canon in enumerate(out):
+        if canon is not None and canon in seen:
+            out[i] = None
+        elif canon is not None:
+            seen.add(canon)
+    return out

@@ -244,11 +244,9 @@ def repair_swaps(
 
 
 def body_length_px(ds: xr.Dataset, individual: int = 0) -> float | None:
-    """Median withers-to-tail-base distance in pixels, or None if never seen."""
-    names = [str(k) for k in ds["keypoint"].values]
-    if "withers" not in names or "tail_base" not in names:
-        return None
-    p = ds["position"].isel(individual=individual)
-    d = np.hypot(*(p.sel(keypoint="withers").values - p.sel(keypoint="tail_base").values).T)
+    """Median withers-to-tail-base distance in pixels (throat if no withers), or None if never seen."""
+    from vision.gait.events import body_axis
+
+    _, d = body_axis(ds, individual)
     d = d[np.isfinite(d)]
     return float(np.median(d)) if d.size else None

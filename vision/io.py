@@ -14,7 +14,8 @@ extension  format                                 read    write
 =========  =====================================  ======  ======
 
 Keypoint names from Animal-Pose, AP-10K, StanfordExtra and SuperAnimal-Quadruped
-are mapped to canonical names (:func:`vision.anatomy.to_canonical`).
+are mapped to canonical names with the file's own convention
+(:func:`vision.anatomy.canonical_names`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from vision.anatomy import CANONICAL_KEYPOINTS, to_canonical
+from vision.anatomy import CANONICAL_KEYPOINTS, canonical_names
 from vision.errors import HindsightInputError
 from vision.tracks import from_arrays, log_step, validate
 
@@ -129,7 +130,7 @@ def _load_dlc_frame(df: pd.DataFrame, p: Path, fps: float | None) -> xr.Dataset:
         raise HindsightInputError(f"unknown pose columns in {p.name}: last header row must be 'coords'")
     individuals = list(dict.fromkeys(df.columns.get_level_values(0)))
     bodyparts = list(dict.fromkeys(df.columns.get_level_values(1)))
-    mapping = {bp: to_canonical(str(bp)) for bp in bodyparts}
+    mapping = dict(zip(bodyparts, canonical_names([str(bp) for bp in bodyparts]), strict=True))
     mapped = {bp: c for bp, c in mapping.items() if c is not None}
     if not any(c in _REQUIRED_ANY for c in mapped.values()):
         raise HindsightInputError(
@@ -191,8 +192,10 @@ def _load_netcdf(p: Path) -> xr.Dataset:
         validate(ds)
     except ValueError as exc:
         raise HindsightInputError(f"{p.name} is not a pose-track dataset: {exc}") from exc
-    names = [to_canonical(str(k)) or str(k) for k in ds["keypoint"].values]
-    ds = ds.assign_coords(keypoint=names)
+    raw = [str(k) for k in ds["keypoint"].values]
+    names = canonical_names(raw)
+    keep = [i for i, c in enumerate(names) if c is not None]
+    ds = ds.isel(keypoint=keep).assign_coords(keypoint=[names[i] for i in keep])
     if "fps" not in ds.attrs or not ds.attrs["fps"]:
         t = ds["time"].values
         ds.attrs["fps"] = float(1 / np.median(np.diff(t))) if t.size > 1 else 30.0
@@ -208,7 +211,7 @@ def _load_slp(p: Path, fps: float | None) -> xr.Dataset:
     labels = sleap_io.load_slp(str(p))
     arr = labels.numpy()  # (frames, tracks, nodes, 2)
     nodes = [n.name for n in labels.skeletons[0].nodes]
-    canon = [to_canonical(n) for n in nodes]
+    canon = canonical_names(nodes)
     keep = [i for i, c in enumerate(canon) if c is not None]
     if not any(canon[i] in _REQUIRED_ANY for i in keep):
         raise HindsightInputError(f"unknown pose columns in {p.name}: no hind-limb keypoints")
@@ -223,7 +226,7 @@ def _load_json(p: Path, fps: float | None) -> xr.Dataset:
     data = json.loads(p.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or "keypoint_names" not in data or "frames" not in data:
         raise HindsightInputError(f"unknown pose JSON in {p.name}: needs 'keypoint_names' and 'frames'")
-    names = [to_canonical(str(n)) for n in data["keypoint_names"]]
+    names = canonical_names([str(n) for n in data["keypoint_names"]])
     keep = [i for i, c in enumerate(names) if c is not None]
     if not any(names[i] in _REQUIRED_ANY for i in keep):
         raise HindsightInputError(f"unknown pose columns in {p.name}: no hind-limb keypoints")

@@ -282,3 +282,96 @@ def mirror_labels(ds: xr.Dataset) -> xr.Dataset:
     out = ds.assign_coords(keypoint=[mirror_name(k) for k in names]).sel(keypoint=names)
     out.attrs = dict(ds.attrs)
     return out
+
+
+_COAT = (139, 90, 43)
+_COAT_FAR = (96, 60, 28)
+
+
+def render_frame(points: dict[str, tuple[float, float]], size: tuple[int, int], body_length_px: float) -> np.ndarray:
+    """Draw a simple dog-like figure (far legs darker) on a grass-and-sky background.
+
+    Parameters
+    ----------
+    points
+        Canonical keypoint name -> (x, y) pixel position for this frame.
+    size
+        ``(width, height)`` of the frame.
+    """
+    import cv2
+
+    w, h = size
+    img = np.zeros((h, w, 3), dtype=np.uint8)
+    horizon = int(0.45 * h)
+    img[:horizon] = (170, 205, 235)
+    img[horizon:] = (95, 140, 70)
+    rng = np.random.default_rng(1)  # fixed texture on the ground
+    ys = rng.integers(horizon, h, 300)
+    xs = rng.integers(0, w, 300)
+    for x, y in zip(xs, ys, strict=True):
+        cv2.line(img, (int(x), int(y)), (int(x) + 3, int(y) - 6), (70, 115, 50), 1)
+    L = body_length_px
+    limb_w = max(2, int(0.07 * L))
+
+    def p(name: str) -> tuple[int, int] | None:
+        v = points.get(name)
+        if v is None or not np.all(np.isfinite(v)):
+            return None
+        return int(round(v[0])), int(round(v[1]))
+
+    def leg(side: str, colour: tuple[int, int, int], names: tuple[str, ...], root: str) -> None:
+        chain = [p(root)] + [p(f"{side}_{n}") for n in names]
+        for a, b in zip(chain[:-1], chain[1:], strict=True):
+            if a and b:
+                cv2.line(img, a, b, colour, limb_w, cv2.LINE_AA)
+        if chain[-1]:
+            cv2.circle(img, chain[-1], int(limb_w * 0.8), colour, -1, cv2.LINE_AA)
+
+    wi, tb = p("withers"), p("tail_base")
+    far = "right" if wi and tb and wi[0] > tb[0] else "left"
+    near = "left" if far == "right" else "right"
+    leg(far, _COAT_FAR, ("stifle", "hock", "hind_paw"), "tail_base")
+    leg(far, _COAT_FAR, ("elbow", "carpus", "front_paw"), "withers")
+    if wi and tb:
+        centre = ((wi[0] + tb[0]) // 2, (wi[1] + tb[1]) // 2 + int(0.08 * L))
+        angle = float(np.degrees(np.arctan2(wi[1] - tb[1], wi[0] - tb[0])))
+        cv2.ellipse(img, centre, (int(0.55 * L), int(0.2 * L)), angle, 0, 360, _COAT, -1, cv2.LINE_AA)
+        d = 1 if wi[0] > tb[0] else -1
+        tail_tip = (tb[0] - d * int(0.35 * L), tb[1] - int(0.15 * L))
+        cv2.line(img, tb, tail_tip, _COAT, max(2, int(0.05 * L)), cv2.LINE_AA)
+    th, no = p("throat"), p("nose")
+    if wi and th:
+        cv2.line(img, wi, th, _COAT, int(0.16 * L), cv2.LINE_AA)
+    if th and no:
+        cv2.line(img, th, no, _COAT, int(0.12 * L), cv2.LINE_AA)
+        cv2.circle(img, no, max(2, int(0.03 * L)), (20, 20, 20), -1, cv2.LINE_AA)
+    ear = p(f"{near}_ear")
+    if ear:
+        cv2.circle(img, ear, max(2, int(0.06 * L)), _COAT_FAR, -1, cv2.LINE_AA)
+    eye = p(f"{near}_eye")
+    if eye:
+        cv2.circle(img, eye, max(1, int(0.02 * L)), (15, 15, 15), -1, cv2.LINE_AA)
+    leg(near, _COAT, ("stifle", "hock", "hind_paw"), "tail_base")
+    leg(near, _COAT, ("elbow", "carpus", "front_paw"), "withers")
+    return img
+
+
+def render_video(clip: SyntheticClip, path: str, *, codec: str = "libx264", rotation: int = 0) -> str:
+    """Render a synthetic clip's clean keypoints as a video with its real timestamps."""
+    from vision.video import write_video
+
+    assert clip.clean_position is not None
+    names = list(CANONICAL_KEYPOINTS)
+    size = clip.spec.frame_size
+
+    def frames():  # type: ignore[no-untyped-def]
+        for i in range(clip.clean_position.shape[0]):
+            pts = {n: (float(clip.clean_position[i, k, 0]), float(clip.clean_position[i, k, 1])) for k, n in enumerate(names)}
+            img = render_frame(pts, size, clip.spec.body_length_px)
+            if rotation:
+                img = np.ascontiguousarray(np.rot90(img, k=rotation // 90))
+            yield img
+
+    times = clip.tracks["time"].values
+    write_video(path, frames(), clip.spec.fps, codec=codec, rotation=rotation, times=times)
+    return path

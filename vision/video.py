@@ -259,6 +259,7 @@ def write_video(
     codec: str = "libx264",
     rotation: int = 0,
     crf: int = 23,
+    times: np.ndarray | None = None,
 ) -> Path:
     """Encode RGB frames into a browser-playable MP4 (H.264, yuv420p, faststart).
 
@@ -268,6 +269,8 @@ def write_video(
         RGB ``uint8`` images of one size, shape ``(height, width, 3)``; odd sizes are padded.
     rotation
         Display rotation (clockwise degrees) to store as metadata, as phones do.
+    times
+        Optional presentation time of each frame in seconds (variable frame rate).
     """
     from fractions import Fraction
 
@@ -281,13 +284,17 @@ def write_video(
     container = av.open(str(tmp), mode="w", format=fmt, options={"movflags": "+faststart"})
     try:
         stream = container.add_stream(codec, rate=rate)
+        if times is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+            stream.time_base = Fraction(1, 1000)
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(crf)} if codec in ("libx264", "libx265") else {}
         if codec == "libx265":
             stream.codec_context.codec_tag = "hvc1"
             stream.options = {"crf": str(crf), "x265-params": "log-level=error"}
         started = False
-        for image in frames:
+        last_pts = -1
+        for index, image in enumerate(frames):
             h, w = image.shape[:2]
             if not started:
                 stream.width, stream.height = w + (w % 2), h + (h % 2)
@@ -297,6 +304,9 @@ def write_video(
             if (h % 2) or (w % 2):
                 image = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            if times is not None:
+                pts = max(last_pts + 1, int(round(1000 * (float(times[index]) - float(times[0])))))
+                frame.pts, frame.time_base, last_pts = pts, Fraction(1, 1000), pts
             for packet in stream.encode(frame):
                 container.mux(packet)
         if not started:

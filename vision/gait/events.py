@@ -10,6 +10,7 @@ peak sample and its neighbours.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,9 +93,24 @@ class GaitEvents:
         return min(len(self.strides.get(limb, [])) for limb in HIND_LIMBS)
 
 
+def trunk_front(ds: xr.Dataset, individual: int = 0) -> np.ndarray:
+    """Front trunk point, ``(time, 2)``: the withers, or the throat, or the elbows' midpoint.
+
+    Some conventions (AP-10K) have no withers; the throat ("neck") stands in for it.
+    """
+    for name in ("withers", "throat"):
+        xy = keypoint_xy(ds, name, individual)
+        if np.isfinite(xy).all(axis=1).mean() >= 0.5:
+            return xy
+    elbows = np.stack([keypoint_xy(ds, "left_elbow", individual), keypoint_xy(ds, "right_elbow", individual)])
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(elbows, axis=0)
+
+
 def body_axis(ds: xr.Dataset, individual: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame body vector withers - tail base (pixels, ``(time, 2)``) and its length."""
-    v = keypoint_xy(ds, "withers", individual) - keypoint_xy(ds, "tail_base", individual)
+    """Per-frame body vector front trunk - tail base (pixels, ``(time, 2)``) and its length."""
+    v = trunk_front(ds, individual) - keypoint_xy(ds, "tail_base", individual)
     return v, np.hypot(v[:, 0], v[:, 1])
 
 
@@ -156,7 +172,7 @@ def _extrema(rel: np.ndarray, t: np.ndarray, period_frames: float, sign: int) ->
         if seg.size < 5:
             continue
         spread = np.percentile(seg, 95) - np.percentile(seg, 5)
-        peaks, _ = find_peaks(seg, distance=max(2, int(0.6 * period_frames)), prominence=0.3 * spread)
+        peaks, _ = find_peaks(seg, distance=max(2, int(0.35 * period_frames)), prominence=0.3 * spread)
         for p in peaks:
             pos = a + _refine(seg, int(p))
             out.append(float(np.interp(pos, idx, t)))
@@ -186,7 +202,7 @@ def detect_events(ds: xr.Dataset, individual: int = 0) -> GaitEvents:
     if not np.isfinite(L) or L <= 0:
         return events
     tail = keypoint_xy(ds, "tail_base", individual)
-    withers = keypoint_xy(ds, "withers", individual)
+    withers = trunk_front(ds, individual)
     for limb, paw_name in _PAW.items():
         paw = keypoint_xy(ds, paw_name, individual)
         ref = tail if "hind" in limb else withers
@@ -216,7 +232,7 @@ def detect_events(ds: xr.Dataset, individual: int = 0) -> GaitEvents:
         strides: list[Stride] = []
         for s0, s1 in zip(strikes[:-1], strikes[1:], strict=True):
             dur = s1 - s0
-            if not (0.5 * period <= dur <= 1.6 * period):
+            if not (0.35 * period <= dur <= 2.5 * period):
                 continue
             inside = lifts[(lifts > s0) & (lifts < s1)]
             if inside.size != 1:

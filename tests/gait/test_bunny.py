@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.gait.conftest import prepared
+from vision.gait.bunny import bunny_hop_metrics
+
+
+@settings(max_examples=10, deadline=None)
+@given(phase=st.floats(0.0, 0.95), seed=st.integers(0, 5000))
+def test_hind_phase_recovered_within_0_08(phase, seed):
+    _, _, _, ev = prepared(hind_phase=phase, seed=seed, jitter_px=1.5)
+    m = bunny_hop_metrics(ev)
+    d = abs(m["hind_phase"] - phase)
+    assert min(d, 1 - d) <= 0.08
+
+
+def test_alternating_walk_is_not_flagged():
+    _, _, _, ev = prepared(seed=1)
+    m = bunny_hop_metrics(ev)
+    assert m["flag"] is False
+    assert m["phase_concentration"] > 0.9
+    assert m["gait_type"] == "walk"
+
+
+@pytest.mark.parametrize("phase", [0.0, 0.05, 0.95])
+def test_bunny_hop_is_flagged(phase):
+    _, _, _, ev = prepared(hind_phase=phase, seed=4)
+    m = bunny_hop_metrics(ev)
+    assert m["flag"] is True
+    assert m["in_phase_share"] > 0.8
+
+
+def test_gallop_is_not_judged():
+    _, _, _, ev = prepared(hind_phase=0.05, front_phase=0.05, duty_factor=0.25, stride_hz=2.2, speed_bl_s=3, seed=4)
+    m = bunny_hop_metrics(ev)
+    assert m["gait_type"] == "gallop"
+    assert m["flag"] is None

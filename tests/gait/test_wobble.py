@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.gait.conftest import prepared
+from vision.gait.wobble import ataxia_metrics, tremor_metrics
+
+
+@settings(max_examples=8, deadline=None)
+@given(hz=st.floats(3.5, 13.5), seed=st.integers(0, 5000))
+def test_tremor_frequency_within_half_hertz(hz, seed):
+    _, raw, _, ev = prepared(tremor_hz=hz, tremor_amp_bl=0.015, seed=seed, jitter_px=1.0)
+    m = tremor_metrics(raw, ev)
+    assert m["flag"] is True
+    assert m["tremor_hz"] == pytest.approx(hz, abs=0.5)
+
+
+def test_no_tremor_in_a_steady_dog():
+    for seed in range(5):
+        _, raw, _, ev = prepared(seed=seed, jitter_px=2.0)
+        m = tremor_metrics(raw, ev)
+        assert m["flag"] is False and m["tremor_hz"] is None, seed
+
+
+def test_frame_rate_note_for_orthostatic_tremor():
+    _, raw, _, ev = prepared(seed=1)
+    m = tremor_metrics(raw, ev)
+    assert m["can_resolve_orthostatic"] is True  # 30 fps: Nyquist 15 Hz
+    _, raw24, _, ev24 = prepared(seed=1, fps=24)
+    m24 = tremor_metrics(raw24, ev24)
+    assert m24["can_resolve_orthostatic"] is False and "60 fps" in m24["note"]
+
+
+def test_high_tremor_at_60_fps():
+    _, raw, _, ev = prepared(tremor_hz=18, fps=60, seed=2)
+    m = tremor_metrics(raw, ev)
+    assert m["tremor_hz"] == pytest.approx(18, abs=0.5)
+
+
+def _true_pooled_cv(c, duration):
+    d = []
+    for limb in ("left_hind", "right_hind"):
+        s = c.strikes[limb]
+        d += list(np.diff(s[(s > 0) & (s < duration)]))
+    d = np.asarray(d)
+    return 100 * d.std(ddof=1) / d.mean()
+
+
+@pytest.mark.parametrize("cv", [0.03, 0.2, 0.4])
+def test_stride_time_variability_tracks_truth(cv):
+    c, _, _, ev = prepared(stride_cv=cv, seed=2, duration_s=20)
+    a = ataxia_metrics(ev)
+    truth = _true_pooled_cv(c, 20)
+    assert 0.6 * truth <= a["stride_time_cv_pct"]["value"] <= 1.2 * truth + 0.5
+
+
+def test_ataxia_flag_only_for_high_variability():
+    _, _, _, ev = prepared(stride_cv=0.03, seed=2)
+    assert ataxia_metrics(ev)["ataxia_flag"] is False
+    _, _, _, ev = prepared(stride_cv=0.6, seed=2, duration_s=20)
+    assert ataxia_metrics(ev)["ataxia_flag"] is True

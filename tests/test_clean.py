@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vision import clean
+from vision.anatomy import CANONICAL_KEYPOINTS
+from vision.synthetic import generate
+from vision.tracks import from_arrays, read_log
+
+
+def _line(n=60, fps=30.0):
+    t = np.arange(n) / fps
+    pos = np.zeros((n, len(CANONICAL_KEYPOINTS), 2))
+    pos[:, :, 0] = 10 * t[:, None] + np.arange(len(CANONICAL_KEYPOINTS)) + 1
+    pos[:, :, 1] = 5.0
+    return pos, t
+
+
+def test_low_confidence_becomes_nan_never_zero():
+    pos, t = _line()
+    conf = np.full(pos.shape[:2], 0.9)
+    conf[10, 3] = 0.1
+    ds = clean.drop_low_confidence(from_arrays(pos, conf, t), 0.3)
+    assert np.isnan(ds["position"].values[10, :, 3, 0]).all()
+    assert not (ds["position"].values == 0).any()
+
+
+def test_interpolation_is_bounded_by_max_gap():
+    pos, t = _line(90)
+    pos[10:13, 0] = np.nan  # 3 frames = 0.133 s gap
+    pos[40:60, 0] = np.nan  # 20 frames, too long
+    ds = clean.interpolate_gaps(from_arrays(pos, None, t), max_gap_s=0.2)
+    x = ds["position"].values[:, 0, 0, 0]
+    np.testing.assert_allclose(x[10:13], 10 * t[10:13] + 1, atol=1e-4)
+    assert np.isnan(x[40:60]).all()
+
+
+def test_smoothing_is_zero_phase():
+    fps = 60.0
+    t = np.arange(240) / fps
+    pos = np.zeros((t.size, len(CANONICAL_KEYPOINTS), 2))
+    pos[:, :, 1] = np.sin(2 * np.pi * 1.0 * t)[:, None]
+    noise = np.random.default_rng(0).normal(0, 0.05, pos.shape)
+    ds = clean.smooth(from_arrays(pos + noise, None, t, fps=fps), cutoff_hz=6)
+    y = ds["position"].values[:, 1, 0, 0]
+    lag = np.argmax(np.correlate(y - y.mean(), pos[:, 0, 1], "full")) - (t.size - 1)
+    assert lag == 0
+    assert np.std(y[30:-30] - pos[30:-30, 0, 1]) < 0.03
+
+
+def test_smoothing_keeps_gaps():
+    pos, t = _line()
+    pos[20:30, 5] = np.nan
+    ds = clean.smooth(from_arrays(pos, None, t), 6)
+    assert np.isnan(ds["position"].values[20:30, :, 5, 0]).all()
+
+
+def test_swap_repair_undoes_injected_swaps():
+    segs = ((2.0, 2.6), (5.1, 5.5), (8.0, 9.3))
+    c = generate(swap_segments=segs, jitter_px=1.5, dropout_rate=0.05, seed=4, limp_side="left", limp_severity=0.5)
+    ds = clean.drop_low_confidence(c.tracks)
+    fixed, report = clean.repair_swaps(ds)
+    names = list(ds["keypoint"].values)
+    k = names.index("left_hind_paw")
+    truth = c.clean_position[:, k]
+    err_before = np.hypot(*(ds["position"].values[:, :, k, 0] - truth).T)
+    err_after = np.hypot(*(fixed["position"].values[:, :, k, 0] - truth).T)
+    assert np.nansum(err_before > 30) > 40
+    assert np.nansum(err_after > 30) <= 2
+    assert report.frames_swapped["stifle_hock_hind_paw"] == pytest.approx(18 + 12 + 39, abs=3)
+    assert read_log(fixed)[-1]["operation"] == "repair_swaps"
+
+
+def test_no_swaps_in_clean_tracks():
+    c = generate(seed=7)
+    _, report = clean.repair_swaps(clean.drop_low_confidence(c.tracks))
+    assert report.frames_swapped["stifle_hock_hind_paw"] == 0
+
+
+@settings(max_examples=15, deadline=None)
+@given(start=st.floats(0.5, 9.0), length=st.floats(0.2, 2.0), seed=st.integers(0, 1000))
+def test_swap_repair_property(start, length, seed):
+    """Wherever a swapped stretch falls (also at leg crossings), repair recovers the truth."""
+    c = generate(duration_s=12, swap_segments=((start, start + length),), seed=seed, jitter_px=1.0)
+    fixed, _ = clean.repair_swaps(clean.drop_low_confidence(c.tracks))
+    k = list(c.tracks["keypoint"].values).index("right_hock")
+    err = np.hypot(*(fixed["position"].values[:, :, k, 0] - c.clean_position[:, k]).T)
+    assert np.nansum(err > 25) <= 2
+
+
+def test_resample_uniform_for_vfr():
+    c = generate(duration_s=3, vfr_jitter=0.4, seed=2)
+    out = clean.resample_uniform(c.tracks, fps=30)
+    dt = np.diff(out["time"].values)
+    assert np.allclose(dt, 1 / 30)

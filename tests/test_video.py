@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vision import video
+from vision.errors import HindsightInputError
+
+
+def _frames(n=30, w=160, h=120):
+    out = []
+    for i in range(n):
+        f = np.full((h, w, 3), 90, np.uint8)
+        f[10:30, 10 + i : 50 + i] = (255, 0, 0)
+        out.append(f)
+    return out
+
+
+@pytest.mark.parametrize("codec,name", [("libx264", "h264"), ("libx265", "hevc")])
+def test_probe_reports_codec_size_fps(tmp_path, codec, name):
+    p = video.write_video(tmp_path / "c.mp4", _frames(45), 30, codec=codec)
+    info = video.probe(p)
+    assert info.codec == name
+    assert (info.width, info.height) == (160, 120)
+    assert info.fps == pytest.approx(30, rel=0.01)
+    assert info.duration_s == pytest.approx(1.5, abs=0.05)
+    assert not info.vfr
+
+
+def test_rotation_metadata_is_applied_clockwise(tmp_path):
+    p = video.write_video(tmp_path / "portrait.mov", _frames(10), 30, rotation=90)
+    info = video.probe(p)
+    assert info.rotation == 90 and (info.width, info.height) == (120, 160)
+    img = next(video.iter_frames(p)).image
+    assert img.shape == (160, 120, 3)
+    ys, xs = np.where(img[..., 0] > 200)
+    # the red box at the top-left of the stored frame is at the top-right once shown upright
+    assert xs.min() > 60 and ys.max() < 60
+
+
+def test_variable_frame_rate_timestamps_are_real(tmp_path):
+    rng = np.random.default_rng(0)
+    times = np.cumsum(rng.uniform(0.02, 0.05, 40))
+    p = video.write_video(tmp_path / "vfr.mp4", _frames(40), 30, times=times)
+    info = video.probe(p)
+    assert info.vfr
+    got = np.array([f.time_s for f in video.iter_frames(p)])
+    assert np.allclose(got, times - times[0], atol=0.002)
+
+
+def test_max_side_downscales(tmp_path):
+    p = video.write_video(tmp_path / "c.mp4", _frames(5, 320, 240), 30)
+    img = next(video.iter_frames(p, max_side=100)).image
+    assert max(img.shape[:2]) == 100
+
+
+@pytest.mark.parametrize(
+    "content,expected",
+    [(b"", "empty file"), (b"hello, I am text", "not a readable video"), (b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64, "")],
+)
+def test_bad_files_raise_one_line_errors(tmp_path, content, expected):
+    p = tmp_path / "bad.mp4"
+    p.write_bytes(content)
+    with pytest.raises(HindsightInputError) as err:
+        video.probe(p)
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_truncated_video_is_reported(tmp_path):
+    p = video.write_video(tmp_path / "c.mp4", _frames(60), 30)
+    data = p.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 3])
+    with pytest.raises(HindsightInputError):
+        info = video.probe(cut)
+        video.check_duration(info, min_s=1.0)
+
+
+def test_duration_limits():
+    info = video.VideoInfo("x", "h264", "mp4", 10, 10, 0, 30.0, 0.4, 12, False)
+    with pytest.raises(HindsightInputError, match="too short"):
+        video.check_duration(info)
+    long = video.VideoInfo("x", "h264", "mp4", 10, 10, 0, 30.0, 4000.0, 120000, False)
+    with pytest.raises(HindsightInputError, match="too long"):
+        video.check_duration(long)
+
+
+def test_missing_file():
+    with pytest.raises(HindsightInputError, match="not found"):
+        video.probe("/nonexistent/clip.mp4")
