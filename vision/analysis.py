@@ -35,7 +35,7 @@ from vision.gait.wobble import wobble_metrics
 from vision.io import ensure_canonical, is_pose_file, load_poses
 from vision.quality import assess
 from vision.tracks import read_log, validate
-from vision.video import VIDEO_EXTENSIONS, VideoInfo, check_duration, probe
+from vision.video import VideoInfo, check_duration, probe
 
 SCHEMA_VERSION = 1
 CONFIDENCE_THRESHOLD = 0.3
@@ -80,12 +80,8 @@ def analyze_tracks(
         Tracks dataset (see :mod:`vision.tracks`); several individuals allowed,
         the best-tracked dog is analysed.
     """
-    validate(ds)
+    check_tracks(ds)
     t = ds["time"].values
-    if t.size < 2 or (t[-1] - t[0]) < MIN_TRACK_DURATION_S:
-        raise HindsightInputError(
-            f"too short: {max(0.0, float(t[-1] - t[0]) if t.size else 0.0):.1f} s of tracks; film at least 10 s"
-        )
     ind = pick_individual(ds)
     one = ensure_canonical(ds.isel(individual=[ind]))
     fps_real = float(1.0 / np.median(np.diff(t)))
@@ -132,6 +128,18 @@ def analyze_tracks(
     if report["source"].get("video"):
         report["source"]["video"]["path"] = Path(report["source"]["video"]["path"]).name
     return AnalysisResult(report=report, tracks=smoothed, raw_tracks=one, events=events)
+
+
+def check_tracks(ds: xr.Dataset) -> None:
+    """Raise a one-line :class:`HindsightInputError` for tracks that cannot be analysed at all."""
+    try:
+        validate(ds)
+    except ValueError as exc:
+        raise HindsightInputError(f"not pose tracks: {exc}") from exc
+    t = ds["time"].values
+    if t.size < 2 or (t[-1] - t[0]) < MIN_TRACK_DURATION_S:
+        span = float(t[-1] - t[0]) if t.size else 0.0
+        raise HindsightInputError(f"too short: {max(0.0, span):.1f} s of tracks; film at least 10 s")
 
 
 def gait_summary(events: GaitEvents) -> dict[str, Any]:
@@ -205,10 +213,13 @@ def analyze_path(
         raise HindsightInputError(f"file not found: {p.name}")
     if is_pose_file(p):
         ds = load_poses(p, fps=fps)
-        return analyze_tracks(ds, source={"file": p.name, "kind": "poses"})
-    if p.suffix.lower() not in VIDEO_EXTENSIONS:
-        # Sniff anyway: phones and browsers sometimes lose extensions.
-        pass
+        check_tracks(ds)  # bad input fails before any progress is shown
+        if progress:
+            progress(0.3, "analysing gait")
+        result = analyze_tracks(ds, source={"file": p.name, "kind": "poses"})
+        if progress:
+            progress(1.0, "done")
+        return result
     info = probe(p)
     check_duration(info)
     if backend is None:
@@ -220,11 +231,19 @@ def analyze_path(
             raise HindsightInputError(f"keypoint model not found: {exc}") from exc
     from vision.pose import track_video
 
-    tracked = track_video(p, backend, info=info, progress=progress)
+    def tracking_progress(fraction: float, message: str) -> None:
+        if progress:
+            progress(0.9 * fraction, message)
+
+    tracked = track_video(p, backend, info=info, progress=tracking_progress)
+    if progress:
+        progress(0.9, "analysing gait")
     result = analyze_tracks(
         tracked.tracks,
         source={"file": p.name, "kind": "video", "backend": getattr(backend, "name", "?")},
         video_info=info,
         camera_motion=tracked.camera_motion,
     )
+    if progress:
+        progress(1.0, "done")
     return result

@@ -7,6 +7,7 @@ say why in plain language.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from vision.tracks import keypoint_xy, usable_fraction
 MIN_HIND_STRIDES = 3
 GOOD_HIND_STRIDES = 6
 MIN_FPS = 15.0
+ORTHOSTATIC_MIN_FPS = 59.0  # orthostatic tremor (> 12 Hz, often 13-16 Hz) needs about 60 fps
 MIN_DOG_WIDTH_SHARE = 0.08
 MIN_DOG_FRAMES_SHARE = 0.3
 HIND_KEYPOINTS = ("left_stifle", "right_stifle", "left_hock", "right_hock", "left_hind_paw", "right_hind_paw", "tail_base")
@@ -67,12 +69,10 @@ def classify_view(ds: xr.Dataset, individual: int = 0) -> tuple[str, str]:
     """
     v, length = body_axis(ds, individual)
     tail = keypoint_xy(ds, "tail_base", individual)
-    paws = np.nanmean(
-        np.stack([keypoint_xy(ds, "left_hind_paw", individual), keypoint_xy(ds, "right_hind_paw", individual)]),
-        axis=0,
-    ) if np.isfinite(keypoint_xy(ds, "left_hind_paw", individual)).any() or np.isfinite(
-        keypoint_xy(ds, "right_hind_paw", individual)
-    ).any() else np.full_like(tail, np.nan)
+    both = np.stack([keypoint_xy(ds, "left_hind_paw", individual), keypoint_xy(ds, "right_hind_paw", individual)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # frames with neither paw stay NaN
+        paws = np.nanmean(both, axis=0)
     leg = np.abs(paws[:, 1] - tail[:, 1])
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.abs(v[:, 0]) / leg
@@ -174,7 +174,7 @@ def assess(
         q.notes.append("The camera shakes: tremor results are unreliable. Rest the phone on something steady.")
     if view == "oblique":
         q.notes.append("The camera was at an angle to the dog; side-on views measure symmetry best.")
-    if fps / 2 <= 12:
+    if fps < ORTHOSTATIC_MIN_FPS:
         q.notes.append(ADVICE_TREMOR)
     q.usable = not q.reasons
     q.advice = list(dict.fromkeys(q.advice))

@@ -27,6 +27,7 @@ from vision.tracks import keypoint_xy
 
 TREMOR_MIN_HZ = 3.0
 ORTHOSTATIC_TREMOR_HZ = 12.0
+ORTHOSTATIC_MIN_FPS = 59.0  # > 12 Hz (often 13-16 Hz) needs about 60 fps to be seen clearly
 TREMOR_PEAK_RATIO = 4.0
 TREMOR_LOCAL_RATIO = 3.5
 ATAXIA_CV_PCT = 30.0
@@ -129,14 +130,14 @@ def tremor_metrics(raw: xr.Dataset, events: GaitEvents, individual: int = 0) -> 
     nyquist = fps / 2
     L = events.body_length_px
     note = None
-    if nyquist <= ORTHOSTATIC_TREMOR_HZ:
+    if fps < ORTHOSTATIC_MIN_FPS:
         note = (
             f"At {fps:.0f} fps video can only see tremor below {nyquist:.0f} Hz; orthostatic tremor "
             f"(> {ORTHOSTATIC_TREMOR_HZ:.0f} Hz) needs at least 60 fps — slow motion (120/240 fps) is better."
         )
     base = {
         "nyquist_hz": round(nyquist, 2),
-        "can_resolve_orthostatic": bool(nyquist > ORTHOSTATIC_TREMOR_HZ),
+        "can_resolve_orthostatic": bool(fps >= ORTHOSTATIC_MIN_FPS),
         "note": note,
     }
     if not L or nyquist <= TREMOR_MIN_HZ + 0.5:

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vision.anatomy import CANONICAL_KEYPOINTS
+from vision.pose import FramePose, ModelTracker, PoseBackend
+
+
+@dataclass(frozen=True)
+class Det:
+    bbox_xyxy: np.ndarray
+    score: float
+    keypoints: np.ndarray
+
+
+class TwoDogsModel:
+    """A stand-in detector: two dogs, the second one scoring higher after frame 5."""
+
+    def __init__(self):
+        self.frame = 0
+        self.detect_calls = 0
+        self.box_calls = 0
+
+    def _dog(self, x0, score):
+        kp = np.zeros((len(CANONICAL_KEYPOINTS), 3), np.float32)
+        kp[:, 0] = x0 + np.linspace(0, 100, len(CANONICAL_KEYPOINTS)) + self.frame
+        kp[:, 1] = 100 + np.linspace(0, 50, len(CANONICAL_KEYPOINTS))
+        kp[:, 2] = 0.9
+        return Det(np.array([kp[:, 0].min(), 100, kp[:, 0].max(), 150], np.float32), score, kp)
+
+    def detect(self, image, max_dogs=5, min_score=0.3):
+        self.detect_calls += 1
+        a = self._dog(0, 0.8)
+        b = self._dog(400, 0.9 if self.frame > 5 else 0.5)
+        return sorted([a, b], key=lambda d: -d.score)
+
+    def keypoints_in_box(self, image, bbox_xyxy, score=1.0):
+        self.box_calls += 1
+        x0 = 0 if bbox_xyxy[0] < 300 else 400
+        return self._dog(x0, score)
+
+
+def test_tracker_follows_the_same_dog_when_another_scores_higher():
+    model = TwoDogsModel()
+    tracker = ModelTracker(model, redetect_every=3)
+    assert isinstance(tracker, PoseBackend)
+    tracker.reset()
+    xs = []
+    for f in range(12):
+        model.frame = f
+        pose = tracker.get_pose(np.zeros((300, 800, 3), np.uint8))
+        xs.append(pose.keypoints[0, 0] - f)
+    assert np.allclose(xs, 0)  # always the first dog, even after the other one scores higher
+    assert model.box_calls > model.detect_calls  # the cheap path is used between re-detections
+
+
+class NoDogModel:
+    def detect(self, image, max_dogs=5, min_score=0.3):
+        return []
+
+    def keypoints_in_box(self, image, bbox_xyxy, score=1.0):  # pragma: no cover - never reached
+        raise AssertionError
+
+
+def test_no_dog_gives_empty_pose():
+    pose = ModelTracker(NoDogModel()).get_pose(np.zeros((50, 50, 3), np.uint8))
+    assert pose.score == 0 and pose.bbox_xyxy is None and np.isnan(pose.keypoints).all()
+    assert FramePose.empty().keypoints.shape == (20, 3)

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from vision.analysis import analyze_tracks
+from vision.compare import METRICS, compare_metric, compare_reports
+from vision.synthetic import generate
+
+
+def _report(**kw):
+    return analyze_tracks(generate(**kw).tracks).report
+
+
+@pytest.fixture(scope="module")
+def same_gait():
+    return [_report(seed=s, limp_side="left", limp_severity=0.2, jitter_px=1.5, stride_cv=0.05) for s in range(5)]
+
+
+def test_same_gait_pairs_are_never_flagged(same_gait):
+    for a, b in itertools.combinations(same_gait, 2):
+        result = compare_reports(a, b)
+        assert result["flag"] is False, result["worse"]
+
+
+def test_real_worsening_is_flagged(same_gait):
+    worse = _report(seed=10, limp_side="left", limp_severity=0.55, jitter_px=1.5, stride_cv=0.05)
+    result = compare_reports(same_gait[0], worse)
+    assert result["flag"] is True
+    m = result["metrics"]["hind_asymmetry_pct"]
+    assert m["status"] == "worse" and m["change"] > 0 and m["ci95"][0] > 0
+
+
+def test_improvement_is_better_not_flagged(same_gait):
+    worse = _report(seed=10, limp_side="left", limp_severity=0.55, jitter_px=1.5, stride_cv=0.05)
+    result = compare_reports(worse, same_gait[0])
+    assert result["flag"] is False
+    assert result["metrics"]["hind_asymmetry_pct"]["status"] == "better"
+
+
+def test_new_bunny_hopping_is_flagged(same_gait):
+    hop = _report(seed=12, hind_phase=0.03)
+    result = compare_reports(same_gait[0], hop)
+    assert result["metrics"]["hind_phase_deviation"]["status"] == "worse"
+    assert result["flag"]
+
+
+def test_new_tremor_is_flagged(same_gait):
+    tremor = _report(seed=13, limp_side="left", limp_severity=0.2, tremor_hz=7, tremor_amp_bl=0.015)
+    assert compare_reports(same_gait[0], tremor)["metrics"]["tremor"]["status"] == "worse"
+
+
+def test_unusable_clip_gives_uncertain(same_gait):
+    short = _report(seed=1, duration_s=2.0)
+    result = compare_reports(same_gait[0], short)
+    assert result["flag"] is False
+    assert all(m["status"] == "uncertain" for m in result["metrics"].values())
+
+
+def test_required_fields_per_metric(same_gait):
+    result = compare_reports(same_gait[0], same_gait[1])
+    for m in result["metrics"].values():
+        assert {"before", "after", "change", "ci95", "status"} <= set(m)
+        assert m["status"] in {"worse", "better", "unchanged", "uncertain", "changed"}
+
+
+def test_noise_floor_blocks_tiny_but_significant_changes():
+    spec = next(s for s in METRICS if s.name == "hind_asymmetry_pct")
+    rng = np.random.default_rng(0)
+    a = rng.normal(5.0, 0.2, 40)
+    b = rng.normal(6.0, 0.2, 40)  # significant, but below 3 SI points
+    assert compare_metric(a, b, spec)["status"] in {"unchanged", "uncertain"}
+    c = rng.normal(12.0, 0.2, 40)
+    assert compare_metric(a, c, spec)["status"] == "worse"

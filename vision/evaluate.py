@@ -1,0 +1,180 @@
+"""Evaluate the ONNX dog pose model on Animal-Pose.
+
+Usage: ``python -m vision.evaluate [--data PATH] [--split val] [--species dog] [--json]``
+
+Reports PCK@0.05 and PCK@0.1 (threshold = alpha x the longer side of the labelled box) per
+keypoint and for the hind-limb group, (a) for the full pipeline (detect on the whole image, then
+keypoints; predictions matched to the labelled animals by IoU, a missed animal counts as wrong)
+and (b) with keypoints computed in the ground-truth box; plus the share of animals found
+(IoU >= 0.5) in single-animal images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vision.anatomy import CANONICAL_KEYPOINTS, HIND_LIMB_KEYPOINTS
+from vision.model.dataset import Record, default_data_root, load_animalpose, read_rgb
+from vision.model.detector import DogPoseModel
+from vision.model.metrics import box_iou, match_by_iou, pck_hits, summarise_pck
+
+ALPHAS = (0.05, 0.1)
+MATCH_IOU = 0.3
+
+
+def select_records(records: list[Record], split: str, species: str) -> list[Record]:
+    """Select the records of a split that contain at least one labelled animal of ``species``."""
+    return [r for r in records if r.split == split and any(i.species == species for i in r.instances)]
+
+
+def evaluate_records(
+    model: DogPoseModel,
+    records: list[Record],
+    image_dir: Path,
+    species: str = "dog",
+    max_instances: int | None = None,
+    pipeline: bool = True,
+) -> dict[str, Any]:
+    """Compute the PCK and detection figures.
+
+    Parameters
+    ----------
+    model : DogPoseModel
+        Loaded ONNX model.
+    records : list of Record
+        Images to evaluate (see :func:`select_records`).
+    image_dir : Path
+        Folder of the image files.
+    species : str
+        Animals evaluated.
+    max_instances : int or None
+        Stop after this many labelled animals (in record order).
+    pipeline : bool
+        Also run the full detect-then-keypoints pipeline.
+
+    Returns
+    -------
+    dict
+        ``gt_box`` and ``pipeline`` -> {"pck05": summary, "pck10": summary}; ``detection`` ->
+        found share in single-animal images; ``n_instances``; ``seconds``.
+    """
+    t0 = time.time()
+    hits: dict[str, dict[float, list[np.ndarray]]] = {
+        "gt_box": {a: [] for a in ALPHAS},
+        "pipeline": {a: [] for a in ALPHAS},
+    }
+    single_found: list[bool] = []
+    n = 0
+    for rec in records:
+        gts = [i for i in rec.instances if i.species == species]
+        if max_instances is not None and n >= max_instances:
+            break
+        if max_instances is not None:
+            gts = gts[: max_instances - n]
+        n += len(gts)
+        img = read_rgb(image_dir / rec.file)
+        for inst in gts:
+            det = model.keypoints_in_box(img, inst.bbox)
+            for a in ALPHAS:
+                hits["gt_box"][a].append(pck_hits(det.keypoints, inst.keypoints, inst.bbox, a))
+        if not pipeline:
+            continue
+        dets = model.detect(img, max_dogs=5, min_score=0.3)
+        boxes = np.array([d.bbox_xyxy for d in dets], np.float32).reshape(-1, 4)
+        gt_boxes = np.array([i.bbox for i in gts], np.float32).reshape(-1, 4)
+        match = match_by_iou(boxes, gt_boxes)
+        iou = box_iou(boxes, gt_boxes)
+        for g, inst in enumerate(gts):
+            p = match[g]
+            ok = p >= 0 and iou[p, g] >= MATCH_IOU
+            for a in ALPHAS:
+                if ok:
+                    h = pck_hits(dets[p].keypoints, inst.keypoints, inst.bbox, a)
+                else:
+                    h = np.where(inst.keypoints[:, 2] > 0, 0.0, np.nan)
+                hits["pipeline"][a].append(h)
+        n_all = sum(i.species == species for i in rec.instances)
+        if n_all == 1 and len(gts) == 1:
+            single_found.append(bool(iou.shape[0] > 0 and iou[:, 0].max() >= 0.5))
+    out: dict[str, Any] = {"n_instances": n}
+    n_kp = len(CANONICAL_KEYPOINTS)
+    for mode in ("gt_box", "pipeline") if pipeline else ("gt_box",):
+        out[mode] = {
+            f"pck{int(a * 100):02d}": summarise_pck(np.array(hits[mode][a]).reshape(-1, n_kp)) for a in ALPHAS
+        }
+    if pipeline:
+        out["detection"] = {
+            "single_animal_images": len(single_found),
+            "found_iou50": float(np.mean(single_found)) if single_found else None,
+        }
+    out["seconds"] = round(time.time() - t0, 1)
+    return out
+
+
+def false_positive_rate(model: DogPoseModel, records: list[Record], image_dir: Path, species: str) -> dict:
+    """Share of images with no labelled ``species`` where a detection scores >= 0.3."""
+    neg = [r for r in records if not any(i.species == species for i in r.instances)]
+    fp = [len(model.detect(read_rgb(image_dir / r.file), min_score=0.3)) > 0 for r in neg]
+    return {"images": len(neg), "with_detection": float(np.mean(fp)) if fp else None}
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Plain-text table of per-keypoint PCK for both modes."""
+    modes = [m for m in ("gt_box", "pipeline") if m in result]
+    head = f"{'keypoint':<18}" + "".join(f"{m + ' @.05':>16}{m + ' @.1':>16}" for m in modes)
+    lines = [head, "-" * len(head)]
+
+    def fmt(v: float | None) -> str:
+        return f"{v:16.3f}" if v is not None else f"{'-':>16}"
+
+    for name in [*CANONICAL_KEYPOINTS, "HIND_LIMB", "ALL"]:
+        row = f"{name:<18}"
+        for m in modes:
+            for key in ("pck05", "pck10"):
+                s = result[m][key]
+                group = {"HIND_LIMB": s["hind_limb"], "ALL": s["all"]}
+                v = group[name] if name in group else s["per_keypoint"][name]
+                row += fmt(v)
+        lines.append(row)
+    if "detection" in result:
+        d = result["detection"]
+        lines.append(
+            f"found (IoU>=0.5) in single-animal images: {d['found_iou50']} of {d['single_animal_images']}"
+        )
+    lines.append(f"hind-limb group: {', '.join(HIND_LIMB_KEYPOINTS)}; n = {result['n_instances']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI entry point."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=default_data_root())
+    ap.add_argument("--split", default="val")
+    ap.add_argument("--species", default="dog")
+    ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--max-instances", type=int, default=None)
+    ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = ap.parse_args(argv)
+    model = DogPoseModel.load(args.model)
+    records = load_animalpose(args.data)
+    sel = select_records(records, args.split, args.species)
+    result = evaluate_records(model, sel, args.data / "images", args.species, args.max_instances)
+    split_records = [r for r in records if r.split == args.split]
+    result["false_positives"] = false_positive_rate(model, split_records, args.data / "images", args.species)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(format_table(result))
+        fp = result["false_positives"]
+        print(f"images without a {args.species}, share with a detection >= 0.3: {fp['with_detection']}"
+              f" of {fp['images']}")
+
+
+if __name__ == "__main__":
+    main()
