@@ -145,22 +145,30 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
     HindsightInputError
         Empty, missing, corrupt or non-video files, and codecs FFmpeg cannot decode.
     """
+    import av
+
     p = _check_file(path)
     container = _open(p)
     try:
         stream = container.streams.video[0]
         codec = stream.codec_context.name
-        times: list[float] = []
         first = None
         for frame in _decode(container, p):
-            if first is None:
-                first = frame
-            if frame.time is not None:
-                times.append(float(frame.time))
-            if len(times) > 20 * 60 * 240:  # hard stop for absurd inputs
-                break
+            first = frame
+            break
         if first is None:
             raise HindsightInputError(f"no decodable frames in {p.name} (codec {codec})")
+        # Timestamps from the packets: no need to decode every frame.
+        container.seek(0)
+        times: list[float] = []
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is not None and packet.size:
+                    times.append(float(packet.pts * packet.time_base))
+                if len(times) > 20 * 60 * 240:  # hard stop for absurd inputs
+                    break
+        except av.error.FFmpegError as exc:
+            raise HindsightInputError(f"corrupt video data in {p.name}") from exc
         rotation = _rotation_of(stream, first)
         w, h = first.width, first.height
         if rotation in (90, 270):

@@ -81,12 +81,11 @@ def track_video(
         keypoints.append(pose.keypoints)
         boxes.append(pose.bbox_xyxy if pose.bbox_xyxy is not None else np.full(4, np.nan, np.float32))
         scores.append(pose.score)
-        gray = cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY)
-        scale = 160 / max(gray.shape)
-        small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA).astype(np.float32)
+        step = max(1, max(frame.image.shape[:2]) // 160)  # strided view: ~160 px, no full-size copy
+        small = cv2.cvtColor(np.ascontiguousarray(frame.image[::step, ::step]), cv2.COLOR_RGB2GRAY).astype(np.float32)
         if prev_small is not None and prev_small.shape == small.shape:
             dx, dy = _camera_shift(prev_small, small)
-            shifts.append((dx / scale, dy / scale))
+            shifts.append((dx * step, dy * step))
         prev_small = small
         if progress is not None and info.n_frames:
             progress(min(1.0, len(times) / info.n_frames), f"frame {len(times)} of {info.n_frames}")
