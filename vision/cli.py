@@ -180,6 +180,32 @@ def cmd_keypoints(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Create the demo owner, vet and dog with six weekly clips; optionally start the dashboard."""
+    from vision.demo import ensure_demo
+    from vision.storage import Store
+
+    if args.data:
+        os.environ["HINDSIGHT_DATA_DIR"] = str(Path(args.data).resolve())
+    store = Store()
+    info = ensure_demo(store, progress=Progress("demo data"))
+    print(f"data folder: {store.data_dir}", file=sys.stderr)
+    print(f"owner login: {info['owner']} / {info['owner_password']}", file=sys.stderr)
+    print(f"vet login:   {info['vet']} / {info['vet_password']}", file=sys.stderr)
+    if not args.serve:
+        return 0
+    app = Path(__file__).resolve().parents[1] / "app.py"
+    if not app.is_file():
+        raise HindsightInputError("app.py not found: run from a checkout (pip install -e .)")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+           "--server.address", args.address, "--server.headless", "true", "--server.maxUploadSize", "500"]
+    print(f"dashboard: http://localhost:{args.port}", file=sys.stderr)
+    os.environ["HINDSIGHT_DATA_DIR"] = str(store.data_dir)
+    os.chdir(app.parent)
+    os.execv(sys.executable, cmd)
+    return 0  # pragma: no cover - execv does not return
+
+
 def _info(args: argparse.Namespace, message: str) -> None:
     if not getattr(args, "quiet", False):
         print(message, file=sys.stderr)
@@ -211,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="versions, decoders and model")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_info)
+
+    d = sub.add_parser("demo", help="create demo data (and --serve the dashboard)")
+    d.add_argument("--serve", action="store_true", help="start the dashboard afterwards")
+    d.add_argument("--port", type=int, default=8501)
+    d.add_argument("--address", default="0.0.0.0")
+    d.add_argument("--data", help="data folder (default HINDSIGHT_DATA_DIR or the user data folder)")
+    d.set_defaults(func=cmd_demo)
 
     k = sub.add_parser("keypoints", help="dogs and keypoints in images")
     k.add_argument("images", nargs="+")

@@ -14,6 +14,7 @@ excursion and lessens the pelvic drop while it bears weight (Rhodin et al. 2017)
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -288,6 +289,25 @@ _COAT = (139, 90, 43)
 _COAT_FAR = (96, 60, 28)
 
 
+@lru_cache(maxsize=4)
+def _background(size: tuple[int, int]) -> np.ndarray:
+    """Sky, grass and a fixed grass texture (drawn once per frame size)."""
+    import cv2
+
+    w, h = size
+    img = np.zeros((h, w, 3), dtype=np.uint8)
+    horizon = int(0.45 * h)
+    img[:horizon] = (170, 205, 235)
+    img[horizon:] = (95, 140, 70)
+    rng = np.random.default_rng(1)
+    ys = rng.integers(horizon, h, 300)
+    xs = rng.integers(0, w, 300)
+    for x, y in zip(xs, ys, strict=True):
+        cv2.line(img, (int(x), int(y)), (int(x) + 3, int(y) - 6), (70, 115, 50), 1)
+    img.setflags(write=False)
+    return img
+
+
 def render_frame(points: dict[str, tuple[float, float]], size: tuple[int, int], body_length_px: float) -> np.ndarray:
     """Draw a simple dog-like figure (far legs darker) on a grass-and-sky background.
 
@@ -300,16 +320,7 @@ def render_frame(points: dict[str, tuple[float, float]], size: tuple[int, int], 
     """
     import cv2
 
-    w, h = size
-    img = np.zeros((h, w, 3), dtype=np.uint8)
-    horizon = int(0.45 * h)
-    img[:horizon] = (170, 205, 235)
-    img[horizon:] = (95, 140, 70)
-    rng = np.random.default_rng(1)  # fixed texture on the ground
-    ys = rng.integers(horizon, h, 300)
-    xs = rng.integers(0, w, 300)
-    for x, y in zip(xs, ys, strict=True):
-        cv2.line(img, (int(x), int(y)), (int(x) + 3, int(y) - 6), (70, 115, 50), 1)
+    img = _background(tuple(size)).copy()
     L = body_length_px
     limb_w = max(2, int(0.07 * L))
 

@@ -244,6 +244,30 @@ def iter_frames(
         container.close()
 
 
+def recorded_date(path: str | os.PathLike[str]) -> "datetime.date | None":
+    """Recording date from the container's ``creation_time`` tag (phones set it), or None."""
+    import datetime
+
+    try:
+        container = _open(Path(path))
+    except HindsightInputError:
+        return None
+    try:
+        tags = dict(container.metadata)
+        for stream in container.streams:
+            tags.update({k: v for k, v in stream.metadata.items() if k not in tags})
+    finally:
+        container.close()
+    raw = tags.get("creation_time") or tags.get("com.apple.quicktime.creationdate")
+    if not raw:
+        return None
+    try:
+        when = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when.date() if when.year > 1971 else None
+
+
 def check_duration(info: VideoInfo, *, min_s: float = MIN_DURATION_S, max_s: float = MAX_DURATION_S) -> None:
     """Raise a one-line error for clips too short to hold a stride or too long to analyse."""
     if info.duration_s < min_s:
@@ -296,10 +320,10 @@ def write_video(
             stream.codec_context.time_base = Fraction(1, 1000)
             stream.time_base = Fraction(1, 1000)
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf)} if codec in ("libx264", "libx265") else {}
+        stream.options = {"crf": str(crf), "preset": "veryfast"} if codec in ("libx264", "libx265") else {}
         if codec == "libx265":
             stream.codec_context.codec_tag = "hvc1"
-            stream.options = {"crf": str(crf), "x265-params": "log-level=error"}
+            stream.options = {"crf": str(crf), "preset": "veryfast", "x265-params": "log-level=error"}
         started = False
         last_pts = -1
         for index, image in enumerate(frames):

@@ -1,0 +1,506 @@
+"""The store: database session, migrations, blobs, and the operations the dashboard needs.
+
+Every read and write that concerns a dog goes through an access check: an owner
+sees only their own dogs; a vet only the dogs shared with them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from vision.errors import HindsightInputError
+from vision.storage.blobs import BlobStore
+from vision.storage.models import Clip, Dog, DogShare, Review, User
+
+MAX_UPLOAD_BYTES = 500 * 1024 * 1024
+STALE_AFTER_S = 90.0
+ROLES = ("owner", "vet")
+
+
+def default_data_dir() -> Path:
+    """``HINDSIGHT_DATA_DIR`` or the user's data directory."""
+    env = os.environ.get("HINDSIGHT_DATA_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("hindsight", appauthor=False))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Store:
+    """Database plus content-addressed files for one Hindsight installation."""
+
+    def __init__(self, data_dir: str | os.PathLike[str] | None = None, db_url: str | None = None) -> None:
+        self.data_dir = Path(data_dir) if data_dir else default_data_dir()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db_url = db_url or os.environ.get("HINDSIGHT_DB_URL") or f"sqlite:///{self.data_dir / 'hindsight.db'}"
+        self.blobs = BlobStore(self.data_dir / "blobs")
+        connect_args = {"timeout": 30, "check_same_thread": False} if self.db_url.startswith("sqlite") else {}
+        self.engine = create_engine(self.db_url, connect_args=connect_args)
+        if self.db_url.startswith("sqlite"):
+
+            @event.listens_for(self.engine, "connect")
+            def _pragmas(conn, _record):  # type: ignore[no-untyped-def]
+                cur = conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+
+        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        self.migrate()
+
+    # --- infrastructure ---------------------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        cfg.set_main_option("sqlalchemy.url", self.db_url.replace("%", "%%"))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: committed on success, rolled back on error."""
+        with self.session_factory() as s, s.begin():
+            yield s
+
+    def env(self) -> dict[str, str]:
+        """Environment for a worker process that must open this same store."""
+        return {**os.environ, "HINDSIGHT_DATA_DIR": str(self.data_dir), "HINDSIGHT_DB_URL": self.db_url}
+
+    # --- accounts ---------------------------------------------------------------------------------
+
+    def create_user(self, email: str, name: str, role: str, password: str) -> User:
+        """Register a user; the password is stored as an Argon2 hash."""
+        from argon2 import PasswordHasher
+
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}")
+        email = email.strip().lower()
+        if "@" not in email or len(password) < 8:
+            raise ValueError("an e-mail address and a password of at least 8 characters are needed")
+        with self.session() as s:
+            if s.scalar(select(User).where(User.email == email)):
+                raise ValueError("an account with this e-mail already exists")
+            user = User(email=email, name=name.strip() or email, role=role, password_hash=PasswordHasher().hash(password))
+            s.add(user)
+            s.flush()
+            return user
+
+    def authenticate(self, email: str, password: str) -> User | None:
+        """The user when the password matches, else None."""
+        from argon2 import PasswordHasher
+        from argon2.exceptions import VerificationError
+
+        with self.session() as s:
+            user = s.scalar(select(User).where(User.email == email.strip().lower()))
+            if user is None:
+                PasswordHasher().hash(password)  # same cost whether or not the account exists
+                return None
+            try:
+                PasswordHasher().verify(user.password_hash, password)
+            except VerificationError:
+                return None
+            return user
+
+    def get_user(self, user_id: int) -> User | None:
+        """A user by id."""
+        with self.session() as s:
+            return s.get(User, user_id)
+
+    def user_by_email(self, email: str) -> User | None:
+        """A user by e-mail."""
+        with self.session() as s:
+            return s.scalar(select(User).where(User.email == email.strip().lower()))
+
+    # --- dogs -------------------------------------------------------------------------------------
+
+    def create_dog(
+        self,
+        owner: User,
+        name: str,
+        breed: str = "",
+        birth_date: dt.date | None = None,
+        weight_kg: float | None = None,
+        notes: str = "",
+    ) -> Dog:
+        """Add a dog to an owner's list."""
+        if owner.role != "owner":
+            raise PermissionError("only owners add dogs")
+        if not name.strip():
+            raise ValueError("the dog needs a name")
+        with self.session() as s:
+            dog = Dog(owner_id=owner.id, name=name.strip(), breed=breed.strip(), birth_date=birth_date,
+                      weight_kg=weight_kg, notes=notes)
+            s.add(dog)
+            s.flush()
+            return dog
+
+    def _can_see(self, s: Session, user: User, dog_id: int) -> Dog:
+        dog = s.get(Dog, dog_id)
+        if dog is None:
+            raise PermissionError("no such dog")
+        if user.role == "owner" and dog.owner_id == user.id:
+            return dog
+        if user.role == "vet" and s.scalar(
+            select(DogShare).where(DogShare.dog_id == dog_id, DogShare.vet_id == user.id)
+        ):
+            return dog
+        raise PermissionError("this dog is not yours or not shared with you")
+
+    def dogs_for(self, user: User) -> list[Dog]:
+        """Dogs a user may see, by name."""
+        with self.session() as s:
+            if user.role == "owner":
+                q = select(Dog).where(Dog.owner_id == user.id)
+            else:
+                q = select(Dog).join(DogShare, DogShare.dog_id == Dog.id).where(DogShare.vet_id == user.id)
+            return list(s.scalars(q.order_by(Dog.name)))
+
+    def get_dog(self, user: User, dog_id: int) -> Dog:
+        """A dog, if the user may see it (PermissionError otherwise)."""
+        with self.session() as s:
+            return self._can_see(s, user, dog_id)
+
+    def share_dog(self, owner: User, dog_id: int, vet_email: str) -> None:
+        """Share one of the owner's dogs with a vet."""
+        with self.session() as s:
+            dog = self._can_see(s, owner, dog_id)
+            if owner.role != "owner" or dog.owner_id != owner.id:
+                raise PermissionError("only the owner can share a dog")
+            vet = s.scalar(select(User).where(User.email == vet_email.strip().lower(), User.role == "vet"))
+            if vet is None:
+                raise ValueError("no vet with this e-mail")
+            if not s.scalar(select(DogShare).where(DogShare.dog_id == dog_id, DogShare.vet_id == vet.id)):
+                s.add(DogShare(dog_id=dog_id, vet_id=vet.id))
+
+    def vets_of(self, dog_id: int) -> list[User]:
+        """Vets a dog is shared with."""
+        with self.session() as s:
+            q = select(User).join(DogShare, DogShare.vet_id == User.id).where(DogShare.dog_id == dog_id)
+            return list(s.scalars(q))
+
+    # --- clips ------------------------------------------------------------------------------------
+
+    def add_clip(
+        self,
+        user: User,
+        dog_id: int,
+        stream: BinaryIO,
+        original_name: str,
+        recorded_on: dt.date | None = None,
+        *,
+        pose_source: str = "model",
+        max_bytes: int = MAX_UPLOAD_BYTES,
+    ) -> Clip:
+        """Store an upload (content-addressed) after checking that it is a video.
+
+        Oversized, empty, non-video and corrupt uploads raise
+        :class:`HindsightInputError` and leave nothing behind.
+        """
+        from vision.video import check_duration, probe, recorded_date
+
+        with self.session() as s:
+            self._can_see(s, user, dog_id)
+        try:
+            sha, size = self.blobs.put_stream(stream, max_bytes=max_bytes)
+        except ValueError as exc:
+            raise HindsightInputError(str(exc)) from exc
+        if size == 0:
+            self._drop_unreferenced(sha)
+            raise HindsightInputError("the file is empty")
+        path = self.blobs.path(sha)
+        try:
+            info = probe(path)
+            check_duration(info)
+        except HindsightInputError as exc:
+            self._drop_unreferenced(sha)
+            raise HindsightInputError(str(exc).replace(path.name, "the upload")) from exc
+        when = recorded_on or recorded_date(path) or dt.date.today()
+        with self.session() as s:
+            clip = Clip(dog_id=dog_id, video_sha256=sha, original_name=original_name[:255], size_bytes=size,
+                        recorded_on=when, pose_source=pose_source, message="uploaded")
+            s.add(clip)
+            s.flush()
+            return clip
+
+    def _drop_unreferenced(self, sha: str) -> None:
+        with self.session() as s:
+            used = s.scalar(select(Clip.id).where(Clip.video_sha256 == sha).limit(1))
+        if used is None and self.blobs.exists(sha):
+            self.blobs.path(sha).unlink()
+
+    def clips_for_dog(self, user: User, dog_id: int) -> list[Clip]:
+        """A dog's clips, oldest first."""
+        with self.session() as s:
+            self._can_see(s, user, dog_id)
+            q = select(Clip).where(Clip.dog_id == dog_id).order_by(Clip.recorded_on, Clip.id)
+            return list(s.scalars(q))
+
+    def get_clip(self, user: User, clip_id: int) -> Clip:
+        """A clip, if the user may see its dog."""
+        with self.session() as s:
+            clip = s.get(Clip, clip_id)
+            if clip is None:
+                raise PermissionError("no such clip")
+            self._can_see(s, user, clip.dog_id)
+            return clip
+
+    def update_clip(self, user: User, clip_id: int, *, recorded_on: dt.date | None = None) -> None:
+        """Edit a clip's recording date."""
+        with self.session() as s:
+            clip = s.get(Clip, clip_id)
+            if clip is None:
+                raise PermissionError("no such clip")
+            self._can_see(s, user, clip.dog_id)
+            if recorded_on:
+                clip.recorded_on = recorded_on
+
+    def report(self, clip: Clip) -> dict[str, Any] | None:
+        """The analysis report of a finished clip."""
+        if not clip.report_sha256:
+            return None
+        return json.loads(self.blobs.read_bytes(clip.report_sha256))
+
+    # --- analysis jobs ----------------------------------------------------------------------------
+
+    def start_analysis(self, user: User, clip_id: int, *, wait: bool = False) -> None:
+        """Run the analysis in a separate process, so that it survives page changes.
+
+        The clip's row carries the progress; an interrupted job can be started again.
+        """
+        with self.session() as s:
+            clip = s.get(Clip, clip_id)
+            if clip is None:
+                raise PermissionError("no such clip")
+            self._can_see(s, user, clip.dog_id)
+            if clip.status in ("queued", "running"):
+                return
+            clip.status, clip.progress, clip.message, clip.error = "queued", 0.0, "waiting to start", ""
+        log = open(self.data_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child process
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vision.storage.worker", str(clip_id)],
+            env=self.env(), stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        log.close()
+        with self.session() as s:
+            clip = s.get(Clip, clip_id)
+            assert clip is not None
+            clip.worker_pid = proc.pid
+            clip.heartbeat_at = _now()
+        if wait:
+            proc.wait()
+
+    def refresh_stale(self) -> int:
+        """Mark jobs whose worker died (no heartbeat) as interrupted; return how many."""
+        cutoff = _now() - dt.timedelta(seconds=STALE_AFTER_S)
+        n = 0
+        with self.session() as s:
+            for clip in s.scalars(select(Clip).where(Clip.status.in_(("queued", "running")))):
+                alive = clip.worker_pid is not None and _pid_alive(clip.worker_pid)
+                if not alive or (clip.heartbeat_at is not None and clip.heartbeat_at < cutoff):
+                    clip.status, clip.message = "interrupted", "analysis stopped before it finished; retry it"
+                    n += 1
+        return n
+
+    def run_analysis(self, clip_id: int, backend: Any | None = None) -> Clip:
+        """Analyse a stored clip in this process (the worker calls this) and save the results.
+
+        Results are written to the blob store first and recorded in one transaction
+        at the end, so a stop midway leaves the upload intact and the clip retryable.
+        """
+        from vision.analysis import analyze_path, analyze_tracks
+        from vision.io import load_poses, save_poses
+        from vision.overlay import render_overlay
+        from vision.video import probe
+
+        with self.session() as s:
+            clip = s.get(Clip, clip_id)
+            if clip is None:
+                raise ValueError(f"no clip {clip_id}")
+            clip.status, clip.progress, clip.message, clip.heartbeat_at = "running", 0.0, "starting", _now()
+            clip.worker_pid = os.getpid()
+            video = self.blobs.path(clip.video_sha256)
+            rendered_tracks = clip.tracks_sha256 if clip.pose_source == "rendered" else None
+        last = [0.0]
+
+        def progress(fraction: float, message: str) -> None:
+            if time.monotonic() - last[0] < 0.5 and fraction < 1:
+                return
+            last[0] = time.monotonic()
+            with self.session() as s2:
+                c = s2.get(Clip, clip_id)
+                if c is not None:
+                    c.progress, c.message, c.heartbeat_at = 0.95 * fraction, message[:255], _now()
+
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                if rendered_tracks:
+                    nc = self.blobs.copy_to(rendered_tracks, Path(tmp) / "tracks.nc")
+                    result = analyze_tracks(load_poses(nc), source={"file": "demo clip", "kind": "video",
+                                                                    "backend": "rendered keypoints"},
+                                            video_info=probe(video))
+                else:
+                    result = analyze_path(video, backend=backend, progress=progress)
+                result.report["source"]["file"] = "upload"
+                progress(0.97, "drawing the overlay")
+                overlay = render_overlay(video, result.tracks, result.events, Path(tmp) / "overlay.mp4")
+                tracks = save_poses(result.tracks, Path(tmp) / "tracks.nc")
+                report_sha = self.blobs.put_bytes(json.dumps(result.report, indent=1).encode())
+                overlay_sha = self.blobs.put_file(overlay)
+                tracks_sha = self.blobs.put_file(tracks)
+        except HindsightInputError as exc:
+            return self._fail(clip_id, str(exc))
+        except Exception as exc:  # noqa: BLE001 - the job records any failure and stays retryable
+            return self._fail(clip_id, f"internal error: {type(exc).__name__}: {exc}")
+        r = result.report
+        with self.session() as s:
+            clip = s.get(Clip, clip_id)
+            assert clip is not None
+            clip.report_sha256, clip.overlay_sha256 = report_sha, overlay_sha
+            if not rendered_tracks:
+                clip.tracks_sha256 = tracks_sha
+            clip.usable = bool(r["quality"]["usable"])
+            clip.hind_asymmetry_pct = r["metrics"]["symmetry"]["hind_asymmetry_pct"]
+            clip.weaker_side = r["metrics"]["symmetry"]["weaker_side"]
+            clip.bunny_hop_flag = r["metrics"]["bunny_hop"]["flag"]
+            clip.wobble_flag = r["metrics"]["wobble"]["flag"]
+            clip.status, clip.progress, clip.message, clip.error = "done", 1.0, "analysed", ""
+            clip.heartbeat_at = _now()
+        self.flag_if_changed(clip_id)
+        with self.session() as s:
+            done = s.get(Clip, clip_id)
+            assert done is not None
+            return done
+
+    def _fail(self, clip_id: int, message: str) -> Clip:
+        with self.session() as s:
+            clip = s.get(Clip, clip_id)
+            assert clip is not None
+            clip.status, clip.error, clip.message = "failed", message[:2000], "analysis failed"
+            return clip
+
+    # --- comparison and review --------------------------------------------------------------------
+
+    def baseline_for(self, clip: Clip, *, min_days: int = 5) -> Clip | None:
+        """The dog's latest analysed, usable clip recorded at least ``min_days`` before this one."""
+        with self.session() as s:
+            q = (
+                select(Clip)
+                .where(Clip.dog_id == clip.dog_id, Clip.id != clip.id, Clip.status == "done", Clip.usable.is_(True),
+                       Clip.recorded_on <= clip.recorded_on - dt.timedelta(days=min_days))
+                .order_by(Clip.recorded_on.desc(), Clip.id.desc())
+            )
+            return s.scalars(q).first()
+
+    def compare(self, before: Clip, after: Clip) -> dict[str, Any] | None:
+        """`vision compare` of two analysed clips."""
+        from vision.compare import compare_reports
+
+        rb, ra = self.report(before), self.report(after)
+        if rb is None or ra is None:
+            return None
+        return compare_reports(rb, ra)
+
+    def flag_if_changed(self, clip_id: int) -> Review | None:
+        """Compare a new clip with its baseline; queue a review for each vet when it is worse."""
+        with self.session() as s:
+            clip = s.get(Clip, clip_id)
+        if clip is None or clip.status != "done":
+            return None
+        base = self.baseline_for(clip)
+        if base is None:
+            return None
+        result = self.compare(base, clip)
+        if not result or not result["flag"]:
+            return None
+        sha = self.blobs.put_bytes(json.dumps(result).encode())
+        review = None
+        with self.session() as s:
+            for vet in s.scalars(select(User).join(DogShare, DogShare.vet_id == User.id).where(DogShare.dog_id == clip.dog_id)):
+                existing = s.scalar(select(Review).where(Review.clip_id == clip.id, Review.vet_id == vet.id))
+                if existing is None:
+                    review = Review(clip_id=clip.id, baseline_clip_id=base.id, vet_id=vet.id, comparison_sha256=sha)
+                    s.add(review)
+        return review
+
+    def flagged_clips(self, user: User, dog_id: int) -> list[int]:
+        """Ids of a dog's clips whose comparison with their baseline was flagged."""
+        with self.session() as s:
+            self._can_see(s, user, dog_id)
+            q = select(Review.clip_id).join(Clip, Clip.id == Review.clip_id).where(Clip.dog_id == dog_id)
+            return sorted(set(s.scalars(q)))
+
+    def review_queue(self, vet: User, include_done: bool = False) -> list[Review]:
+        """Reviews for a vet, pending first, newest first."""
+        if vet.role != "vet":
+            raise PermissionError("only vets have a review queue")
+        with self.session() as s:
+            q = select(Review).where(Review.vet_id == vet.id)
+            if not include_done:
+                q = q.where(Review.status == "pending")
+            q = q.join(DogShare, (DogShare.vet_id == vet.id)).join(
+                Clip, (Clip.id == Review.clip_id) & (Clip.dog_id == DogShare.dog_id)
+            )
+            return list(s.scalars(q.order_by(Review.created_at.desc())))
+
+    def get_review(self, vet: User, review_id: int) -> Review:
+        """A review of this vet's."""
+        with self.session() as s:
+            review = s.get(Review, review_id)
+            if review is None or review.vet_id != vet.id:
+                raise PermissionError("no such review")
+            return review
+
+    def update_review(self, vet: User, review_id: int, status: str, notes: str) -> None:
+        """Set a review's status and notes."""
+        if status not in ("pending", "reviewed", "needs_visit", "no_concern"):
+            raise ValueError("unknown status")
+        with self.session() as s:
+            review = s.get(Review, review_id)
+            if review is None or review.vet_id != vet.id:
+                raise PermissionError("no such review")
+            review.status, review.notes = status, notes
+
+    def comparison_of(self, review: Review) -> dict[str, Any]:
+        """The stored comparison behind a review."""
+        return json.loads(self.blobs.read_bytes(review.comparison_sha256))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child still "exists": treat it as gone
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+ProgressFn = Callable[[float, str], None]

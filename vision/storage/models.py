@@ -1,0 +1,103 @@
+"""ORM tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Boolean, Date, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+
+class User(Base):
+    """An owner or a vet (or physiotherapist) who logs in."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True, index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    role: Mapped[str] = mapped_column(String(16))  # "owner" or "vet"
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+class Dog(Base):
+    """A dog and its owner."""
+
+    __tablename__ = "dogs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    breed: Mapped[str] = mapped_column(String(120), default="")
+    birth_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    weight_kg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    clips: Mapped[list[Clip]] = relationship(back_populates="dog", order_by="Clip.recorded_on")
+
+
+class DogShare(Base):
+    """An owner shares a dog with a vet."""
+
+    __tablename__ = "dog_shares"
+    __table_args__ = (UniqueConstraint("dog_id", "vet_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dog_id: Mapped[int] = mapped_column(ForeignKey("dogs.id"), index=True)
+    vet_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+
+
+class Clip(Base):
+    """An uploaded video and the state of its analysis.
+
+    Files (video, report, overlay, tracks) live in the content-addressed blob store,
+    referenced by SHA-256; the uploaded file name is kept only as metadata.
+    """
+
+    __tablename__ = "clips"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dog_id: Mapped[int] = mapped_column(ForeignKey("dogs.id"), index=True)
+    video_sha256: Mapped[str] = mapped_column(String(64))
+    original_name: Mapped[str] = mapped_column(String(255), default="")
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    recorded_on: Mapped[dt.date] = mapped_column(Date)
+    uploaded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    status: Mapped[str] = mapped_column(String(16), default="uploaded")  # uploaded queued running done failed interrupted
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(String(255), default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+    worker_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    report_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    overlay_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tracks_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    usable: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    hind_asymmetry_pct: Mapped[float | None] = mapped_column(Float, nullable=True)
+    weaker_side: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    bunny_hop_flag: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    wobble_flag: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    pose_source: Mapped[str] = mapped_column(String(32), default="model")  # "model" or "rendered" (demo clips)
+    dog: Mapped[Dog] = relationship(back_populates="clips")
+
+
+class Review(Base):
+    """A flagged change waiting for (or given) a vet's review."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (UniqueConstraint("clip_id", "vet_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id"), index=True)
+    baseline_clip_id: Mapped[int] = mapped_column(ForeignKey("clips.id"))
+    vet_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending reviewed needs_visit no_concern
+    notes: Mapped[str] = mapped_column(Text, default="")
+    comparison_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
