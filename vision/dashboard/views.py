@@ -111,6 +111,11 @@ def _jobs(user: User, dog_id: int) -> None:
     clips = store.clips_for_dog(user, dog_id)
     active = [c for c in clips if c.status in ("queued", "running")]
     problems = [c for c in clips if c.status in ("failed", "interrupted", "uploaded")]
+    key = f"active_jobs_{dog_id}"
+    was_active = set(st.session_state.get(key, []))
+    st.session_state[key] = [c.id for c in active]
+    if was_active - {c.id for c in active}:
+        st.rerun(scope="app")  # a job just ended: redraw the whole page with its result
     for c in active:
         st.progress(min(1.0, c.progress), text=f"{_clip_label(c)}: {c.message}")
     for c in problems:

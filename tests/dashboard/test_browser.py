@@ -1,0 +1,138 @@
+"""End to end in a real browser: Playwright drives Debian's Chromium against a live dashboard.
+
+Logs in as the demo owner, uploads a generated clip, waits for the background
+analysis and sees its result, then compares two clips. Skips when Chromium or
+Playwright is missing (``.ci/run`` installs both).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.dashboard.conftest import ROOT
+from vision.synthetic import generate, render_video
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SCREENSHOTS = Path(os.environ.get("HINDSIGHT_SCREENSHOTS", "")) if os.environ.get("HINDSIGHT_SCREENSHOTS") else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(demo_store, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    store, info = demo_store
+    port = _free_port()
+    env = {**os.environ, "HINDSIGHT_DATA_DIR": str(store.data_dir)}
+    log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("the dashboard did not start: " + (tmp_path / "streamlit.log").read_text()[-2000:])
+    yield url, store, info
+    os.killpg(proc.pid, 15)
+    proc.wait(timeout=20)
+    log.close()
+
+
+def _shot(page, name: str) -> None:
+    if SCREENSHOTS:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_owner_uploads_sees_analysis_and_compares(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, store, info = server
+    clip = generate(duration_s=8, frame_size=(640, 360), body_length_px=190, seed=77, limp_side="left",
+                    limp_severity=0.4)
+    video = tmp_path / "my dog's walk.mp4"
+    render_video(clip, str(video))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        page.goto(url)
+        page.get_by_label("E-mail").first.fill(info["owner"])
+        page.get_by_label("Password").first.fill(info["owner_password"])
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("heading", name="Dogs")).to_be_visible()
+        expect(page.get_by_text("Bella").first).to_be_visible()
+        _shot(page, "dogs")
+
+        page.get_by_role("link", name="Upload").click()
+        expect(page.get_by_role("heading", name="Upload this week's walk")).to_be_visible()
+        page.locator('input[type="file"]').set_input_files(str(video))
+        page.get_by_role("button", name="Upload and analyse").click()
+        expect(page.get_by_text("Analysis started")).to_be_visible()
+        _shot(page, "upload")
+
+        # the analysis runs in the background: the clip page shows its result when it is done
+        page.get_by_role("link", name="Clip").click()
+        result = page.get_by_text("Is one hind leg weaker?").or_(page.get_by_text("could not be scored")).or_(
+            page.get_by_text("— failed:"))
+        expect(result.first).to_be_visible(timeout=300_000)
+        _shot(page, "clip")
+        owner = store.user_by_email(info["owner"])
+        latest = store.clips_for_dog(owner, info["dog_id"])[-1]
+        assert latest.original_name == "my dog's walk.mp4"
+        assert latest.status == "done", latest.error
+
+        page.get_by_role("link", name="Compare").click()
+        expect(page.get_by_text("Change (after − before)").first).to_be_visible()
+        _shot(page, "compare")
+        browser.close()
+
+
+def test_vet_review_queue_in_browser(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, store, info = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        page.goto(url)
+        page.get_by_label("E-mail").first.fill(info["vet"])
+        page.get_by_label("Password").first.fill(info["vet_password"])
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("heading", name="Vet review")).to_be_visible()
+        expect(page.get_by_text("Bella").first).to_be_visible()
+        with page.expect_download() as download:
+            page.get_by_role("button", name="PDF report").click()
+        pdf = Path(download.value.path()).read_bytes()
+        assert pdf.startswith(b"%PDF")
+        _shot(page, "review")
+        browser.close()

@@ -1,0 +1,29 @@
+import numpy as np
+
+from vision.analysis import analyze_tracks
+from vision.sidebyside import phase_aligned_times, render_side_by_side
+from vision.synthetic import generate, render_video
+from vision.video import probe
+
+
+def test_phase_alignment_maps_strides_onto_strides():
+    a = np.array([0.0, 1.0, 2.0, 3.0])
+    b = np.array([5.0, 5.5, 6.0, 6.5])  # faster cadence, later start
+    t = np.array([0.0, 0.5, 1.25, 2.9, 3.5])
+    out = phase_aligned_times(a, b, t)
+    np.testing.assert_allclose(out[:4], [5.0, 5.25, 5.625, 6.45])
+    assert np.isnan(out[4])
+
+
+def test_side_by_side_video(tmp_path):
+    clips = [generate(duration_s=4, frame_size=(320, 180), body_length_px=96, seed=s, stride_hz=hz)
+             for s, hz in ((1, 1.0), (2, 1.4))]
+    paths, strikes = [], []
+    for i, c in enumerate(clips):
+        p = tmp_path / f"{i}.mp4"
+        render_video(c, str(p))
+        paths.append(p)
+        strikes.append(analyze_tracks(c.tracks).events.strikes["left_hind"])
+    out = render_side_by_side(paths[0], strikes[0], paths[1], strikes[1], tmp_path / "sbs.mp4", height=180)
+    info = probe(out)
+    assert info.codec == "h264" and info.height == 180 and info.width > 600
