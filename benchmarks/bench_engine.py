@@ -65,8 +65,15 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--oracle", action="store_true", help="use the known keypoints instead of the model")
     args = ap.parse_args()
-    clip = generate(duration_s=args.seconds, fps=30, frame_size=(1280, 720), body_length_px=300, seed=1,
-                    limp_side="left", limp_severity=0.4)
+    clip = generate(
+        duration_s=args.seconds,
+        fps=30,
+        frame_size=(1280, 720),
+        body_length_px=300,
+        seed=1,
+        limp_side="left",
+        limp_severity=0.4,
+    )
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "bench.mp4"
         render_video(clip, str(path))
@@ -88,11 +95,16 @@ def main() -> None:
     engine = total - decode - backend.seconds
     print(f"clip: {args.seconds:.0f} s, {n} frames 1280x720 H.264; backend: {backend.name}")
     print(f"{'stage':<22}{'seconds':>10}{'per video s':>14}{'share':>9}")
-    for name, s in (("decode alone", decode), ("model (backend)", backend.seconds), ("engine (the rest)", engine),
-                    ("total analysis", total)):
+    for name, s in (
+        ("decode alone", decode),
+        ("model (backend)", backend.seconds),
+        ("engine (the rest)", engine),
+        ("total analysis", total),
+    ):
         print(f"{name:<22}{s:>10.2f}{s / args.seconds:>14.3f}{s / total:>9.1%}")
     print(f"analysis / decode ratio: {total / decode:.2f}; real-time factor: {total / args.seconds:.2f}")
-    print(f"usable: {result.report['quality']['usable']}, weaker side: {result.report['metrics']['symmetry']['weaker_side']}")
+    r = result.report
+    print(f"usable: {r['quality']['usable']}, weaker side: {r['metrics']['symmetry']['weaker_side']}")
 
 
 if __name__ == "__main__":

@@ -35,9 +35,16 @@ def truth_files(tmp_path_factory):
         phase = float(rng.uniform(0.35, 0.65))
         hz = float(rng.uniform(4.0, 12.0))
         c = generate(
-            limp_side=side, limp_severity=float(rng.uniform(0.35, 0.6)), hind_phase=phase, tremor_hz=hz,
-            tremor_amp_bl=0.015, jitter_px=1.5, dropout_rate=0.05, seed=int(rng.integers(1e6)),
-            swap_segments=((3.0, 4.0),), direction=int(rng.choice([-1, 1])),
+            limp_side=side,
+            limp_severity=float(rng.uniform(0.35, 0.6)),
+            hind_phase=phase,
+            tremor_hz=hz,
+            tremor_amp_bl=0.015,
+            jitter_px=1.5,
+            dropout_rate=0.05,
+            seed=int(rng.integers(1e6)),
+            swap_segments=((3.0, 4.0),),
+            direction=int(rng.choice([-1, 1])),
         )
         p = save_poses(c.tracks, d / f"dog{i}.csv")
         files.append((p, side, phase, hz))
@@ -62,9 +69,16 @@ def test_required_report_keys(truth_files):
     out = run("analyze", str(truth_files[0][0]), "--fps", "30", "--json")
     r = json.loads(out.stdout)
     for path in (
-        "quality.usable", "quality.reasons", "quality.view", "quality.hind_strides",
-        "metrics.symmetry.hind_asymmetry_pct", "metrics.symmetry.weaker_side",
-        "metrics.bunny_hop.hind_phase", "metrics.bunny_hop.flag", "metrics.wobble.tremor_hz", "metrics.wobble.flag",
+        "quality.usable",
+        "quality.reasons",
+        "quality.view",
+        "quality.hind_strides",
+        "metrics.symmetry.hind_asymmetry_pct",
+        "metrics.symmetry.weaker_side",
+        "metrics.bunny_hop.hind_phase",
+        "metrics.bunny_hop.flag",
+        "metrics.wobble.tremor_hz",
+        "metrics.wobble.flag",
     ):
         node = r
         for key in path.split("."):

@@ -42,9 +42,7 @@ def test_dlc_multi_animal_csv(tmp_path, clip):
 def test_dlc_h5_with_animalpose_names(tmp_path, clip):
     df = to_dlc_frame(clip.tracks)
     rename = {"left_stifle": "left_back_elbow", "left_hock": "left_back_knee", "tail_base": "tailbase"}
-    df.columns = pd.MultiIndex.from_tuples(
-        [(s, rename.get(b, b), c) for s, b, c in df.columns], names=df.columns.names
-    )
+    df.columns = pd.MultiIndex.from_tuples([(s, rename.get(b, b), c) for s, b, c in df.columns], names=df.columns.names)
     p = tmp_path / "dog.h5"
     df.to_hdf(p, key="df_with_missing")
     back = load_poses(p, fps=25)

@@ -15,6 +15,8 @@ def test_vet_pdf_contains_the_essentials():
         after={"date": dt.date(2026, 11, 22), "report": b},
         comparison=compare_reports(a, b),
         history=[(dt.date(2026, 11, 15), a), (dt.date(2026, 11, 22), b)],
-        vet_name="Dr Vet – ü", notes="Recheck stifle.", status="needs_visit",
+        vet_name="Dr Vet – ü",
+        notes="Recheck stifle.",
+        status="needs_visit",
     )
     assert pdf.startswith(b"%PDF") and len(pdf) > 20_000

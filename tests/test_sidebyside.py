@@ -16,8 +16,10 @@ def test_phase_alignment_maps_strides_onto_strides():
 
 
 def test_side_by_side_video(tmp_path):
-    clips = [generate(duration_s=4, frame_size=(320, 180), body_length_px=96, seed=s, stride_hz=hz)
-             for s, hz in ((1, 1.0), (2, 1.4))]
+    clips = [
+        generate(duration_s=4, frame_size=(320, 180), body_length_px=96, seed=s, stride_hz=hz)
+        for s, hz in ((1, 1.0), (2, 1.4))
+    ]
     paths, strikes = [], []
     for i, c in enumerate(clips):
         p = tmp_path / f"{i}.mp4"

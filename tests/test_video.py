@@ -56,7 +56,11 @@ def test_max_side_downscales(tmp_path):
 
 @pytest.mark.parametrize(
     "content,expected",
-    [(b"", "empty file"), (b"hello, I am text", "not a readable video"), (b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64, "")],
+    [
+        (b"", "empty file"),
+        (b"hello, I am text", "not a readable video"),
+        (b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64, ""),
+    ],
 )
 def test_bad_files_raise_one_line_errors(tmp_path, content, expected):
     p = tmp_path / "bad.mp4"

@@ -125,8 +125,9 @@ def analyze_tracks(
         "summary": plain_summary(quality.usable, metrics),
         "provenance": read_log(smoothed),
     }
-    if report["source"].get("video"):
-        report["source"]["video"]["path"] = Path(report["source"]["video"]["path"]).name
+    video = report["source"]["video"]  # type: ignore[index]
+    if video:
+        video["path"] = Path(video["path"]).name
     return AnalysisResult(report=report, tracks=smoothed, raw_tracks=one, events=events)
 
 
@@ -180,7 +181,9 @@ def plain_summary(usable: bool, metrics: dict[str, Any]) -> list[str]:
         lines.append("No hind-leg asymmetry beyond this clip's stride-to-stride noise.")
     bh = metrics["bunny_hop"]
     if bh.get("flag"):
-        lines.append(f"Both hind legs often move together (bunny hopping) in {100 * bh['in_phase_share']:.0f}% of strides.")
+        lines.append(
+            f"Both hind legs often move together (bunny hopping) in {100 * bh['in_phase_share']:.0f}% of strides."
+        )
     elif bh.get("flag") is False:
         lines.append("The hind legs alternate normally.")
     wb = metrics["wobble"]

@@ -1,5 +1,4 @@
-"""Cleaning of pose tracks: confidence masking, bounded gap filling, zero-phase smoothing
-and left/right swap repair.
+"""Cleaning of pose tracks: confidence masking, gap filling, smoothing and swap repair.
 
 Every function takes a tracks dataset (see :mod:`vision.tracks`) and returns a
 new one with a provenance entry; none modifies its input.
@@ -172,9 +171,9 @@ def detect_swaps(left: np.ndarray, right: np.ndarray, scale: float, switch_cost:
     b = _fill_for_costs(right) / (0.1 * scale)
     # Per-point weight: a point counts only where it was observed in all three frames.
     seen_l, seen_r = np.isfinite(left).all(axis=2), np.isfinite(right).all(axis=2)
-    weight = np.stack(
-        [np.concatenate([seen_l, seen_r], axis=1), np.concatenate([seen_r, seen_l], axis=1)]
-    ).astype(float)  # (state, time, 2p): slot j holds a different point in each labelling
+    weight = np.stack([np.concatenate([seen_l, seen_r], axis=1), np.concatenate([seen_r, seen_l], axis=1)]).astype(
+        float
+    )  # (state, time, 2p): slot j holds a different point in each labelling
     xs = np.stack([np.concatenate([a, b], axis=1), np.concatenate([b, a], axis=1)])  # (2, time, 2p, 2)
     # Acceleration cost of every labelling triple (s0, s1, s2) at every t >= 2, vectorised.
     acc_cost = np.zeros((n, 2, 2, 2))
@@ -192,7 +191,7 @@ def detect_swaps(left: np.ndarray, right: np.ndarray, scale: float, switch_cost:
         total = cost[:, :, None] + acc_cost[t] + switch[None, :, :]
         back[t] = np.argmin(total, axis=0)
         cost = np.min(total, axis=0)
-    s1, s2 = np.unravel_index(int(np.argmin(cost)), cost.shape)
+    s1, s2 = (int(v) for v in np.unravel_index(int(np.argmin(cost)), cost.shape))
     states = np.zeros(n, dtype=bool)
     states[n - 1], states[n - 2] = bool(s2), bool(s1)
     for t in range(n - 1, 1, -1):

@@ -197,8 +197,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     app = Path(__file__).resolve().parents[1] / "app.py"
     if not app.is_file():
         raise HindsightInputError("app.py not found: run from a checkout (pip install -e .)")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
-           "--server.address", args.address, "--server.headless", "true", "--server.maxUploadSize", "500"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.port",
+        str(args.port),
+        "--server.address",
+        args.address,
+        "--server.headless",
+        "true",
+        "--server.maxUploadSize",
+        "500",
+    ]
     print(f"dashboard: http://localhost:{args.port}", file=sys.stderr)
     os.environ["HINDSIGHT_DATA_DIR"] = str(store.data_dir)
     os.chdir(app.parent)

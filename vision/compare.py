@@ -36,21 +36,40 @@ class MetricSpec:
 
 METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("hind_asymmetry_pct", ("symmetry", "weakness_pct"), "abs_mean", "higher", "Hind-leg asymmetry (%)", 3.0),
-    MetricSpec("stance_time_si", ("symmetry", "stance_time_si"), "abs_mean", "higher", "Stance-time asymmetry (%)", 3.0),
     MetricSpec(
-        "pelvis_min_diff_pct_bl", ("symmetry", "pelvis_min_diff_pct_bl"), "abs_mean", "higher",
-        "Pelvic drop difference (% body length)", 0.3,
+        "stance_time_si", ("symmetry", "stance_time_si"), "abs_mean", "higher", "Stance-time asymmetry (%)", 3.0
     ),
     MetricSpec(
-        "hind_phase_deviation", ("bunny_hop", "phase_deviation"), "mean", "higher",
-        "Hind legs moving together (0 alternate, 0.5 together)", 0.08,
+        "pelvis_min_diff_pct_bl",
+        ("symmetry", "pelvis_min_diff_pct_bl"),
+        "abs_mean",
+        "higher",
+        "Pelvic drop difference (% body length)",
+        0.3,
     ),
     MetricSpec(
-        "stride_time_cv_pct", ("wobble", "ataxia", "stride_time_cv_pct"), "cv", "higher", "Stride-time variability (CV %)", 5.0
+        "hind_phase_deviation",
+        ("bunny_hop", "phase_deviation"),
+        "mean",
+        "higher",
+        "Hind legs moving together (0 alternate, 0.5 together)",
+        0.08,
     ),
     MetricSpec(
-        "stride_length_cv_pct", ("wobble", "ataxia", "stride_length_cv_pct"), "cv", "higher",
-        "Stride-length variability (CV %)", 5.0,
+        "stride_time_cv_pct",
+        ("wobble", "ataxia", "stride_time_cv_pct"),
+        "cv",
+        "higher",
+        "Stride-time variability (CV %)",
+        5.0,
+    ),
+    MetricSpec(
+        "stride_length_cv_pct",
+        ("wobble", "ataxia", "stride_length_cv_pct"),
+        "cv",
+        "higher",
+        "Stride-length variability (CV %)",
+        5.0,
     ),
     MetricSpec("speed_bl_per_s", ("gait", "speed_bl_per_s"), "mean", "none", "Walking speed (body lengths/s)", 0.1),
 )
@@ -141,15 +160,28 @@ def compare_reports(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
     for spec in METRICS:
         if not (usable_b and usable_a):
             metrics[spec.name] = {
-                "label": spec.label, "before": None, "after": None, "change": None, "ci95": None,
-                "status": "uncertain", "reason": "one of the clips could not be scored",
+                "label": spec.label,
+                "before": None,
+                "after": None,
+                "change": None,
+                "ci95": None,
+                "status": "uncertain",
+                "reason": "one of the clips could not be scored",
             }
             continue
         metrics[spec.name] = compare_metric(_values(before, spec.path), _values(after, spec.path), spec)
-    metrics["tremor"] = _tremor_change(before, after) if usable_a and usable_b else {
-        "label": "Hind-limb tremor (Hz)", "before": None, "after": None, "change": None, "ci95": None,
-        "status": "uncertain",
-    }
+    metrics["tremor"] = (
+        _tremor_change(before, after)
+        if usable_a and usable_b
+        else {
+            "label": "Hind-limb tremor (Hz)",
+            "before": None,
+            "after": None,
+            "change": None,
+            "ci95": None,
+            "status": "uncertain",
+        }
+    )
     side_b = before.get("metrics", {}).get("symmetry", {}).get("weaker_side")
     side_a = after.get("metrics", {}).get("symmetry", {}).get("weaker_side")
     worse = [k for k, v in metrics.items() if v["status"] == "worse"]

@@ -22,25 +22,36 @@ DEMO_VET = ("vet@demo.hindsight", "Dr Victor Vet", "demo-vet-1")
 DEMO_SEVERITY = (0.05, 0.05, 0.1, 0.1, 0.15, 0.5)
 
 
-def ensure_demo(store: Store, *, weeks: int = 6, today: dt.date | None = None, size: tuple[int, int] = (640, 360),
-                progress=None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def ensure_demo(
+    store: Store, *, weeks: int = 6, today: dt.date | None = None, size: tuple[int, int] = (640, 360), progress=None
+) -> dict[str, object]:
     """Create the demo accounts, dog and analysed clips unless they exist; return the logins."""
-    owner = store.user_by_email(DEMO_OWNER[0]) or store.create_user(DEMO_OWNER[0], DEMO_OWNER[1], "owner", DEMO_OWNER[2])
+    owner = store.user_by_email(DEMO_OWNER[0]) or store.create_user(
+        DEMO_OWNER[0], DEMO_OWNER[1], "owner", DEMO_OWNER[2]
+    )
     vet = store.user_by_email(DEMO_VET[0]) or store.create_user(DEMO_VET[0], DEMO_VET[1], "vet", DEMO_VET[2])
     dogs = store.dogs_for(owner)
     dog = next((d for d in dogs if d.name == "Bella"), None)
     if dog is None:
-        dog = store.create_dog(owner, "Bella", "Labrador retriever", dt.date(2015, 4, 2), 31.5,
-                               "Demo dog: left cruciate surgery in 2024.")
+        dog = store.create_dog(
+            owner, "Bella", "Labrador retriever", dt.date(2015, 4, 2), 31.5, "Demo dog: left cruciate surgery in 2024."
+        )
         store.share_dog(owner, dog.id, vet.email)
     existing = store.clips_for_dog(owner, dog.id)
     today = today or dt.date.today()
     with tempfile.TemporaryDirectory() as tmp:
         for week in range(len(existing), weeks):
             severity = DEMO_SEVERITY[week % len(DEMO_SEVERITY)]
-            clip = generate(limp_side="left", limp_severity=severity, seed=100 + week, duration_s=10,
-                            frame_size=size, body_length_px=0.3 * size[0], jitter_px=0.8 * size[0] / 640,
-                            stride_cv=0.04)
+            clip = generate(
+                limp_side="left",
+                limp_severity=severity,
+                seed=100 + week,
+                duration_s=10,
+                frame_size=size,
+                body_length_px=0.3 * size[0],
+                jitter_px=0.8 * size[0] / 640,
+                stride_cv=0.04,
+            )
             video = Path(tmp) / f"week{week}.mp4"
             render_video(clip, str(video))
             recorded = today - dt.timedelta(days=7 * (weeks - 1 - week))
@@ -56,5 +67,10 @@ def ensure_demo(store: Store, *, weeks: int = 6, today: dt.date | None = None, s
             store.run_analysis(row.id)
             if progress:
                 progress((week + 1) / weeks, f"demo clip {week + 1} of {weeks}")
-    return {"owner": DEMO_OWNER[0], "owner_password": DEMO_OWNER[2], "vet": DEMO_VET[0], "vet_password": DEMO_VET[2],
-            "dog_id": dog.id}
+    return {
+        "owner": DEMO_OWNER[0],
+        "owner_password": DEMO_OWNER[2],
+        "vet": DEMO_VET[0],
+        "vet_password": DEMO_VET[2],
+        "dog_id": dog.id,
+    }

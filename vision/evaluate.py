@@ -105,9 +105,7 @@ def evaluate_records(
     out: dict[str, Any] = {"n_instances": n}
     n_kp = len(CANONICAL_KEYPOINTS)
     for mode in ("gt_box", "pipeline") if pipeline else ("gt_box",):
-        out[mode] = {
-            f"pck{int(a * 100):02d}": summarise_pck(np.array(hits[mode][a]).reshape(-1, n_kp)) for a in ALPHAS
-        }
+        out[mode] = {f"pck{int(a * 100):02d}": summarise_pck(np.array(hits[mode][a]).reshape(-1, n_kp)) for a in ALPHAS}
     if pipeline:
         out["detection"] = {
             "single_animal_images": len(single_found),
@@ -144,11 +142,22 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(row)
     if "detection" in result:
         d = result["detection"]
-        lines.append(
-            f"found (IoU>=0.5) in single-animal images: {d['found_iou50']} of {d['single_animal_images']}"
-        )
+        lines.append(f"found (IoU>=0.5) in single-animal images: {d['found_iou50']} of {d['single_animal_images']}")
     lines.append(f"hind-limb group: {', '.join(HIND_LIMB_KEYPOINTS)}; n = {result['n_instances']}")
     return "\n".join(lines)
+
+
+def write_sidecar_metrics(model_path: Path | None, result: dict[str, Any], first30: float, split: str) -> None:
+    """Store evaluation figures (and the regression-test reference) in the model's JSON sidecar."""
+    from vision.model.detector import default_model_path
+
+    sidecar = (model_path or default_model_path()).with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    meta.setdefault("metrics", {})[f"{split}_evaluation"] = result
+    meta["metrics"]["regression"] = {"first30_val_dogs_gt_box_hind_pck10": first30}
+    tmp = sidecar.with_name(sidecar.name + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=1))
+    tmp.replace(sidecar)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -160,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--max-instances", type=int, default=None)
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ap.add_argument("--write-sidecar", action="store_true", help="store figures in the model sidecar")
     args = ap.parse_args(argv)
     model = DogPoseModel.load(args.model)
     records = load_animalpose(args.data)
@@ -167,13 +177,17 @@ def main(argv: list[str] | None = None) -> None:
     result = evaluate_records(model, sel, args.data / "images", args.species, args.max_instances)
     split_records = [r for r in records if r.split == args.split]
     result["false_positives"] = false_positive_rate(model, split_records, args.data / "images", args.species)
+    if args.write_sidecar:
+        reg = evaluate_records(model, sel, args.data / "images", args.species, 30, pipeline=False)
+        write_sidecar_metrics(args.model, result, reg["gt_box"]["pck10"]["hind_limb"], args.split)
     if args.json:
         print(json.dumps(result, indent=1))
     else:
         print(format_table(result))
         fp = result["false_positives"]
-        print(f"images without a {args.species}, share with a detection >= 0.3: {fp['with_detection']}"
-              f" of {fp['images']}")
+        print(
+            f"images without a {args.species}, share with a detection >= 0.3: {fp['with_detection']} of {fp['images']}"
+        )
 
 
 if __name__ == "__main__":

@@ -155,8 +155,14 @@ def _load_dlc_frame(df: pd.DataFrame, p: Path, fps: float | None) -> xr.Dataset:
                 conf[:, k, i] = np.where(np.isfinite(pos[:, k, :, i]).all(axis=1), 1.0, np.nan)
     rate = _need_fps(fps, p)
     ds = from_arrays(
-        pos, conf, np.arange(n) / rate, keypoints, individual_names=[str(x) for x in individuals], fps=rate,
-        source_software="DeepLabCut", source_file=p.name,
+        pos,
+        conf,
+        np.arange(n) / rate,
+        keypoints,
+        individual_names=[str(x) for x in individuals],
+        fps=rate,
+        source_software="DeepLabCut",
+        source_file=p.name,
     )
     return log_step(ds, "load_poses", format="deeplabcut", mapped={str(k): v for k, v in mapped.items()})
 
@@ -217,8 +223,15 @@ def _load_slp(p: Path, fps: float | None) -> xr.Dataset:
         raise HindsightInputError(f"unknown pose columns in {p.name}: no hind-limb keypoints")
     pos = np.transpose(arr[:, :, keep, :], (0, 2, 3, 1))
     rate = _need_fps(fps, p)
-    ds = from_arrays(pos, None, np.arange(arr.shape[0]) / rate, [canon[i] for i in keep], fps=rate,  # type: ignore[misc]
-                     source_software="SLEAP", source_file=p.name)
+    ds = from_arrays(
+        pos,
+        None,
+        np.arange(arr.shape[0]) / rate,
+        [str(canon[i]) for i in keep],
+        fps=rate,
+        source_software="SLEAP",
+        source_file=p.name,
+    )
     return log_step(ds, "load_poses", format="sleap")
 
 
@@ -237,8 +250,15 @@ def _load_json(p: Path, fps: float | None) -> xr.Dataset:
     rate = _need_fps(float(rate) if rate else None, p)
     pos = frames[:, keep, :2]
     conf = np.clip(frames[:, keep, 2], 0, 1) if frames.shape[2] > 2 else None
-    ds = from_arrays(pos, conf, np.arange(frames.shape[0]) / rate, [names[i] for i in keep], fps=rate,  # type: ignore[misc]
-                     source_software=str(data.get("source", "json")), source_file=p.name)
+    ds = from_arrays(
+        pos,
+        conf,
+        np.arange(frames.shape[0]) / rate,
+        [str(names[i]) for i in keep],
+        fps=rate,
+        source_software=str(data.get("source", "json")),
+        source_file=p.name,
+    )
     return log_step(ds, "load_poses", format="json")
 
 

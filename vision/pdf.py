@@ -17,14 +17,14 @@ from vision.plots import per_stride_figure  # noqa: E402
 
 
 def _latin1(text: str) -> str:
-    """fpdf's core fonts are Latin-1: replace what they cannot show."""
+    """Fpdf's core fonts are Latin-1: replace what they cannot show."""
     table = {"–": "-", "—": "-", "−": "-", "’": "'", "“": '"', "”": '"', "±": "+/-", "…": "..."}
     for a, b in table.items():
         text = text.replace(a, b)
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
-def trend_figure(points: Sequence[tuple[dt.date, float | None, tuple[float, float] | None]], title: str):  # type: ignore[no-untyped-def]
+def trend_figure(points: Sequence[tuple[dt.date, float | None, tuple[float, float] | None]], title: str):
     """Metric over weeks with 95 % intervals."""
     fig, ax = plt.subplots(figsize=(6.5, 2.6), dpi=110)
     xs = [p[0] for p in points if p[1] is not None]
@@ -32,7 +32,7 @@ def trend_figure(points: Sequence[tuple[dt.date, float | None, tuple[float, floa
     if xs:
         lo = [p[1] - p[2][0] if p[2] else 0 for p in points if p[1] is not None]
         hi = [p[2][1] - p[1] if p[2] else 0 for p in points if p[1] is not None]
-        ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o-", color="#1f77b4", capsize=3)
+        ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o-", color="#1f77b4", capsize=3)  # type: ignore[arg-type]
         base = ys[0]
         ax.axhline(base, color="grey", ls="--", lw=1, label="first clip")
         ax.legend(fontsize=7)
@@ -42,7 +42,7 @@ def trend_figure(points: Sequence[tuple[dt.date, float | None, tuple[float, floa
     return fig
 
 
-def _png(fig) -> io.BytesIO:  # type: ignore[no-untyped-def]
+def _png(fig) -> io.BytesIO:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
@@ -72,11 +72,16 @@ def vet_report_pdf(
     pdf.set_font("Helvetica", "B", 16)
     pdf.cell(0, 10, _latin1(f"Hindsight gait report: {dog['name']}"), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 10)
-    pdf.multi_cell(0, 5, _latin1(
-        f"Breed: {dog.get('breed') or '-'}   Born: {dog.get('birth_date') or '-'}   Weight: {dog.get('weight_kg') or '-'} kg\n"
-        f"Compared: {before['date']} (before) with {after['date']} (after)\n"
-        f"Reviewed by {vet_name}; status: {status.replace('_', ' ')}; generated {dt.date.today()}"
-    ))
+    pdf.multi_cell(
+        0,
+        5,
+        _latin1(
+            f"Breed: {dog.get('breed') or '-'}   Born: {dog.get('birth_date') or '-'}   "
+            f"Weight: {dog.get('weight_kg') or '-'} kg\n"
+            f"Compared: {before['date']} (before) with {after['date']} (after)\n"
+            f"Reviewed by {vet_name}; status: {status.replace('_', ' ')}; generated {dt.date.today()}"
+        ),
+    )
     pdf.ln(2)
     pdf.set_font("Helvetica", "B", 12)
     pdf.cell(0, 8, "Changes beyond the clips' own stride-to-stride noise", new_x="LMARGIN", new_y="NEXT")
@@ -105,13 +110,26 @@ def vet_report_pdf(
         q = r["quality"]
         sym = r["metrics"]["symmetry"]
         pdf.set_font("Helvetica", "B", 10)
-        pdf.cell(0, 6, _latin1(f"{label} ({clip['date']}): usable={q['usable']}, view={q['view']}, "
-                               f"hind strides={q['hind_strides']}"), new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(
+            0,
+            6,
+            _latin1(
+                f"{label} ({clip['date']}): usable={q['usable']}, view={q['view']}, hind strides={q['hind_strides']}"
+            ),
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
         pdf.set_font("Helvetica", "", 9)
-        pdf.multi_cell(0, 5, _latin1(
-            f"Hind asymmetry {sym.get('hind_asymmetry_pct')}% (weaker side: {sym.get('weaker_side') or 'none beyond noise'}); "
-            f"hind phase {r['metrics']['bunny_hop'].get('hind_phase')}; tremor {r['metrics']['wobble'].get('tremor_hz') or 'none'}"
-        ))
+        pdf.multi_cell(
+            0,
+            5,
+            _latin1(
+                f"Hind asymmetry {sym.get('hind_asymmetry_pct')}% "
+                f"(weaker side: {sym.get('weaker_side') or 'none beyond noise'}); "
+                f"hind phase {r['metrics']['bunny_hop'].get('hind_phase')}; "
+                f"tremor {r['metrics']['wobble'].get('tremor_hz') or 'none'}"
+            ),
+        )
         for line in q.get("reasons", []):
             pdf.multi_cell(0, 5, _latin1(f"  - {line}"))
     points = []
@@ -119,8 +137,15 @@ def vet_report_pdf(
         w = rep["metrics"]["symmetry"].get("weakness_pct", {}) if rep and rep["quality"]["usable"] else {}
         v = w.get("value")
         ci = w.get("ci95")
-        points.append((date, abs(v) if v is not None else None,
-                       (min(abs(ci[0]), abs(ci[1])) if ci[0] * ci[1] > 0 else 0.0, max(abs(ci[0]), abs(ci[1]))) if ci else None))
+        points.append(
+            (
+                date,
+                abs(v) if v is not None else None,
+                (min(abs(ci[0]), abs(ci[1])) if ci[0] * ci[1] > 0 else 0.0, max(abs(ci[0]), abs(ci[1])))
+                if ci
+                else None,
+            )
+        )
     pdf.image(_png(trend_figure(points, "Hind-leg asymmetry (%) by week")), w=170)
     pdf.image(_png(per_stride_figure(after["report"])), w=150)
     pdf.set_font("Helvetica", "B", 11)
@@ -129,8 +154,12 @@ def vet_report_pdf(
     pdf.multi_cell(0, 5, _latin1(notes or "(none)"))
     pdf.ln(3)
     pdf.set_font("Helvetica", "I", 8)
-    pdf.multi_cell(0, 4, _latin1(
-        "Hindsight measures gait from phone video to support a veterinary assessment; it does not diagnose. "
-        "Changes are flagged only when larger than the stride-to-stride noise of both clips."
-    ))
+    pdf.multi_cell(
+        0,
+        4,
+        _latin1(
+            "Hindsight measures gait from phone video to support a veterinary assessment; it does not diagnose. "
+            "Changes are flagged only when larger than the stride-to-stride noise of both clips."
+        ),
+    )
     return bytes(pdf.output())

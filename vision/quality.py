@@ -1,4 +1,4 @@
-"""Capture quality gate: can this clip be scored, and if not, what should the owner change?
+"""Capture quality gate: can this clip be scored, and if not, what should the owner change.
 
 The gate never lets a bad clip produce a confident score: when ``usable`` is
 false the report's summary scores are withheld and ``reasons`` and ``advice``
@@ -23,7 +23,15 @@ MIN_FPS = 15.0
 ORTHOSTATIC_MIN_FPS = 59.0  # orthostatic tremor (> 12 Hz, often 13-16 Hz) needs about 60 fps
 MIN_DOG_WIDTH_SHARE = 0.08
 MIN_DOG_FRAMES_SHARE = 0.3
-HIND_KEYPOINTS = ("left_stifle", "right_stifle", "left_hock", "right_hock", "left_hind_paw", "right_hind_paw", "tail_base")
+HIND_KEYPOINTS = (
+    "left_stifle",
+    "right_stifle",
+    "left_hock",
+    "right_hock",
+    "left_hind_paw",
+    "right_hind_paw",
+    "tail_base",
+)
 
 ADVICE_FILMING = (
     "Film side-on at the dog's height, 2–4 m away, with the whole dog in frame, "
@@ -138,17 +146,13 @@ def assess(
         swaps_repaired=swaps_repaired,
     )
     if dog_frames < MIN_DOG_FRAMES_SHARE:
-        q.reasons.append(
-            "No dog was found in most of the clip." if dog_frames > 0 else "No dog was found in the clip."
-        )
+        q.reasons.append("No dog was found in most of the clip." if dog_frames > 0 else "No dog was found in the clip.")
         q.advice.append("Keep the whole dog in frame and in good light for the entire clip.")
     if fps < MIN_FPS:
         q.reasons.append(f"The frame rate ({fps:.0f} fps) is too low to time paw strikes.")
         q.advice.append("Record at 30 fps or more (60 fps is better).")
     if view in ("rear", "front"):
-        q.reasons.append(
-            f"The clip is filmed from the {view}; stride timing and symmetry need a side-on view."
-        )
+        q.reasons.append(f"The clip is filmed from the {view}; stride timing and symmetry need a side-on view.")
         q.advice.append(ADVICE_FILMING)
     elif view == "unknown" and dog_frames >= MIN_DOG_FRAMES_SHARE:
         q.reasons.append("The dog's body and hind legs were not seen clearly enough to tell the camera view.")
@@ -167,9 +171,7 @@ def assess(
         )
         q.advice.append(ADVICE_FILMING)
     elif strides < GOOD_HIND_STRIDES:
-        q.notes.append(
-            f"{strides} hind strides measured; {GOOD_HIND_STRIDES} or more give tighter intervals."
-        )
+        q.notes.append(f"{strides} hind strides measured; {GOOD_HIND_STRIDES} or more give tighter intervals.")
     if camera_motion == "shaky":
         q.notes.append("The camera shakes: tremor results are unreliable. Rest the phone on something steady.")
     if view == "oblique":

@@ -86,7 +86,7 @@ def render_side_by_side(
         n = min(len(ta), len(tb))
         out_t, tb_aligned = ta[:n], tb[:n]
 
-    def frames():  # type: ignore[no-untyped-def]
+    def frames():
         for t_a, t_b in zip(out_t, tb_aligned, strict=True):
             ia = int(np.clip(np.searchsorted(ta, t_a), 0, len(fa) - 1))
             ib = int(np.clip(np.searchsorted(tb, t_b), 0, len(fb) - 1)) if np.isfinite(t_b) else len(fb) - 1

@@ -244,9 +244,7 @@ def generate(spec: GaitSpec | None = None, **changes: Any) -> SyntheticClip:
     clean = pos.copy()
     noisy = pos + rng.normal(0.0, spec.jitter_px, pos.shape)
     near = "left" if d > 0 else "right"
-    conf = np.where(
-        np.array([k.startswith(mirror_name(near + "_")) for k in CANONICAL_KEYPOINTS]), 0.75, 0.92
-    )
+    conf = np.where(np.array([k.startswith(mirror_name(near + "_")) for k in CANONICAL_KEYPOINTS]), 0.75, 0.92)
     confidence = np.clip(conf[None, :] + rng.normal(0, 0.04, (n, len(CANONICAL_KEYPOINTS))), 0.35, 1.0)
     if spec.dropout_rate > 0:
         drop = rng.random((n, len(CANONICAL_KEYPOINTS))) < spec.dropout_rate
@@ -375,9 +373,12 @@ def render_video(clip: SyntheticClip, path: str, *, codec: str = "libx264", rota
     names = list(CANONICAL_KEYPOINTS)
     size = clip.spec.frame_size
 
-    def frames():  # type: ignore[no-untyped-def]
+    def frames():
         for i in range(clip.clean_position.shape[0]):
-            pts = {n: (float(clip.clean_position[i, k, 0]), float(clip.clean_position[i, k, 1])) for k, n in enumerate(names)}
+            pts = {
+                n: (float(clip.clean_position[i, k, 0]), float(clip.clean_position[i, k, 1]))
+                for k, n in enumerate(names)
+            }
             img = render_frame(pts, size, clip.spec.body_length_px)
             if rotation:
                 img = np.ascontiguousarray(np.rot90(img, k=rotation // 90))

@@ -8,11 +8,13 @@ presentation time in seconds from the first frame.
 
 from __future__ import annotations
 
+import datetime
 import math
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -85,7 +87,7 @@ def _check_file(path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def _open(p: Path):  # type: ignore[no-untyped-def]
+def _open(p: Path):
     import av
 
     try:
@@ -98,7 +100,7 @@ def _open(p: Path):  # type: ignore[no-untyped-def]
     return container
 
 
-def _rotation_of(stream, first_frame) -> int:  # type: ignore[no-untyped-def]
+def _rotation_of(stream, first_frame) -> int:
     """Clockwise rotation (0/90/180/270) needed to show the frame upright."""
     rotation = 0.0
     if first_frame is not None:
@@ -123,7 +125,7 @@ def rotate_upright(image: np.ndarray, clockwise_deg: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=-k))
 
 
-def _decode(container, p: Path) -> Iterator:  # type: ignore[no-untyped-def]
+def _decode(container, p: Path) -> Iterator:
     import av
 
     stream = container.streams.video[0]
@@ -190,7 +192,7 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         container.close()
 
 
-def _timing(times: np.ndarray, stream) -> tuple[float, bool, float]:  # type: ignore[no-untyped-def]
+def _timing(times: np.ndarray, stream) -> tuple[float, bool, float]:
     if times.size >= 2:
         dt = np.diff(times)
         dt = dt[dt > 0]
@@ -204,9 +206,7 @@ def _timing(times: np.ndarray, stream) -> tuple[float, bool, float]:  # type: ig
     return rate, False, round(times.size / rate, 3) if times.size else 0.0
 
 
-def iter_frames(
-    path: str | os.PathLike[str], *, max_side: int | None = None, every: int = 1
-) -> Iterator[Frame]:
+def iter_frames(path: str | os.PathLike[str], *, max_side: int | None = None, every: int = 1) -> Iterator[Frame]:
     """Yield upright RGB frames with timestamps in seconds from the first frame.
 
     Parameters
@@ -244,10 +244,8 @@ def iter_frames(
         container.close()
 
 
-def recorded_date(path: str | os.PathLike[str]) -> "datetime.date | None":
+def recorded_date(path: str | os.PathLike[str]) -> datetime.date | None:
     """Recording date from the container's ``creation_time`` tag (phones set it), or None."""
-    import datetime
-
     try:
         container = _open(Path(path))
     except HindsightInputError:
@@ -271,9 +269,7 @@ def recorded_date(path: str | os.PathLike[str]) -> "datetime.date | None":
 def check_duration(info: VideoInfo, *, min_s: float = MIN_DURATION_S, max_s: float = MAX_DURATION_S) -> None:
     """Raise a one-line error for clips too short to hold a stride or too long to analyse."""
     if info.duration_s < min_s:
-        raise HindsightInputError(
-            f"clip too short ({info.duration_s:.1f} s): film at least 10 s of walking"
-        )
+        raise HindsightInputError(f"clip too short ({info.duration_s:.1f} s): film at least 10 s of walking")
     if info.duration_s > max_s:
         raise HindsightInputError(
             f"clip too long ({info.duration_s / 60:.0f} min): trim it to the walking part (at most "
@@ -315,7 +311,7 @@ def write_video(
     fmt = "mp4" if out.suffix.lower() in (".mp4", ".m4v", ".mov") else None
     container = av.open(str(tmp), mode="w", format=fmt, options={"movflags": "+faststart"})
     try:
-        stream = container.add_stream(codec, rate=rate)
+        stream: Any = container.add_stream(codec, rate=rate)
         if times is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
             stream.time_base = Fraction(1, 1000)

@@ -42,9 +42,26 @@ def server(demo_store, tmp_path):
     env = {**os.environ, "HINDSIGHT_DATA_DIR": str(store.data_dir)}
     log = open(tmp_path / "streamlit.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
@@ -72,15 +89,23 @@ def test_owner_uploads_sees_analysis_and_compares(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     url, store, info = server
-    clip = generate(duration_s=8, frame_size=(640, 360), body_length_px=190, seed=77, limp_side="left",
-                    limp_severity=0.4)
+    clip = generate(
+        duration_s=8, frame_size=(640, 360), body_length_px=190, seed=77, limp_side="left", limp_severity=0.4
+    )
     video = tmp_path / "my dog's walk.mp4"
     render_video(clip, str(video))
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(60_000)
@@ -101,8 +126,11 @@ def test_owner_uploads_sees_analysis_and_compares(server, tmp_path):
 
         # the analysis runs in the background: the clip page shows its result when it is done
         page.get_by_role("link", name="Clip").click()
-        result = page.get_by_text("Is one hind leg weaker?").or_(page.get_by_text("could not be scored")).or_(
-            page.get_by_text("— failed:"))
+        result = (
+            page.get_by_text("Is one hind leg weaker?")
+            .or_(page.get_by_text("could not be scored"))
+            .or_(page.get_by_text("— failed:"))
+        )
         expect(result.first).to_be_visible(timeout=300_000)
         _shot(page, "clip")
         owner = store.user_by_email(info["owner"])

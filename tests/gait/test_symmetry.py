@@ -68,7 +68,9 @@ def test_scale_and_time_shift_leave_scores_unchanged(seed, scale, shift):
     moved = moved.assign_coords(time=moved["time"].values + abs(shift))
     got = analyze_tracks(moved).report["metrics"]
     assert got["symmetry"]["weaker_side"] == ref["symmetry"]["weaker_side"]
-    assert got["symmetry"]["hind_asymmetry_pct"] == pytest.approx(ref["symmetry"]["hind_asymmetry_pct"], rel=0.02, abs=0.2)
+    assert got["symmetry"]["hind_asymmetry_pct"] == pytest.approx(
+        ref["symmetry"]["hind_asymmetry_pct"], rel=0.02, abs=0.2
+    )
     assert got["bunny_hop"]["hind_phase"] == pytest.approx(ref["bunny_hop"]["hind_phase"], abs=0.01)
 
 

@@ -36,7 +36,12 @@ class OracleBackend:
 @pytest.fixture(scope="module")
 def limping_video(tmp_path_factory):
     clip = generate(
-        limp_side="right", limp_severity=0.5, duration_s=8, frame_size=(640, 360), body_length_px=120, seed=9,
+        limp_side="right",
+        limp_severity=0.5,
+        duration_s=8,
+        frame_size=(640, 360),
+        body_length_px=120,
+        seed=9,
         vfr_jitter=0.3,
     )
     path = tmp_path_factory.mktemp("v") / "walk.mp4"
@@ -55,7 +60,9 @@ def test_video_end_to_end_recovers_the_limp(limping_video):
     assert r["quality"]["camera_motion"] in {"static", "panning"}
     assert seen[-1] == 1.0 and seen == sorted(seen)
     # timestamps are the video's real (variable) ones
-    np.testing.assert_allclose(result.raw_tracks["time"].values, clip.tracks["time"].values - clip.tracks["time"].values[0], atol=0.002)
+    np.testing.assert_allclose(
+        result.raw_tracks["time"].values, clip.tracks["time"].values - clip.tracks["time"].values[0], atol=0.002
+    )
 
 
 def test_track_video_shapes(limping_video):

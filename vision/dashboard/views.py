@@ -58,20 +58,21 @@ def login_page() -> None:
             else:
                 st.session_state["user_id"] = user.id
                 st.rerun()
-    with st.expander("Create an account"):
-        with st.form("signup"):
-            name = st.text_input("Name")
-            email2 = st.text_input("E-mail", key="signup_email")
-            role = st.radio("I am", ["owner", "vet"], format_func=lambda r: "a dog owner" if r == "owner" else "a vet or physio")
-            pw = st.text_input("Password (8 characters or more)", type="password", key="signup_password")
-            if st.form_submit_button("Create account"):
-                try:
-                    user = store.create_user(email2, name, role, pw)
-                except ValueError as exc:
-                    st.error(str(exc))
-                else:
-                    st.session_state["user_id"] = user.id
-                    st.rerun()
+    with st.expander("Create an account"), st.form("signup"):
+        name = st.text_input("Name")
+        email2 = st.text_input("E-mail", key="signup_email")
+        role = st.radio(
+            "I am", ["owner", "vet"], format_func=lambda r: "a dog owner" if r == "owner" else "a vet or physio"
+        )
+        pw = st.text_input("Password (8 characters or more)", type="password", key="signup_password")
+        if st.form_submit_button("Create account"):
+            try:
+                user = store.create_user(email2, name, role, pw)
+            except ValueError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["user_id"] = user.id
+                st.rerun()
     st.info("Demo: owner **owner@demo.hindsight** / `demo-owner`, vet **vet@demo.hindsight** / `demo-vet-1`.")
 
 
@@ -90,7 +91,9 @@ def _sidebar(user: User) -> Dog | None:
     ids = [d.id for d in dogs]
     current = st.session_state.get("dog_id")
     index = ids.index(current) if current in ids else 0
-    choice = st.sidebar.selectbox("Dog", ids, index=index, format_func=lambda i: next(d.name for d in dogs if d.id == i))
+    choice = st.sidebar.selectbox(
+        "Dog", ids, index=index, format_func=lambda i: next(d.name for d in dogs if d.id == i)
+    )
     st.session_state["dog_id"] = choice
     return next(d for d in dogs if d.id == choice)
 
@@ -138,21 +141,20 @@ def dogs_page() -> None:
     dog = _sidebar(user)
     st.title("Dogs")
     if user.role == "owner":
-        with st.expander("Add a dog", expanded=dog is None):
-            with st.form("new_dog"):
-                name = st.text_input("Name")
-                breed = st.text_input("Breed")
-                birth = st.date_input("Date of birth", value=None, min_value=dt.date(1990, 1, 1))
-                weight = st.number_input("Weight (kg)", min_value=0.0, max_value=150.0, value=None)
-                notes = st.text_area("Notes (surgery, diagnosis, medication)")
-                if st.form_submit_button("Add dog"):
-                    try:
-                        new = store.create_dog(user, name, breed, birth, weight, notes)
-                    except ValueError as exc:
-                        st.error(str(exc))
-                    else:
-                        st.session_state["dog_id"] = new.id
-                        st.rerun()
+        with st.expander("Add a dog", expanded=dog is None), st.form("new_dog"):
+            name = st.text_input("Name")
+            breed = st.text_input("Breed")
+            birth = st.date_input("Date of birth", value=None, min_value=dt.date(1990, 1, 1))
+            weight = st.number_input("Weight (kg)", min_value=0.0, max_value=150.0, value=None)
+            notes = st.text_area("Notes (surgery, diagnosis, medication)")
+            if st.form_submit_button("Add dog"):
+                try:
+                    new = store.create_dog(user, name, breed, birth, weight, notes)
+                except ValueError as exc:
+                    st.error(str(exc))
+                else:
+                    st.session_state["dog_id"] = new.id
+                    st.rerun()
     if dog is None:
         st.info("No dogs yet." if user.role == "owner" else "No dogs have been shared with you yet.")
         return
@@ -225,7 +227,9 @@ def upload_page() -> None:
             else:
                 store.start_analysis(user, clip.id)
                 st.session_state["clip_id"] = clip.id
-                st.success(f"Uploaded (recorded {clip.recorded_on:%d %b %Y}). Analysis started — you can leave this page.")
+                st.success(
+                    f"Uploaded (recorded {clip.recorded_on:%d %b %Y}). Analysis started — you can leave this page."
+                )
     st.subheader("Analyses")
     _jobs(user, dog.id)
 
@@ -243,18 +247,29 @@ def _metric_cards(report: dict[str, Any]) -> None:
     c1, c2, c3 = st.columns(3)
     w = sym.get("weakness_pct", {})
     ci = w.get("ci95")
-    c1.metric("Is one hind leg weaker?", f"{sym['hind_asymmetry_pct']:.1f}%",
-              help="Difference between the hind legs in stance time and stride reach. " + EVIDENCE_HELP)
-    c1.write(f"**{(sym['weaker_side'] or 'no side').capitalize()}** weaker"
-             + (f" — interval {abs(ci[0]):.1f}…{abs(ci[1]):.1f}%" if ci and ci[0] * ci[1] > 0 else " (within noise)")
-             + f", {w.get('evidence', '?')} evidence")
+    c1.metric(
+        "Is one hind leg weaker?",
+        f"{sym['hind_asymmetry_pct']:.1f}%",
+        help="Difference between the hind legs in stance time and stride reach. " + EVIDENCE_HELP,
+    )
+    c1.write(
+        f"**{(sym['weaker_side'] or 'no side').capitalize()}** weaker"
+        + (f" — interval {abs(ci[0]):.1f}…{abs(ci[1]):.1f}%" if ci and ci[0] * ci[1] > 0 else " (within noise)")
+        + f", {w.get('evidence', '?')} evidence"
+    )
     phase = bh.get("hind_phase")
-    c2.metric("Do the hind legs move together?", "—" if phase is None else f"phase {phase:.2f}",
-              help="0.5 = legs alternate normally; near 0 or 1 = both hind legs together (bunny hopping).")
+    c2.metric(
+        "Do the hind legs move together?",
+        "—" if phase is None else f"phase {phase:.2f}",
+        help="0.5 = legs alternate normally; near 0 or 1 = both hind legs together (bunny hopping).",
+    )
     c2.write({True: "**Bunny hopping seen**", False: "Alternating normally", None: "Not judged (gait)"}[bh.get("flag")])
     cv = wb["ataxia"]["stride_time_cv_pct"].get("value")
-    c3.metric("Wobble", "tremor " + (f"{wb['tremor_hz']:.1f} Hz" if wb.get("tremor_hz") else "none"),
-              help="Stride-to-stride variability (sway/ataxia) and hind-limb tremor.")
+    c3.metric(
+        "Wobble",
+        "tremor " + (f"{wb['tremor_hz']:.1f} Hz" if wb.get("tremor_hz") else "none"),
+        help="Stride-to-stride variability (sway/ataxia) and hind-limb tremor.",
+    )
     c3.write(f"Stride-time variability {cv:.0f}%" if cv is not None else "Variability not measured")
     if wb["tremor"].get("note"):
         st.caption(wb["tremor"]["note"])
@@ -306,8 +321,12 @@ def clip_page() -> None:
         a, b = st.columns(2)
         a.plotly_chart(per_stride_chart(report))
         b.plotly_chart(phase_chart(report))
-    st.download_button("Download report (JSON)", data=store.blobs.read_bytes(clip.report_sha256 or ""),
-                       file_name=f"hindsight-{dog.name}-{clip.recorded_on}.json", mime="application/json")
+    st.download_button(
+        "Download report (JSON)",
+        data=store.blobs.read_bytes(clip.report_sha256 or ""),
+        file_name=f"hindsight-{dog.name}-{clip.recorded_on}.json",
+        mime="application/json",
+    )
 
 
 def _side_by_side(store: Store, before: Clip, after: Clip) -> Path | None:
@@ -321,7 +340,7 @@ def _side_by_side(store: Store, before: Clip, after: Clip) -> Path | None:
     out = cache / f"sbs_{before.id}_{after.id}.mp4"
     if out.exists():
         return out
-    strikes = []
+    strikes: list[Any] = []
     for clip in (before, after):
         if not clip.tracks_sha256 or not clip.overlay_sha256:
             return None
@@ -331,9 +350,14 @@ def _side_by_side(store: Store, before: Clip, after: Clip) -> Path | None:
 
         ds = load_poses(tmp)
         strikes.append(detect_events(smooth(ds) if clip.pose_source == "rendered" else ds).strikes.get("left_hind", []))
-    render_side_by_side(store.blobs.path(before.overlay_sha256 or ""), strikes[0],
-                        store.blobs.path(after.overlay_sha256 or ""), strikes[1], out,
-                        labels=(f"{before.recorded_on:%d %b}", f"{after.recorded_on:%d %b}"))
+    render_side_by_side(
+        store.blobs.path(before.overlay_sha256 or ""),
+        strikes[0],
+        store.blobs.path(after.overlay_sha256 or ""),
+        strikes[1],
+        out,
+        labels=(f"{before.recorded_on:%d %b}", f"{after.recorded_on:%d %b}"),
+    )
     return out
 
 
@@ -346,16 +370,23 @@ def _comparison_view(store: Store, before: Clip, after: Clip, comparison: dict[s
         if path:
             st.video(str(path))
     if comparison["flag"]:
-        st.error("Worse beyond the clips' own stride-to-stride noise: " + ", ".join(
-            comparison["metrics"][k]["label"] for k in comparison["worse"]))
+        st.error(
+            "Worse beyond the clips' own stride-to-stride noise: "
+            + ", ".join(comparison["metrics"][k]["label"] for k in comparison["worse"])
+        )
     else:
         st.success("No worsening beyond the clips' own stride-to-stride noise.")
     for note in comparison.get("notes", []):
         st.caption(note)
     rows = [
-        {"metric": m["label"], "before": m["before"], "after": m["after"], "change": m["change"],
-         "95% interval": None if not m.get("ci95") else f"{m['ci95'][0]:+.2f} … {m['ci95'][1]:+.2f}",
-         "status": m["status"]}
+        {
+            "metric": m["label"],
+            "before": m["before"],
+            "after": m["after"],
+            "change": m["change"],
+            "95% interval": None if not m.get("ci95") else f"{m['ci95'][0]:+.2f} … {m['ci95'][1]:+.2f}",
+            "status": m["status"],
+        }
         for m in comparison["metrics"].values()
     ]
     st.dataframe(rows, hide_index=True)
@@ -381,8 +412,8 @@ def compare_page() -> None:
     ids = [c.id for c in clips]
     label = {c.id: _clip_label(c) for c in clips}
     a, b = st.columns(2)
-    before_id = a.selectbox("Before (baseline)", ids, index=ids.index(base.id), format_func=label.get)
-    after_id = b.selectbox("After", ids, index=ids.index(latest.id), format_func=label.get)
+    before_id = a.selectbox("Before (baseline)", ids, index=ids.index(base.id), format_func=lambda i: label[i])
+    after_id = b.selectbox("After", ids, index=ids.index(latest.id), format_func=lambda i: label[i])
     before = next(c for c in clips if c.id == before_id)
     after = next(c for c in clips if c.id == after_id)
     comparison = store.compare(before, after)
@@ -415,15 +446,23 @@ def review_page() -> None:
         after = store.get_clip(user, review.clip_id)
         before = store.get_clip(user, review.baseline_clip_id)
         dog = store.get_dog(user, after.dog_id)
-        with st.expander(f"⚑ {dog.name}: {before.recorded_on:%d %b} → {after.recorded_on:%d %b} ({review.status})",
-                         expanded=len(queue) == 1 or review.status == "pending"):
+        with st.expander(
+            f"⚑ {dog.name}: {before.recorded_on:%d %b} → {after.recorded_on:%d %b} ({review.status})",
+            expanded=len(queue) == 1 or review.status == "pending",
+        ):
             comparison = store.comparison_of(review)
             _comparison_view(store, before, after, comparison)
             with st.form(f"review_{review.id}"):
                 notes = st.text_area("Notes", value=review.notes, key=f"notes_{review.id}")
                 statuses = ["pending", "reviewed", "needs_visit", "no_concern"]
-                status = st.radio("Status", statuses, index=statuses.index(review.status), horizontal=True,
-                                  format_func=lambda s: s.replace("_", " "), key=f"status_{review.id}")
+                status = st.radio(
+                    "Status",
+                    statuses,
+                    index=statuses.index(review.status),
+                    horizontal=True,
+                    format_func=lambda s: s.replace("_", " "),
+                    key=f"status_{review.id}",
+                )
                 if st.form_submit_button("Save"):
                     store.update_review(user, review.id, status, notes)
                     st.rerun()
@@ -434,10 +473,19 @@ def review_page() -> None:
                 dog={"name": dog.name, "breed": dog.breed, "birth_date": dog.birth_date, "weight_kg": dog.weight_kg},
                 before={"date": before.recorded_on, "report": store.report(before)},
                 after={"date": after.recorded_on, "report": store.report(after)},
-                comparison=comparison, history=history, vet_name=user.name, notes=review.notes, status=review.status,
+                comparison=comparison,
+                history=history,
+                vet_name=user.name,
+                notes=review.notes,
+                status=review.status,
             )
-            st.download_button("PDF report", data=pdf, file_name=f"hindsight-{dog.name}-{after.recorded_on}.pdf",
-                               mime="application/pdf", key=f"pdf_{review.id}")
+            st.download_button(
+                "PDF report",
+                data=pdf,
+                file_name=f"hindsight-{dog.name}-{after.recorded_on}.pdf",
+                mime="application/pdf",
+                key=f"pdf_{review.id}",
+            )
 
 
 PAGES = {

@@ -38,7 +38,8 @@ def bunny_hop_metrics(events: GaitEvents) -> dict[str, Any]:
     phases = phase_within(lh, rh) if lh.size > 1 and rh.size else np.array([])
     front = (
         phase_within(events.strikes["left_front"], events.strikes["right_front"])
-        if events.strikes.get("left_front", np.array([])).size > 1 and events.strikes.get("right_front", np.array([])).size
+        if events.strikes.get("left_front", np.array([])).size > 1
+        and events.strikes.get("right_front", np.array([])).size
         else None
     )
     duty = {s.strike: s.duty_factor for s in events.strides.get("left_hind", [])}

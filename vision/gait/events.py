@@ -277,6 +277,7 @@ def classify_gait(duty: float, hind_phase: float | None, front_phase: float | No
     while the front legs alternate at a walking duty factor is the bunny-hop pattern,
     which is judged as a walk or trot.
     """
+
     def together(p: float | None) -> bool:
         return p is not None and np.isfinite(p) and min(p % 1.0, 1 - p % 1.0) < 0.2
 

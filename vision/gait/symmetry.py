@@ -55,7 +55,9 @@ def pelvis_height(y: np.ndarray, t: np.ndarray, period_s: float, L: float) -> np
     return np.where(ok, h - trend, np.nan)
 
 
-def pelvic_differences(ds: xr.Dataset, events: GaitEvents, pairs: list[StridePair], individual: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def pelvic_differences(
+    ds: xr.Dataset, events: GaitEvents, pairs: list[StridePair], individual: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-stride pelvic MinDiff and MaxDiff (percent of body length, tail base as pelvis).
 
     MinDiff = min height in right-hind stance - min height in left-hind stance;
@@ -68,6 +70,7 @@ def pelvic_differences(ds: xr.Dataset, events: GaitEvents, pairs: list[StridePai
     mins, maxs = [], []
     period = events.stride_period_s or float(np.median([p.left.duration for p in pairs]))
     height = pelvis_height(y, t, period, L)
+
     def window(a: float, b: float) -> np.ndarray:
         w = height[(t >= a) & (t <= b)]
         return w[np.isfinite(w)]

@@ -22,7 +22,7 @@ from scipy.signal import welch
 
 from vision.clean import _runs
 from vision.gait.events import GaitEvents
-from vision.gait.stats import MIN_STRIDES, Estimate, estimate
+from vision.gait.stats import MIN_STRIDES, Estimate
 from vision.tracks import keypoint_xy
 
 TREMOR_MIN_HZ = 3.0

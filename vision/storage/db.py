@@ -57,7 +57,7 @@ class Store:
         if self.db_url.startswith("sqlite"):
 
             @event.listens_for(self.engine, "connect")
-            def _pragmas(conn, _record):  # type: ignore[no-untyped-def]
+            def _pragmas(conn, _record):
                 cur = conn.cursor()
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA foreign_keys=ON")
@@ -104,7 +104,9 @@ class Store:
         with self.session() as s:
             if s.scalar(select(User).where(User.email == email)):
                 raise ValueError("an account with this e-mail already exists")
-            user = User(email=email, name=name.strip() or email, role=role, password_hash=PasswordHasher().hash(password))
+            user = User(
+                email=email, name=name.strip() or email, role=role, password_hash=PasswordHasher().hash(password)
+            )
             s.add(user)
             s.flush()
             return user
@@ -152,8 +154,14 @@ class Store:
         if not name.strip():
             raise ValueError("the dog needs a name")
         with self.session() as s:
-            dog = Dog(owner_id=owner.id, name=name.strip(), breed=breed.strip(), birth_date=birth_date,
-                      weight_kg=weight_kg, notes=notes)
+            dog = Dog(
+                owner_id=owner.id,
+                name=name.strip(),
+                breed=breed.strip(),
+                birth_date=birth_date,
+                weight_kg=weight_kg,
+                notes=notes,
+            )
             s.add(dog)
             s.flush()
             return dog
@@ -240,8 +248,15 @@ class Store:
             raise HindsightInputError(str(exc).replace(path.name, "the upload")) from exc
         when = recorded_on or recorded_date(path) or dt.date.today()
         with self.session() as s:
-            clip = Clip(dog_id=dog_id, video_sha256=sha, original_name=original_name[:255], size_bytes=size,
-                        recorded_on=when, pose_source=pose_source, message="uploaded")
+            clip = Clip(
+                dog_id=dog_id,
+                video_sha256=sha,
+                original_name=original_name[:255],
+                size_bytes=size,
+                recorded_on=when,
+                pose_source=pose_source,
+                message="uploaded",
+            )
             s.add(clip)
             s.flush()
             return clip
@@ -302,7 +317,11 @@ class Store:
         log = open(self.data_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child process
         proc = subprocess.Popen(
             [sys.executable, "-m", "vision.storage.worker", str(clip_id)],
-            env=self.env(), stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+            env=self.env(),
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         log.close()
         with self.session() as s:
@@ -359,9 +378,11 @@ class Store:
             with tempfile.TemporaryDirectory() as tmp:
                 if rendered_tracks:
                     nc = self.blobs.copy_to(rendered_tracks, Path(tmp) / "tracks.nc")
-                    result = analyze_tracks(load_poses(nc), source={"file": "demo clip", "kind": "video",
-                                                                    "backend": "rendered keypoints"},
-                                            video_info=probe(video))
+                    result = analyze_tracks(
+                        load_poses(nc),
+                        source={"file": "demo clip", "kind": "video", "backend": "rendered keypoints"},
+                        video_info=probe(video),
+                    )
                 else:
                     result = analyze_path(video, backend=backend, progress=progress)
                 result.report["source"]["file"] = "upload"
@@ -409,8 +430,13 @@ class Store:
         with self.session() as s:
             q = (
                 select(Clip)
-                .where(Clip.dog_id == clip.dog_id, Clip.id != clip.id, Clip.status == "done", Clip.usable.is_(True),
-                       Clip.recorded_on <= clip.recorded_on - dt.timedelta(days=min_days))
+                .where(
+                    Clip.dog_id == clip.dog_id,
+                    Clip.id != clip.id,
+                    Clip.status == "done",
+                    Clip.usable.is_(True),
+                    Clip.recorded_on <= clip.recorded_on - dt.timedelta(days=min_days),
+                )
                 .order_by(Clip.recorded_on.desc(), Clip.id.desc())
             )
             return s.scalars(q).first()
@@ -439,7 +465,9 @@ class Store:
         sha = self.blobs.put_bytes(json.dumps(result).encode())
         review = None
         with self.session() as s:
-            for vet in s.scalars(select(User).join(DogShare, DogShare.vet_id == User.id).where(DogShare.dog_id == clip.dog_id)):
+            for vet in s.scalars(
+                select(User).join(DogShare, DogShare.vet_id == User.id).where(DogShare.dog_id == clip.dog_id)
+            ):
                 existing = s.scalar(select(Review).where(Review.clip_id == clip.id, Review.vet_id == vet.id))
                 if existing is None:
                     review = Review(clip_id=clip.id, baseline_clip_id=base.id, vet_id=vet.id, comparison_sha256=sha)

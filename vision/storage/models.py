@@ -69,7 +69,9 @@ class Clip(Base):
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
     recorded_on: Mapped[dt.date] = mapped_column(Date)
     uploaded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
-    status: Mapped[str] = mapped_column(String(16), default="uploaded")  # uploaded queued running done failed interrupted
+    status: Mapped[str] = mapped_column(
+        String(16), default="uploaded"
+    )  # uploaded queued running done failed interrupted
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     message: Mapped[str] = mapped_column(String(255), default="")
     error: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,96 @@
+"""Frames per second of the dog pose model on 720p frames vs PyAV H.264 decoding.
+
+Usage: python benchmarks/bench_model.py [--frames 60] [--threads 2] [--model PATH]
+
+Frames: Animal-Pose dog images from ../shared resized to 1280x720 (synthetic noise if absent).
+A 720p H.264 clip of those frames is encoded with PyAV into a temp dir and decoded to measure
+the decoder's speed on the same machine. No assertions; prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vision.model.detector import DogPoseModel
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "animalpose" / "images"
+
+
+def frames_720p(n: int) -> list[np.ndarray]:
+    files = sorted(DATA.glob("*.jpg"))[:n] if DATA.is_dir() else []
+    if files:
+        out = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in files]
+        return [cv2.resize(f, (1280, 720), interpolation=cv2.INTER_LINEAR) for f in out]
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def decode_fps(frames: list[np.ndarray]) -> float:
+    import av
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.mp4"
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream("h264", rate=30)
+            stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+            for f in frames:
+                for pkt in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                    out.mux(pkt)
+            for pkt in stream.encode():
+                out.mux(pkt)
+        t = time.perf_counter()
+        n = 0
+        with av.open(str(path)) as inp:
+            for fr in inp.decode(video=0):
+                fr.to_ndarray(format="rgb24")
+                n += 1
+        return n / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", type=Path, default=None)
+    args = ap.parse_args()
+    frames = frames_720p(args.frames)
+    model = DogPoseModel.load(args.model, threads=args.threads)
+    model.detect(frames[0])
+    t = time.perf_counter()
+    n_dogs = 0
+    for f in frames:
+        n_dogs += len(model.detect(f, max_dogs=5))
+    det_fps = len(frames) / (time.perf_counter() - t)
+    box = np.array([320, 180, 960, 620], np.float32)
+    t = time.perf_counter()
+    for f in frames:
+        model.keypoints_in_box(f, box)
+    kp_fps = len(frames) / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for f in frames:
+        dets = model.detect(f, max_dogs=1, min_score=0.3)
+        if not dets:
+            model.keypoints_in_box(f, box)
+    one_dog_fps = len(frames) / (time.perf_counter() - t)
+    dec = decode_fps(frames)
+    print(f"{'720p, onnxruntime threads=' + str(args.threads):<44}{'fps':>8}{'x decode':>10}")
+    print("-" * 62)
+    rows = [
+        (f"detect + keypoints (all dogs found: {n_dogs / len(frames):.2f}/frame)", det_fps),
+        ("detect + keypoints, exactly one dog/frame", one_dog_fps),
+        ("keypoints_in_box only (tracking)", kp_fps),
+        ("PyAV H.264 decode to RGB", dec),
+    ]
+    for name, fps in rows:
+        print(f"{name:<44}{fps:8.1f}{fps / dec:10.2f}")
+
+
+if __name__ == "__main__":
+    main()
