@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from vision.anatomy import HIND_LIMB_KEYPOINTS
 from vision.gait.events import GaitEvents, body_axis
 from vision.tracks import keypoint_xy, usable_fraction
 
@@ -23,15 +24,6 @@ MIN_FPS = 15.0
 ORTHOSTATIC_MIN_FPS = 59.0  # orthostatic tremor (> 12 Hz, often 13-16 Hz) needs about 60 fps
 MIN_DOG_WIDTH_SHARE = 0.08
 MIN_DOG_FRAMES_SHARE = 0.3
-HIND_KEYPOINTS = (
-    "left_stifle",
-    "right_stifle",
-    "left_hock",
-    "right_hock",
-    "left_hind_paw",
-    "right_hind_paw",
-    "tail_base",
-)
 
 ADVICE_FILMING = (
     "Film side-on at the dog's height, 2–4 m away, with the whole dog in frame, "
@@ -157,7 +149,7 @@ def assess(
     elif view == "unknown" and dog_frames >= MIN_DOG_FRAMES_SHARE:
         q.reasons.append("The dog's body and hind legs were not seen clearly enough to tell the camera view.")
         q.advice.append(ADVICE_FILMING)
-    hind_seen = np.mean([fraction.get(k, 0.0) for k in HIND_KEYPOINTS])
+    hind_seen = np.mean([fraction.get(k, 0.0) for k in HIND_LIMB_KEYPOINTS])
     if dog_frames >= MIN_DOG_FRAMES_SHARE and hind_seen < 0.5:
         q.reasons.append(f"The hind legs were tracked in only {100 * hind_seen:.0f}% of frames.")
         q.advice.append("Make sure nothing hides the hind legs (lead, people, furniture, long grass).")

@@ -79,6 +79,29 @@ def server(demo_store, tmp_path):
     log.close()
 
 
+def _open_and_log_in(p, url: str, email: str, password: str):
+    """A headless Chromium page, logged in to the dashboard."""
+    browser = p.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    )
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    page.get_by_label("E-mail").first.fill(email)
+    page.get_by_label("Password").first.fill(password)
+    page.get_by_role("button", name="Log in").click()
+    return browser, page
+
+
 def _shot(page, name: str) -> None:
     if SCREENSHOTS:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -95,24 +118,7 @@ def test_owner_uploads_sees_analysis_and_compares(server, tmp_path):
     video = tmp_path / "my dog's walk.mp4"
     render_video(clip, str(video))
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
-        page.goto(url)
-        page.get_by_label("E-mail").first.fill(info["owner"])
-        page.get_by_label("Password").first.fill(info["owner_password"])
-        page.get_by_role("button", name="Log in").click()
+        browser, page = _open_and_log_in(p, url, info["owner"], info["owner_password"])
         expect(page.get_by_role("heading", name="Dogs")).to_be_visible()
         expect(page.get_by_text("Bella").first).to_be_visible()
         _shot(page, "dogs")
@@ -149,13 +155,7 @@ def test_vet_review_queue_in_browser(server):
 
     url, store, info = server
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
-        page.goto(url)
-        page.get_by_label("E-mail").first.fill(info["vet"])
-        page.get_by_label("Password").first.fill(info["vet_password"])
-        page.get_by_role("button", name="Log in").click()
+        browser, page = _open_and_log_in(p, url, info["vet"], info["vet_password"])
         expect(page.get_by_role("heading", name="Vet review")).to_be_visible()
         expect(page.get_by_text("Bella").first).to_be_visible()
         with page.expect_download() as download:

@@ -98,6 +98,22 @@ def _sidebar(user: User) -> Dog | None:
     return next(d for d in dogs if d.id == choice)
 
 
+def _page(title: str, no_dog: str = "No dog selected.") -> tuple[User, Store, Dog] | None:
+    """Common page start: the logged-in user, the store, the sidebar's dog and the title.
+
+    Returns None (after saying why) when no dog is available.
+    """
+    user = current_user()
+    assert user is not None
+    store = get_store()
+    dog = _sidebar(user)
+    st.title(title)
+    if dog is None:
+        st.info(no_dog)
+        return None
+    return user, store, dog
+
+
 def _clip_label(c: Clip) -> str:
     return f"{c.recorded_on:%d %b %Y} — {c.status}" + (" (demo)" if c.pose_source == "rendered" else "")
 
@@ -202,14 +218,10 @@ def dogs_page() -> None:
 
 def upload_page() -> None:
     """Upload a phone video; the analysis runs in the background."""
-    user = current_user()
-    assert user is not None
-    store = get_store()
-    dog = _sidebar(user)
-    st.title("Upload this week's walk")
-    if dog is None:
-        st.info("Add a dog first (Dogs page).")
+    page = _page("Upload this week's walk", "Add a dog first (Dogs page).")
+    if page is None:
         return
+    user, store, dog = page
     left, right = st.columns([3, 2])
     with right:
         st.markdown(GUIDANCE)
@@ -277,16 +289,21 @@ def _metric_cards(report: dict[str, Any]) -> None:
         st.write(line)
 
 
+def _date_editor(store: Store, user: User, clip: Clip) -> None:
+    """Let the owner correct a clip's recording date."""
+    with st.popover(f"Recorded {clip.recorded_on:%d %b %Y} — change"):
+        new_date = st.date_input("Recording date", value=clip.recorded_on, key=f"date_{clip.id}")
+        if st.button("Save date", key=f"save_date_{clip.id}") and isinstance(new_date, dt.date):
+            store.update_clip(user, clip.id, recorded_on=new_date)
+            st.rerun()
+
+
 def clip_page() -> None:
     """One clip: overlay video, metric cards, per-stride plots, quality verdict."""
-    user = current_user()
-    assert user is not None
-    store = get_store()
-    dog = _sidebar(user)
-    st.title("Clip")
-    if dog is None:
-        st.info("No dog selected.")
+    page = _page("Clip", "No dog selected.")
+    if page is None:
         return
+    user, store, dog = page
     clips = [c for c in store.clips_for_dog(user, dog.id)]
     if not clips:
         st.info("No clips yet.")
@@ -297,6 +314,8 @@ def clip_page() -> None:
     cid = st.selectbox("Clip", ids, index=idx, format_func=lambda i: _clip_label(next(c for c in clips if c.id == i)))
     st.session_state["clip_id"] = cid
     clip = next(c for c in clips if c.id == cid)
+    if user.role == "owner":
+        _date_editor(store, user, clip)
     if clip.status != "done":
         _jobs(user, dog.id)
         return
@@ -395,14 +414,10 @@ def _comparison_view(store: Store, before: Clip, after: Clip, comparison: dict[s
 
 def compare_page() -> None:
     """Two clips of the same dog: changes with intervals, side by side, and the weekly trend."""
-    user = current_user()
-    assert user is not None
-    store = get_store()
-    dog = _sidebar(user)
-    st.title("Compare")
-    if dog is None:
-        st.info("No dog selected.")
+    page = _page("Compare", "No dog selected.")
+    if page is None:
         return
+    user, store, dog = page
     clips = [c for c in store.clips_for_dog(user, dog.id) if c.status == "done"]
     if len(clips) < 2:
         st.info("Two analysed clips are needed to compare.")

@@ -284,12 +284,13 @@ class Store:
             return clip
 
     def update_clip(self, user: User, clip_id: int, *, recorded_on: dt.date | None = None) -> None:
-        """Edit a clip's recording date."""
+        """Edit a clip's recording date (the owner only)."""
         with self.session() as s:
             clip = s.get(Clip, clip_id)
             if clip is None:
                 raise PermissionError("no such clip")
-            self._can_see(s, user, clip.dog_id)
+            if self._can_see(s, user, clip.dog_id).owner_id != user.id:
+                raise PermissionError("only the owner can edit a clip")
             if recorded_on:
                 clip.recorded_on = recorded_on
 
