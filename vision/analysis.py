@@ -33,6 +33,7 @@ from vision.gait.stats import estimate
 from vision.gait.symmetry import symmetry_metrics
 from vision.gait.wobble import wobble_metrics
 from vision.io import ensure_canonical, is_pose_file, load_poses
+from vision.muscle.metrics import muscle_metrics
 from vision.quality import assess
 from vision.tracks import read_log, validate
 from vision.video import VideoInfo, check_duration, probe
@@ -108,7 +109,8 @@ def analyze_tracks(
     if camera_motion == "shaky" and wobble["tremor"]["flag"]:
         wobble["tremor"]["note"] = "Camera shake can look like tremor: this tremor result is unreliable."
     gait = gait_summary(events)
-    metrics = {"gait": gait, "symmetry": symmetry, "bunny_hop": bunny, "wobble": wobble}
+    muscle = muscle_metrics(None, smoothed, events, quality.view)
+    metrics = {"gait": gait, "symmetry": symmetry, "bunny_hop": bunny, "wobble": wobble, "muscle": muscle}
     if not quality.usable:
         withhold(metrics)
     report = {
@@ -162,6 +164,10 @@ def withhold(metrics: dict[str, Any]) -> None:
     metrics["bunny_hop"]["flag"] = None
     metrics["wobble"]["flag"] = None
     metrics["wobble"]["tremor_hz"] = None
+    muscle = metrics.get("muscle", {})
+    for key in ("thigh_asymmetry_pct", "weaker_side"):
+        if key in muscle:
+            muscle[key] = None
     metrics["withheld"] = True
 
 
@@ -236,17 +242,25 @@ def analyze_path(
 
     def tracking_progress(fraction: float, message: str) -> None:
         if progress:
-            progress(0.9 * fraction, message)
+            progress(0.85 * fraction, message)
 
     tracked = track_video(p, backend, info=info, progress=tracking_progress)
     if progress:
-        progress(0.9, "analysing gait")
+        progress(0.85, "analysing gait")
     result = analyze_tracks(
         tracked.tracks,
         source={"file": p.name, "kind": "video", "backend": getattr(backend, "name", "?")},
         video_info=info,
         camera_motion=tracked.camera_motion,
     )
+    quality = result.report["quality"]
+    if quality["usable"] or quality["view"] == "rear":
+        if progress:
+            progress(0.9, "measuring muscle")
+        muscle = muscle_metrics(p, result.tracks, result.events, quality["view"])
+        if not quality["usable"] and quality["view"] != "rear":  # a rear view is fit for muscle, not gait
+            muscle["thigh_asymmetry_pct"] = muscle["weaker_side"] = None
+        result.report["metrics"]["muscle"] = muscle
     if progress:
         progress(1.0, "done")
     return result

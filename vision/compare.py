@@ -32,6 +32,7 @@ class MetricSpec:
     worse_when: str  # "higher" or "lower" or "none"
     label: str
     min_change: float  # smallest change that matters, in the metric's unit (measurement resolution)
+    relative: bool = False  # min_change is a fraction of the before value
 
 
 METRICS: tuple[MetricSpec, ...] = (
@@ -72,6 +73,11 @@ METRICS: tuple[MetricSpec, ...] = (
         5.0,
     ),
     MetricSpec("speed_bl_per_s", ("gait", "speed_bl_per_s"), "mean", "none", "Walking speed (body lengths/s)", 0.1),
+    MetricSpec(
+        "thigh_asymmetry_pct", ("muscle", "thigh_weakness_pct"), "abs_mean", "higher", "Thigh asymmetry (%)", 3.0
+    ),
+    MetricSpec("thigh_width_index", ("muscle", "thigh_width_index"), "mean", "lower", "Thigh muscle index", 0.05, True),
+    MetricSpec("hind_fore_ratio", ("muscle", "hind_fore_ratio"), "mean", "lower", "Hind/fore limb ratio", 0.05, True),
 )
 
 
@@ -114,7 +120,7 @@ def compare_metric(before: np.ndarray, after: np.ndarray, spec: MetricSpec, seed
         noise = float(np.sqrt(0.5 * (np.var(bb) + np.var(ab))))  # bootstrap SE of one clip's CV
     else:
         noise = 0.5 * float(np.sqrt(0.5 * (before.var(ddof=1) + after.var(ddof=1))))
-    floor = max(noise, spec.min_change)
+    floor = max(noise, spec.min_change * (abs(b) if spec.relative else 1.0))
     if (lo99 > 0 or hi99 < 0) and abs(change) >= floor:
         if spec.worse_when == "none":
             status = "changed"
@@ -152,13 +158,33 @@ def _tremor_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, A
     return {"label": "Hind-limb tremor (Hz)", "before": hb, "after": ha, "change": None, "ci95": None, "status": status}
 
 
+def _muscle_usable(report: dict[str, Any]) -> bool:
+    """Muscle indices have their own gate: a rear view cannot be scored for gait but can for muscle."""
+    block = report.get("metrics", {}).get("muscle", {})
+    return bool(block.get("available")) and not block.get("repeatability", {}).get("too_noisy", True)
+
+
 def compare_reports(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     """Per-metric ``before``, ``after``, ``change``, ``ci95`` and ``status``; ``flag`` if any is worse."""
     usable_b = bool(before.get("quality", {}).get("usable"))
     usable_a = bool(after.get("quality", {}).get("usable"))
     metrics: dict[str, Any] = {}
+    view_b = before.get("metrics", {}).get("muscle", {}).get("view")
+    view_a = after.get("metrics", {}).get("muscle", {}).get("view")
     for spec in METRICS:
-        if not (usable_b and usable_a):
+        if spec.path[0] == "muscle" and view_b != view_a:
+            metrics[spec.name] = {
+                "label": spec.label,
+                "before": None,
+                "after": None,
+                "change": None,
+                "ci95": None,
+                "status": "uncertain",
+                "reason": "the clips were filmed from different views",
+            }
+            continue
+        muscle_ok = spec.path[0] == "muscle" and _muscle_usable(before) and _muscle_usable(after)
+        if not (usable_b and usable_a) and not muscle_ok:
             metrics[spec.name] = {
                 "label": spec.label,
                 "before": None,

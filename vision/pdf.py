@@ -130,6 +130,18 @@ def vet_report_pdf(
                 f"tremor {r['metrics']['wobble'].get('tremor_hz') or 'none'}"
             ),
         )
+        mus = r["metrics"].get("muscle", {})
+        if mus.get("available"):
+            pdf.multi_cell(
+                0,
+                5,
+                _latin1(
+                    f"Muscle ({mus['view']}): thigh index {mus['thigh_width_index']['value']}, "
+                    f"asymmetry {mus.get('thigh_asymmetry_pct')}% "
+                    f"(thinner: {mus.get('weaker_side') or 'none beyond noise'}), "
+                    f"stride CV {mus.get('repeatability', {}).get('thigh_cv_pct')}%"
+                ),
+            )
         for line in q.get("reasons", []):
             pdf.multi_cell(0, 5, _latin1(f"  - {line}"))
     points = []

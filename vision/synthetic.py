@@ -306,7 +306,15 @@ def _background(size: tuple[int, int]) -> np.ndarray:
     return img
 
 
-def render_frame(points: dict[str, tuple[float, float]], size: tuple[int, int], body_length_px: float) -> np.ndarray:
+def render_frame(
+    points: dict[str, tuple[float, float]],
+    size: tuple[int, int],
+    body_length_px: float,
+    *,
+    thigh_width_bl: tuple[float, float] | None = None,
+    fore_width_bl: float | None = None,
+    body_depth_bl: float = 0.2,
+) -> np.ndarray:
     """Draw a simple dog-like figure (far legs darker) on a grass-and-sky background.
 
     Parameters
@@ -315,6 +323,13 @@ def render_frame(points: dict[str, tuple[float, float]], size: tuple[int, int], 
         Canonical keypoint name -> (x, y) pixel position for this frame.
     size
         ``(width, height)`` of the frame.
+    thigh_width_bl
+        If given, the near thigh is drawn as a band of this width (left, right; in body
+        lengths) from the tail base to the stifle: the truth for the muscle indices.
+    fore_width_bl
+        Width of the near forearm band (elbow to carpus), body lengths.
+    body_depth_bl
+        Half-height of the trunk ellipse, body lengths.
     """
     import cv2
 
@@ -344,7 +359,7 @@ def render_frame(points: dict[str, tuple[float, float]], size: tuple[int, int], 
     if wi and tb:
         centre = ((wi[0] + tb[0]) // 2, (wi[1] + tb[1]) // 2 + int(0.08 * L))
         angle = float(np.degrees(np.arctan2(wi[1] - tb[1], wi[0] - tb[0])))
-        cv2.ellipse(img, centre, (int(0.55 * L), int(0.2 * L)), angle, 0, 360, _COAT, -1, cv2.LINE_AA)
+        cv2.ellipse(img, centre, (int(0.55 * L), int(body_depth_bl * L)), angle, 0, 360, _COAT, -1, cv2.LINE_AA)
         d = 1 if wi[0] > tb[0] else -1
         tail_tip = (tb[0] - d * int(0.35 * L), tb[1] - int(0.15 * L))
         cv2.line(img, tb, tail_tip, _COAT, max(2, int(0.05 * L)), cv2.LINE_AA)
@@ -362,11 +377,23 @@ def render_frame(points: dict[str, tuple[float, float]], size: tuple[int, int], 
         cv2.circle(img, eye, max(1, int(0.02 * L)), (15, 15, 15), -1, cv2.LINE_AA)
     leg(near, _COAT, ("stifle", "hock", "hind_paw"), "tail_base")
     leg(near, _COAT, ("elbow", "carpus", "front_paw"), "withers")
+    st_near = p(f"{near}_stifle")
+    if thigh_width_bl is not None and tb and st_near:
+        width = thigh_width_bl[0 if near == "left" else 1] * L
+        cv2.line(img, tb, st_near, _COAT, max(2, int(round(width))), cv2.LINE_8)
+    el_near, ca_near = p(f"{near}_elbow"), p(f"{near}_carpus")
+    if fore_width_bl is not None and el_near and ca_near:
+        cv2.line(img, el_near, ca_near, _COAT, max(2, int(round(fore_width_bl * L))), cv2.LINE_8)
     return img
 
 
-def render_video(clip: SyntheticClip, path: str, *, codec: str = "libx264", rotation: int = 0) -> str:
-    """Render a synthetic clip's clean keypoints as a video with its real timestamps."""
+def render_video(
+    clip: SyntheticClip, path: str, *, codec: str = "libx264", rotation: int = 0, **draw: Any
+) -> str:
+    """Render a synthetic clip's clean keypoints as a video with its real timestamps.
+
+    Extra keyword arguments go to :func:`render_frame` (thigh widths, trunk depth).
+    """
     from vision.video import write_video
 
     assert clip.clean_position is not None
@@ -379,7 +406,7 @@ def render_video(clip: SyntheticClip, path: str, *, codec: str = "libx264", rota
                 n: (float(clip.clean_position[i, k, 0]), float(clip.clean_position[i, k, 1]))
                 for k, n in enumerate(names)
             }
-            img = render_frame(pts, size, clip.spec.body_length_px)
+            img = render_frame(pts, size, clip.spec.body_length_px, **draw)
             if rotation:
                 img = np.ascontiguousarray(np.rot90(img, k=rotation // 90))
             yield img
@@ -387,3 +414,65 @@ def render_video(clip: SyntheticClip, path: str, *, codec: str = "libx264", rota
     times = clip.tracks["time"].values
     write_video(path, frames(), clip.spec.fps, codec=codec, rotation=rotation, times=times)
     return path
+
+
+def generate_rear(
+    *,
+    thigh_width_bl: tuple[float, float] = (0.22, 0.22),
+    duration_s: float = 6.0,
+    fps: float = 30.0,
+    frame_size: tuple[int, int] = (640, 360),
+    hip_width_px: float = 120.0,
+    seed: int = 0,
+) -> tuple[xr.Dataset, list[np.ndarray]]:
+    """A dog seen from behind, walking away on the spot, with known left/right thigh widths.
+
+    Thigh widths are in units of the leg length (tail base to hind paws). Returns the
+    keypoint tracks and the rendered RGB frames.
+    """
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    n = int(round(duration_s * fps))
+    t = np.arange(n) / fps
+    w, h = frame_size
+    idx = {k: i for i, k in enumerate(CANONICAL_KEYPOINTS)}
+    pos = np.full((n, len(CANONICAL_KEYPOINTS), 2), np.nan)
+    frames = []
+    leg = 1.3 * hip_width_px
+    for i, ti in enumerate(t):
+        cx = 0.5 * w + 0.02 * w * np.sin(2 * np.pi * 1.0 * ti)  # sway
+        top = 0.3 * h
+        sway = 0.03 * hip_width_px * np.sin(2 * np.pi * 1.0 * ti)
+        pts = {
+            "tail_base": (cx, top),
+            "withers": (cx + 0.2 * sway, top - 0.15 * leg),
+            "left_stifle": (cx - 0.3 * hip_width_px, top + 0.45 * leg),
+            "right_stifle": (cx + 0.3 * hip_width_px, top + 0.45 * leg),
+            "left_hock": (cx - 0.25 * hip_width_px, top + 0.75 * leg),
+            "right_hock": (cx + 0.25 * hip_width_px, top + 0.75 * leg),
+            "left_hind_paw": (cx - 0.25 * hip_width_px, top + leg),
+            "right_hind_paw": (cx + 0.25 * hip_width_px, top + leg),
+        }
+        img = _background((w, h)).copy()
+        y_mid = top + THIGH_MID * 0.45 * leg
+        for side, sgn, wbl in (("left", -1, thigh_width_bl[0]), ("right", 1, thigh_width_bl[1])):
+            tw = wbl * leg
+            centre = (int(round(cx + sgn * tw / 2)), int(round(y_mid)))
+            cv2.ellipse(img, centre, (max(1, int(round(tw / 2))), int(0.4 * leg)), 0, 0, 360, _COAT, -1, cv2.LINE_8)
+            for a, b in ((f"{side}_stifle", f"{side}_hock"), (f"{side}_hock", f"{side}_hind_paw")):
+                pa, pb = pts[a], pts[b]
+                cv2.line(img, (int(pa[0]), int(pa[1])), (int(pb[0]), int(pb[1])), _COAT, max(2, int(0.08 * leg)))
+        cv2.ellipse(img, (int(cx), int(top - 0.05 * leg)), (int(0.45 * hip_width_px), int(0.12 * leg)), 0, 0, 360,
+                    _COAT, -1, cv2.LINE_8)
+        cv2.line(img, (int(cx), int(top)), (int(cx), int(top + 0.3 * leg)), _COAT_FAR, max(2, int(0.04 * leg)))
+        frames.append(img)
+        for name, (x, y) in pts.items():
+            pos[i, idx[name]] = (x, y)
+    pos_noisy = pos + rng.normal(0, 0.5, pos.shape)
+    ds = from_arrays(pos_noisy, None, t, fps=fps, source_software="hindsight.synthetic-rear", frame_size=frame_size)
+    return ds, frames
+
+
+#: Mid-thigh height as a fraction of the tail-base-to-stifle drop (matches vision.muscle.indices).
+THIGH_MID = 0.6

@@ -170,3 +170,51 @@ def comparison_chart(comparison: dict[str, Any]) -> go.Figure:
         margin={"t": 40, "b": 30, "l": 10},
     )
     return fig
+
+
+def thigh_index_chart(history: Sequence[tuple[dt.date, dict[str, Any] | None]]) -> go.Figure:
+    """Thigh muscle index by week with 95 % intervals and the dog's own baseline band."""
+    pts = []
+    for date, report in history:
+        block = (report or {}).get("metrics", {}).get("muscle", {})
+        est = block.get("thigh_width_index") or {}
+        ci = est.get("ci95")
+        if block.get("available") and est.get("value") is not None and ci:
+            pts.append({"date": date, "value": est["value"], "low": ci[0], "high": ci[1]})
+    fig = go.Figure()
+    band = baseline_band(pts)
+    if band and pts:
+        x0, x1 = pts[0]["date"], pts[-1]["date"]
+        fig.add_trace(
+            go.Scatter(
+                x=[x0, x1, x1, x0],
+                y=[band[0], band[0], band[1], band[1]],
+                fill="toself",
+                fillcolor="rgba(120,120,120,0.15)",
+                line={"width": 0},
+                name="own baseline",
+                hoverinfo="skip",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[p["date"] for p in pts],
+            y=[p["value"] for p in pts],
+            mode="lines+markers",
+            name="thigh index",
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [p["high"] - p["value"] for p in pts],
+                "arrayminus": [p["value"] - p["low"] for p in pts],
+            },
+            line={"color": LEFT},
+        )
+    )
+    fig.update_layout(
+        title="Thigh muscle index by week (lower = thinner)",
+        height=300,
+        margin={"t": 40, "b": 30},
+        legend={"orientation": "h"},
+    )
+    return fig

@@ -181,9 +181,12 @@ def dogs_page() -> None:
     clips = store.clips_for_dog(user, dog.id)
     flagged = set(store.flagged_clips(user, dog.id))
     if clips:
-        from vision.dashboard.figures import trend_chart
+        from vision.dashboard.figures import thigh_index_chart, trend_chart
 
-        st.plotly_chart(trend_chart(_history(store, clips), [c.recorded_on for c in clips if c.id in flagged]))
+        history = _history(store, clips)
+        st.plotly_chart(trend_chart(history, [c.recorded_on for c in clips if c.id in flagged]))
+        if any((r or {}).get("metrics", {}).get("muscle", {}).get("available") for _, r in history):
+            st.plotly_chart(thigh_index_chart(history))
         rows = [
             {
                 "date": c.recorded_on,
@@ -298,6 +301,33 @@ def _date_editor(store: Store, user: User, clip: Clip) -> None:
             st.rerun()
 
 
+def _muscle_card(report: dict[str, Any]) -> None:
+    """Thigh muscle indices with their repeatability."""
+    block = report["metrics"].get("muscle", {})
+    if not block.get("available"):
+        if block.get("reason"):
+            st.caption(f"Muscle: not measured ({block['reason']}).")
+        return
+    idx = block["thigh_width_index"]
+    rep = block.get("repeatability", {})
+    c1, c2 = st.columns(2)
+    c1.metric(
+        "Thigh muscle index",
+        f"{idx['value']:.3f}",
+        help="Thigh depth behind the femur over body length (side-on), or thigh width over leg length "
+        "(from behind), at the same stride phase each time. Compare it with the dog's own earlier weeks.",
+    )
+    c1.caption(
+        f"Stride-to-stride CV {rep.get('thigh_cv_pct')}%" + (" — too noisy to use" if rep.get("too_noisy") else "")
+    )
+    if block.get("thigh_asymmetry_pct") is not None:
+        side = block.get("weaker_side")
+        c2.metric("Thigh asymmetry", f"{block['thigh_asymmetry_pct']:.1f}%")
+        c2.write(f"**{side.capitalize()}** thigh thinner" if side else "No side thinner beyond noise")
+    elif block.get("note"):
+        c2.caption(block["note"])
+
+
 def clip_page() -> None:
     """One clip: overlay video, metric cards, per-stride plots, quality verdict."""
     page = _page("Clip", "No dog selected.")
@@ -334,6 +364,7 @@ def clip_page() -> None:
         for n in q.get("notes", []):
             st.caption(n)
     _metric_cards(report)
+    _muscle_card(report)
     if report["quality"]["usable"]:
         from vision.dashboard.figures import per_stride_chart, phase_chart
 
