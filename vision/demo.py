@@ -1,7 +1,7 @@
 """Demo data: an owner, a vet and a dog with six weekly clips the project renders itself.
 
 The clips are synthetic walking-dog videos with a slowly worsening left-hind
-limp. They are analysed from the keypoints the renderer drew (marked "rendered
+limp and a slowly thinning left thigh. They are analysed from the keypoints the renderer drew (marked "rendered
 keypoints" in the dashboard), so the demo works without depending on the
 keypoint model recognising a cartoon dog.
 """
@@ -20,6 +20,8 @@ DEMO_OWNER = ("owner@demo.hindsight", "Olivia Owner", "demo-owner")
 DEMO_VET = ("vet@demo.hindsight", "Dr Victor Vet", "demo-vet-1")
 #: Left-hind limp severity per week: steady, then worse in the last week.
 DEMO_SEVERITY = (0.05, 0.05, 0.1, 0.1, 0.15, 0.5)
+#: Width of the left thigh (body lengths) per week: slow muscle loss on the lame side.
+DEMO_THIGH = (0.17, 0.17, 0.165, 0.16, 0.155, 0.145)
 
 
 def ensure_demo(
@@ -53,7 +55,8 @@ def ensure_demo(
                 stride_cv=0.04,
             )
             video = Path(tmp) / f"week{week}.mp4"
-            render_video(clip, str(video))
+            thigh = DEMO_THIGH[week % len(DEMO_THIGH)]
+            render_video(clip, str(video), thigh_width_bl=(thigh, 0.17), fore_width_bl=0.07, body_depth_bl=0.14)
             recorded = today - dt.timedelta(days=7 * (weeks - 1 - week))
             with video.open("rb") as fh:
                 row = store.add_clip(owner, dog.id, fh, f"demo week {week + 1}.mp4", recorded, pose_source="rendered")

@@ -384,6 +384,11 @@ class Store:
                         source={"file": "demo clip", "kind": "video", "backend": "rendered keypoints"},
                         video_info=probe(video),
                     )
+                    if result.report["quality"]["usable"]:
+                        from vision.muscle.metrics import muscle_metrics
+
+                        view = result.report["quality"]["view"]
+                        result.report["metrics"]["muscle"] = muscle_metrics(video, result.tracks, result.events, view)
                 else:
                     result = analyze_path(video, backend=backend, progress=progress)
                 result.report["source"]["file"] = "upload"
