@@ -81,7 +81,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             raise HindsightInputError("--overlay needs a video, not a pose file")
         from vision.overlay import render_overlay
 
-        render_overlay(args.path, result.tracks, result.events, args.overlay)
+        render_overlay(args.path, result.tracks, result.events, args.overlay, muscle=report["metrics"].get("muscle"))
         _info(args, f"overlay written to {safe_name(args.overlay)}")
     if args.tracks:
         from vision.io import save_poses

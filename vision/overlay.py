@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -45,9 +46,19 @@ def _label(image: np.ndarray, text: str, org: tuple[int, int], scale: float, col
 
 
 def overlay_frames(
-    video_path: str | os.PathLike[str], tracks: xr.Dataset, events: GaitEvents | None, max_side: int = 960
+    video_path: str | os.PathLike[str],
+    tracks: xr.Dataset,
+    events: GaitEvents | None,
+    max_side: int = 960,
+    muscle: dict[str, Any] | None = None,
 ) -> Iterator[np.ndarray]:
-    """Yield annotated RGB frames of the clip (downscaled to ``max_side``)."""
+    """Yield annotated RGB frames of the clip (downscaled to ``max_side``).
+
+    ``muscle`` is the report's muscle block: its measured thigh widths are drawn
+    (yellow) for a moment around each measured frame.
+    """
+    measures = (muscle or {}).get("measurements", [])
+    measure_times = np.array([m["time"] for m in measures]) if measures else np.array([])
     names = [str(k) for k in tracks["keypoint"].values]
     pos = tracks["position"].isel(individual=0).values  # (time, space, keypoint)
     t_tracks = tracks["time"].values
@@ -74,6 +85,13 @@ def overlay_frames(
                 if paw:
                     cv2.circle(img, (int(paw[0]), int(paw[1])), int(12 * s / 0.6), colour, 2, cv2.LINE_AA)
                 _label(img, f"{limb.replace('_', ' ')} strike", (10, y0 * (j + 2)), s, colour)
+        if measure_times.size:
+            for k in np.flatnonzero(np.abs(measure_times - frame.time_s) < 0.25):
+                (ax, ay), (bx, by) = measures[k]["segment"]
+                p0 = (int(ax * scale), int(ay * scale))
+                p1 = (int(bx * scale), int(by * scale))
+                cv2.line(img, p0, p1, (255, 230, 0), max(2, int(3 * s)), cv2.LINE_AA)
+                _label(img, "thigh", (p1[0] + 4, p1[1]), 0.8 * s, (255, 230, 0))
         lh = strikes.get("left_hind", np.array([]))
         if lh.size >= 2 and lh[0] <= frame.time_s <= lh[-1]:
             k = int(np.searchsorted(lh, frame.time_s, side="right")) - 1
@@ -89,7 +107,8 @@ def render_overlay(
     events: GaitEvents | None,
     out_path: str | os.PathLike[str],
     max_side: int = 960,
+    muscle: dict[str, Any] | None = None,
 ) -> Path:
     """Write the annotated overlay as a browser-playable H.264 MP4."""
     info = probe(video_path)
-    return write_video(out_path, overlay_frames(video_path, tracks, events, max_side), info.fps)
+    return write_video(out_path, overlay_frames(video_path, tracks, events, max_side, muscle), info.fps)

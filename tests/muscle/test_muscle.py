@@ -132,3 +132,25 @@ def test_real_clip_repeatability_is_measured():
     cv = m["repeatability"]["thigh_cv_pct"]
     assert cv is not None and np.isfinite(cv)
     assert m["repeatability"]["too_noisy"] is (cv > 15.0)
+
+
+def test_overlay_draws_the_measured_thigh(tmp_path):
+    from tests.pose.test_video_tracking import OracleBackend
+    from vision.analysis import analyze_path
+    from vision.overlay import overlay_frames
+    from vision.synthetic import render_video
+
+    c = generate(seed=4, frame_size=SIZE, body_length_px=L, duration_s=6)
+    path = tmp_path / "walk.mp4"
+    render_video(c, str(path), thigh_width_bl=(0.16, 0.16), **DRAW)
+    result = analyze_path(path, backend=OracleBackend(c))
+    muscle = result.report["metrics"]["muscle"]
+    assert muscle["available"] and muscle["measurements"]
+    t0 = muscle["measurements"][0]["time"]
+    yellow = []
+    for i, img in enumerate(overlay_frames(path, result.tracks, result.events, muscle=muscle)):
+        t = c.tracks["time"].values[i]
+        n = int(((img[..., 0] > 230) & (img[..., 1] > 200) & (img[..., 2] < 60)).sum())
+        yellow.append((abs(t - t0) < 0.1, n))
+    assert max(n for near, n in yellow if near) > 20
+    assert min(n for near, n in yellow if not near) <= max(n for near, n in yellow if near) / 4

@@ -40,6 +40,7 @@ class LateralWidths:
     thigh_px: float
     fore_px: float | None
     body_length_px: float
+    thigh_segment: tuple[tuple[float, float], tuple[float, float]] | None = None  # frame px, for the overlay
 
     @property
     def thigh_index(self) -> float:
@@ -97,7 +98,12 @@ def lateral_widths(sil: Silhouette, keypoints: np.ndarray, side: str) -> Lateral
         limit = 0.3 * body * sil.scale
         span = (run_length(sil.mask, start, normal, limit) + run_length(sil.mask, start, -normal, limit)) / sil.scale
         fore = float(span) if 0.01 * body < span < 0.29 * body else None
-    return LateralWidths(side, float(thigh), fore, body)
+    normal = np.array([-axis[1], axis[0]], dtype=np.float64)
+    normal = (normal if normal @ backward >= 0 else -normal) / np.linalg.norm(normal)
+    p0 = tb + THIGH_FRACTION * axis
+    p1 = p0 + thigh * normal
+    segment = ((float(p0[0]), float(p0[1])), (float(p1[0]), float(p1[1])))
+    return LateralWidths(side, float(thigh), fore, body, segment)
 
 
 def rear_widths(sil: Silhouette, keypoints: np.ndarray) -> tuple[float, float, float] | None:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from vision.anatomy import CANONICAL_KEYPOINTS
 from vision.gait.events import GaitEvents
 from vision.gait.stats import Estimate, estimate
 from vision.muscle.indices import lateral_widths, rear_widths
@@ -16,6 +17,9 @@ from vision.muscle.silhouette import segment_dog
 from vision.tracks import keypoint_xy
 
 MAX_FRAMES = 48
+_TAIL = CANONICAL_KEYPOINTS.index("tail_base")
+_LS = CANONICAL_KEYPOINTS.index("left_stifle")
+_RS = CANONICAL_KEYPOINTS.index("right_stifle")
 NOISY_CV_PCT = 15.0
 
 
@@ -105,6 +109,7 @@ def muscle_from_frames(
     picked = _frames_at(frames, [t for t, _ in targets])
     thigh = {"left": [], "right": []}  # type: dict[str, list[float]]
     ratio: list[float] = []
+    segments: list[dict[str, Any]] = []
     pairs_l: list[float] = []
     pairs_r: list[float] = []
     used = dropped = 0
@@ -125,6 +130,8 @@ def muscle_from_frames(
                 dropped += 1
                 continue
             thigh[side].append(w.thigh_index)
+            if w.thigh_segment is not None:
+                segments.append({"time": round(float(t), 4), "side": side, "segment": w.thigh_segment})
             if w.hind_fore is not None:
                 ratio.append(w.hind_fore)
         else:
@@ -134,6 +141,11 @@ def muscle_from_frames(
                 continue
             pairs_l.append(rw[0] / rw[2])
             pairs_r.append(rw[1] / rw[2])
+            tb = kp[_TAIL, :2]
+            y = float(tb[1] + 0.6 * (0.5 * (kp[_LS, 1] + kp[_RS, 1]) - tb[1]))
+            for side_name, sign, width in (("left", -1.0, rw[0]), ("right", 1.0, rw[1])):
+                seg = ((float(tb[0]), y), (float(tb[0] + sign * width), y))
+                segments.append({"time": round(float(t), 4), "side": side_name, "segment": seg})
         used += 1
     if view == "lateral":
         n = min(len(thigh["left"]), len(thigh["right"]))
@@ -160,6 +172,7 @@ def muscle_from_frames(
         "thigh_asymmetry_pct": None if w_est.value is None else round(abs(w_est.value), 3),
         "weaker_side": side_out,
         "hind_fore_ratio": estimate(ratio, "").to_dict(),
+        "measurements": segments,
         "repeatability": {
             "thigh_cv_pct": None if cv is None else round(cv, 2),
             "smallest_real_change_pct": None if cv is None else round(2.77 * cv / np.sqrt(max(pooled.size, 1)), 2),

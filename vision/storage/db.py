@@ -393,7 +393,13 @@ class Store:
                     result = analyze_path(video, backend=backend, progress=progress)
                 result.report["source"]["file"] = "upload"
                 progress(0.97, "drawing the overlay")
-                overlay = render_overlay(video, result.tracks, result.events, Path(tmp) / "overlay.mp4")
+                overlay = render_overlay(
+                    video,
+                    result.tracks,
+                    result.events,
+                    Path(tmp) / "overlay.mp4",
+                    muscle=result.report["metrics"].get("muscle"),
+                )
                 tracks = save_poses(result.tracks, Path(tmp) / "tracks.nc")
                 report_sha = self.blobs.put_bytes(json.dumps(result.report, indent=1).encode())
                 overlay_sha = self.blobs.put_file(overlay)
