@@ -387,9 +387,7 @@ def render_frame(
     return img
 
 
-def render_video(
-    clip: SyntheticClip, path: str, *, codec: str = "libx264", rotation: int = 0, **draw: Any
-) -> str:
+def render_video(clip: SyntheticClip, path: str, *, codec: str = "libx264", rotation: int = 0, **draw: Any) -> str:
     """Render a synthetic clip's clean keypoints as a video with its real timestamps.
 
     Extra keyword arguments go to :func:`render_frame` (thigh widths, trunk depth).
@@ -463,8 +461,17 @@ def generate_rear(
             for a, b in ((f"{side}_stifle", f"{side}_hock"), (f"{side}_hock", f"{side}_hind_paw")):
                 pa, pb = pts[a], pts[b]
                 cv2.line(img, (int(pa[0]), int(pa[1])), (int(pb[0]), int(pb[1])), _COAT, max(2, int(0.08 * leg)))
-        cv2.ellipse(img, (int(cx), int(top - 0.05 * leg)), (int(0.45 * hip_width_px), int(0.12 * leg)), 0, 0, 360,
-                    _COAT, -1, cv2.LINE_8)
+        cv2.ellipse(
+            img,
+            (int(cx), int(top - 0.05 * leg)),
+            (int(0.45 * hip_width_px), int(0.12 * leg)),
+            0,
+            0,
+            360,
+            _COAT,
+            -1,
+            cv2.LINE_8,
+        )
         cv2.line(img, (int(cx), int(top)), (int(cx), int(top + 0.3 * leg)), _COAT_FAR, max(2, int(0.04 * leg)))
         frames.append(img)
         for name, (x, y) in pts.items():

@@ -11,7 +11,7 @@ import xarray as xr
 
 from vision.anatomy import CANONICAL_KEYPOINTS
 from vision.gait.events import GaitEvents
-from vision.gait.stats import Estimate, estimate
+from vision.gait.stats import estimate
 from vision.muscle.indices import lateral_widths, rear_widths
 from vision.muscle.silhouette import segment_dog
 from vision.tracks import keypoint_xy
@@ -239,8 +239,3 @@ def muscle_metrics(
         block = muscle_from_frames(tracks, events, view, ((f.time_s, f.image) for f in iter_frames(video_path)))
     block["posture"] = posture_signs(tracks, events) if view == "lateral" else {}
     return block
-
-
-def estimate_of(block: dict[str, Any], key: str) -> Estimate:
-    """An estimate from the muscle block (empty when absent)."""
-    return Estimate.from_dict(block.get(key))

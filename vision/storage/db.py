@@ -12,8 +12,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -365,6 +366,16 @@ class Store:
             video = self.blobs.path(clip.video_sha256)
             rendered_tracks = clip.tracks_sha256 if clip.pose_source == "rendered" else None
         last = [0.0]
+        finished = threading.Event()
+
+        def heartbeat() -> None:  # keeps the job alive in refresh_stale() through long quiet steps
+            while not finished.wait(10.0):
+                with self.session() as s3:
+                    c3 = s3.get(Clip, clip_id)
+                    if c3 is not None:
+                        c3.heartbeat_at = _now()
+
+        threading.Thread(target=heartbeat, daemon=True).start()
 
         def progress(fraction: float, message: str) -> None:
             if time.monotonic() - last[0] < 0.5 and fraction < 1:
@@ -408,6 +419,8 @@ class Store:
             return self._fail(clip_id, str(exc))
         except Exception as exc:  # noqa: BLE001 - the job records any failure and stays retryable
             return self._fail(clip_id, f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            finished.set()
         r = result.report
         with self.session() as s:
             clip = s.get(Clip, clip_id)
@@ -541,6 +554,3 @@ def _pid_alive(pid: int) -> bool:
             return fh.read().split()[2] != "Z"
     except OSError:
         return True
-
-
-ProgressFn = Callable[[float, str], None]
