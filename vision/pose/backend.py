@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -128,6 +131,16 @@ class ModelTracker:
         return FramePose(kp, np.asarray(detection.bbox_xyxy, dtype=np.float32), float(detection.score))
 
 
+def score_threshold(model_path: str | os.PathLike[str]) -> float:
+    """The dog-score threshold calibrated for a model (``score_threshold`` in its JSON sidecar), else 0.3."""
+    sidecar = Path(model_path).with_suffix(".json")
+    try:
+        value = json.loads(sidecar.read_text(encoding="utf-8")).get("score_threshold")
+    except (OSError, ValueError):
+        return 0.3
+    return float(value) if isinstance(value, (int, float)) and 0 < value < 1 else 0.3
+
+
 def default_backend(model_path: str | None = None, threads: int = 2) -> ModelTracker:
     """The project's ONNX dog model wrapped in a :class:`ModelTracker`.
 
@@ -136,6 +149,7 @@ def default_backend(model_path: str | None = None, threads: int = 2) -> ModelTra
     FileNotFoundError
         When the model file is missing (``models/dog_pose.onnx`` or ``HINDSIGHT_MODEL``).
     """
-    from vision.model.detector import DogPoseModel
+    from vision.model.detector import DogPoseModel, default_model_path
 
-    return ModelTracker(DogPoseModel.load(model_path, threads=threads))
+    path = Path(model_path) if model_path else default_model_path()
+    return ModelTracker(DogPoseModel.load(path, threads=threads), min_score=score_threshold(path))
