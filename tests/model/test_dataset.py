@@ -1,0 +1,130 @@
+import numpy as np
+
+from vision.anatomy import ANIMALPOSE_TO_CANONICAL, CANONICAL_KEYPOINTS, symmetric_pairs
+from vision.model import dataset as ds
+
+IDX = {n: i for i, n in enumerate(CANONICAL_KEYPOINTS)}
+
+
+def _keypoints() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    kps = np.zeros((20, 3), np.float32)
+    kps[:, 0] = rng.uniform(10, 90, 20)
+    kps[:, 1] = rng.uniform(10, 60, 20)
+    kps[:, 2] = 1
+    kps[IDX["right_ear"]] = 0  # one unlabelled point
+    return kps
+
+
+def test_symmetric_pairs_cover_all_left_right_names():
+    pairs = symmetric_pairs()
+    assert len(pairs) == 8
+    for a, b in pairs:
+        assert CANONICAL_KEYPOINTS[a].replace("left_", "") == CANONICAL_KEYPOINTS[b].replace("right_", "")
+
+
+def test_hflip_mirrors_x_and_swaps_left_right():
+    kps = _keypoints()
+    flipped = ds.hflip_keypoints(kps, width=100)
+    for name in ("left_hind_paw", "left_stifle", "left_hock", "left_eye", "left_elbow"):
+        right = name.replace("left_", "right_")
+        # the point labelled left after the flip is the old right point, mirrored
+        np.testing.assert_allclose(flipped[IDX[name], 0], 99 - kps[IDX[right], 0])
+        np.testing.assert_allclose(flipped[IDX[name], 1], kps[IDX[right], 1])
+        np.testing.assert_allclose(flipped[IDX[right], 0], 99 - kps[IDX[name], 0])
+    for name in ("nose", "throat", "withers", "tail_base"):
+        np.testing.assert_allclose(flipped[IDX[name], 0], 99 - kps[IDX[name], 0])
+    # unlabelled right ear -> unlabelled left ear, coordinates untouched
+    assert flipped[IDX["left_ear"], 2] == 0
+    assert flipped[IDX["right_ear"], 2] == 1
+    # flipping twice is the identity
+    np.testing.assert_allclose(ds.hflip_keypoints(flipped, 100), kps, atol=1e-4)
+
+
+def test_flipped_crop_heatmaps_swap_sides():
+    """A flipped training crop puts the 'left' heatmap where the mirrored right paw is."""
+    img = np.zeros((120, 160, 3), np.uint8)
+    kps = np.zeros((20, 3), np.float32)
+    kps[IDX["left_hind_paw"]] = (40, 100, 1)
+    kps[IDX["right_hind_paw"]] = (120, 100, 1)
+    inst = ds.Instance("dog", np.array([20, 20, 140, 110], np.float32), kps)
+    plain = ds.crop_matrix(inst.bbox, 160)
+    flip = ds.crop_matrix(inst.bbox, 160, flip=True)
+    p_right = ds.apply_affine(kps[[IDX["right_hind_paw"]], :2], plain)[0]
+    p_right_flipped = ds.apply_affine(kps[[IDX["right_hind_paw"]], :2], flip)[0]
+    np.testing.assert_allclose(p_right_flipped[0], 160 - p_right[0], atol=1e-3)
+
+    class FlipRng:  # a generator whose first draw forces the flip, no other augmentation
+        def __init__(self):
+            self.rng = np.random.default_rng(0)
+            self.first = True
+
+        def random(self):
+            if self.first:
+                self.first = False
+                return 0.0
+            return 0.99
+
+        def uniform(self, low, high, size=None):
+            return (low + high) / 2 if size is None else np.full(size, (low + high) / 2)
+
+        def __getattr__(self, name):
+            return getattr(self.rng, name)
+
+    _, hm, w = ds.keypoint_sample(img, inst, 160, FlipRng())
+    left_peak = np.unravel_index(hm[IDX["left_hind_paw"]].argmax(), hm.shape[1:])
+    right_peak = np.unravel_index(hm[IDX["right_hind_paw"]].argmax(), hm.shape[1:])
+    assert w[IDX["left_hind_paw"]] == 1 and w[IDX["right_hind_paw"]] == 1
+    # the image's right paw (x=120, right side) is mirrored to the crop's left side and relabelled "left"
+    assert left_peak[1] < right_peak[1]
+    assert abs(left_peak[1] - ds.to_cells(p_right_flipped)[0]) <= 1.0
+    assert abs(left_peak[0] - ds.to_cells(p_right_flipped)[1]) <= 1.0
+
+
+def test_gaussian_heatmap_peak_and_invisible():
+    pts = np.array([[5.0, 7.0, 1.0], [3.0, 3.0, 0.0]], np.float32)
+    hm = ds.gaussian_heatmaps(pts, (12, 10), sigma=2.5)
+    assert hm.shape == (2, 12, 10)
+    assert np.unravel_index(hm[0].argmax(), hm[0].shape) == (7, 5)
+    assert hm[0].max() == 1.0
+    assert hm[1].max() == 0.0
+
+
+def test_cell_conversion_round_trip():
+    xy = np.array([[0.0, 0.0], [13.7, 101.2]], np.float32)
+    np.testing.assert_allclose(ds.from_cells(ds.to_cells(xy)), xy, atol=1e-5)
+
+
+def test_detection_targets_mark_only_dog_centres():
+    img = np.full((200, 300, 3), 90, np.uint8)
+    canvas, heat, reg, mask = ds.detection_sample(img, np.array([[50, 40, 250, 160]], np.float32), 256)
+    assert canvas.shape == (256, 256, 3)
+    assert mask.sum() == 1
+    iy, ix = np.argwhere(mask[0])[0]
+    assert heat[0, iy, ix] == 1.0
+    k = 256 / 300
+    assert abs(np.exp(reg[2, iy, ix]) * 4 - 200 * k) < 1.0
+    assert abs((ix + reg[0, iy, ix] + 0.5) * 4 - 0.5 - 150 * k) < 1.0
+    _, heat0, _, mask0 = ds.detection_sample(img, np.zeros((0, 4), np.float32), 256)
+    assert mask0.sum() == 0 and heat0.max() == 0
+
+
+def test_load_animalpose_maps_to_canonical(tmp_path):
+    import json
+
+    names = list(ANIMALPOSE_TO_CANONICAL)
+    kps = [[float(i), float(i) + 0.5, 1] for i in range(20)]
+    kps[3] = [0, 0, 0]
+    (tmp_path / "annotations.json").write_text(json.dumps({
+        "keypoint_names": names,
+        "images": [{"file": "a.jpg", "width": 50, "height": 40, "split": "val", "species": ["dog"]}],
+        "annotations": [{"file": "a.jpg", "species": "dog", "bbox_xyxy": [1, 2, 30, 35], "keypoints": kps}],
+    }))
+    (rec,) = ds.load_animalpose(tmp_path)
+    inst = rec.instances[0]
+    assert inst.keypoints.shape == (20, 3)
+    # Animal-Pose "left_back_elbow" (index 7) is the canonical left stifle
+    assert inst.keypoints[IDX["left_stifle"], 0] == 7.0
+    assert inst.keypoints[IDX["right_hind_paw"], 0] == 16.0
+    assert inst.keypoints[IDX["tail_base"], 0] == 19.0
+    assert inst.keypoints[IDX["left_ear"], 2] == 0.0

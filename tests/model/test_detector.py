@@ -1,0 +1,116 @@
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from vision.anatomy import CANONICAL_KEYPOINTS
+from vision.model.detector import (
+    DogDetection,
+    DogPoseModel,
+    decode_heatmaps,
+    default_model_path,
+    keypoints_report,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO.parent / "shared" / "data" / "animalpose"
+
+
+@pytest.fixture(scope="module")
+def model() -> DogPoseModel:
+    path = default_model_path()
+    assert path.is_file(), f"shipped model missing: {path}"
+    return DogPoseModel.load(path, threads=2)
+
+
+def _check(det: DogDetection, h: int, w: int) -> None:
+    assert det.bbox_xyxy.shape == (4,) and det.bbox_xyxy.dtype == np.float32
+    assert det.keypoints.shape == (20, 3) and det.keypoints.dtype == np.float32
+    assert 0.0 <= det.score <= 1.0
+    assert np.all((det.keypoints[:, 2] >= 0) & (det.keypoints[:, 2] <= 1))
+    assert np.isfinite(det.keypoints).all()
+
+
+def test_default_path_and_env_override(monkeypatch, tmp_path):
+    assert default_model_path() == REPO / "models" / "dog_pose.onnx"
+    monkeypatch.setenv("HINDSIGHT_MODEL", str(tmp_path / "x.onnx"))
+    assert default_model_path() == tmp_path / "x.onnx"
+    with pytest.raises(FileNotFoundError, match="x.onnx"):
+        DogPoseModel.load()
+
+
+def test_sidecar_describes_model():
+    meta = json.loads(default_model_path().with_suffix(".json").read_text())
+    assert meta["keypoints"] == list(CANONICAL_KEYPOINTS)
+    assert meta["stride"] == 4
+    assert meta["input"]["det_size"] % 32 == 0 and meta["input"]["kp_size"] % 32 == 0
+    assert default_model_path().stat().st_size < 20e6
+
+
+@pytest.mark.parametrize("kind", ["grey", "noise", "black"])
+def test_no_dog_in_empty_frames(model, kind):
+    rng = np.random.default_rng(0)
+    img = {
+        "grey": np.full((720, 1280, 3), 128, np.uint8),
+        "noise": rng.integers(0, 256, (480, 640, 3), dtype=np.uint8),
+        "black": np.zeros((300, 200, 3), np.uint8),
+    }[kind]
+    dets = model.detect(img)
+    assert dets == []
+    # even with no threshold nothing scores high
+    assert all(d.score < 0.3 for d in model.detect(img, min_score=0.01))
+
+
+def test_keypoints_in_box_schema_any_size(model):
+    img = np.random.default_rng(1).integers(0, 256, (333, 517, 3), dtype=np.uint8)
+    det = model.keypoints_in_box(img, np.array([10, 20, 300, 250], np.float32), score=0.7)
+    _check(det, 333, 517)
+    assert det.score == pytest.approx(0.7)
+    np.testing.assert_allclose(det.bbox_xyxy, [10, 20, 300, 250])
+
+
+def test_decode_heatmaps_subpixel():
+    ys, xs = np.mgrid[0:48, 0:48]
+    hm = np.exp(-((xs - 20.3) ** 2 + (ys - 11.7) ** 2) / (2 * 2.5**2))[None].astype(np.float32)
+    (x, y, c), = decode_heatmaps(hm)
+    assert abs(x - 20.3) < 0.05 and abs(y - 11.7) < 0.05 and c == pytest.approx(1.0, abs=0.02)
+
+
+def _val_dogs(n: int):
+    if not DATA.is_dir():
+        pytest.skip("../shared/data/animalpose not present")
+    from vision.evaluate import select_records
+    from vision.model.dataset import load_animalpose
+
+    return select_records(load_animalpose(DATA), "val", "dog")
+
+
+def test_detects_real_dog_and_report(model, tmp_path):
+    recs = _val_dogs(5)
+    rec = next(r for r in recs if len(r.instances) == 1)
+    report = keypoints_report([str(DATA / "images" / rec.file)], model)
+    assert len(report) == 1 and report[0]["image"].endswith(rec.file)
+    dogs = report[0]["dogs"]
+    assert dogs, "no dog found in a single-dog validation image"
+    assert set(dogs[0]["keypoints"]) == set(CANONICAL_KEYPOINTS)
+    assert [d["score"] for d in dogs] == sorted((d["score"] for d in dogs), reverse=True)
+    img = cv2.cvtColor(cv2.imread(str(DATA / "images" / rec.file)), cv2.COLOR_BGR2RGB)
+    for d in model.detect(img):
+        _check(d, *img.shape[:2])
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="cannot read image: broken.jpg"):
+        keypoints_report([str(bad)], model)
+
+
+def test_regression_hind_limb_pck_first_30_val_dogs(model):
+    recs = _val_dogs(30)
+    from vision.evaluate import evaluate_records
+
+    meta = json.loads(default_model_path().with_suffix(".json").read_text())
+    reference = meta["metrics"]["regression"]["first30_val_dogs_gt_box_hind_pck10"]
+    result = evaluate_records(model, recs, DATA / "images", "dog", max_instances=30, pipeline=False)
+    assert result["n_instances"] == 30
+    assert result["gt_box"]["pck10"]["hind_limb"] >= reference - 0.05

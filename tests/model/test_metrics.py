@@ -1,0 +1,60 @@
+import math
+
+import numpy as np
+import pytest
+
+from vision.anatomy import CANONICAL_KEYPOINTS, HIND_LIMB_KEYPOINTS
+from vision.model.metrics import HIND_LIMB_INDEX, box_iou, match_by_iou, pck_hits, summarise_pck
+
+
+def test_pck_threshold_uses_longer_box_side():
+    gt = np.zeros((20, 3))
+    gt[:, 2] = 1
+    gt[5, 2] = 0  # unlabelled
+    bbox = np.array([0, 0, 200, 100])  # longer side 200 -> PCK@0.1 threshold 20 px
+    pred = gt[:, :2].copy()
+    pred[0, 0] += 19.9  # correct
+    pred[1, 0] += 20.1  # wrong
+    pred[2] += (12.0, 16.0)  # distance 20 -> correct (<=)
+    pred[3] += (9.0, 9.0)  # 12.7 px: correct at 0.1, wrong at 0.05 (10 px)
+    hits10 = pck_hits(pred, gt, bbox, 0.1)
+    hits05 = pck_hits(pred, gt, bbox, 0.05)
+    assert hits10[0] == 1 and hits10[1] == 0 and hits10[2] == 1 and hits10[3] == 1
+    assert hits05[3] == 0 and hits05[4] == 1
+    assert math.isnan(hits10[5])
+
+
+def test_summary_pools_labelled_keypoints_and_hind_group():
+    hits = np.full((2, 20), np.nan)
+    hits[0, HIND_LIMB_INDEX[0]] = 1
+    hits[1, HIND_LIMB_INDEX[0]] = 0
+    hits[0, HIND_LIMB_INDEX[1]] = 1
+    hits[0, CANONICAL_KEYPOINTS.index("nose")] = 0
+    s = summarise_pck(hits)
+    assert s["per_keypoint"][HIND_LIMB_KEYPOINTS[0]] == pytest.approx(0.5)
+    assert s["per_keypoint"][HIND_LIMB_KEYPOINTS[1]] == pytest.approx(1.0)
+    assert s["per_keypoint"]["left_eye"] is None
+    assert s["hind_limb"] == pytest.approx(2 / 3)
+    assert s["all"] == pytest.approx(2 / 4)
+    assert s["n_instances"] == 2
+
+
+def test_hind_limb_group_is_stifles_hocks_paws_tailbase():
+    names = {CANONICAL_KEYPOINTS[i] for i in HIND_LIMB_INDEX}
+    assert names == {"left_stifle", "right_stifle", "left_hock", "right_hock", "left_hind_paw",
+                     "right_hind_paw", "tail_base"}
+
+
+def test_box_iou_known_values():
+    a = np.array([[0, 0, 10, 10]])
+    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]])
+    np.testing.assert_allclose(box_iou(a, b)[0], [1.0, 50 / 150, 0.0])
+
+
+def test_match_by_iou_is_one_to_one():
+    gt = np.array([[0, 0, 10, 10], [100, 100, 150, 150]], np.float32)
+    pred = np.array([[101, 99, 149, 151], [1, 1, 10, 10], [0, 0, 9, 11]], np.float32)
+    m = match_by_iou(pred, gt)
+    assert m[1] == 0
+    assert m[0] in (1, 2)
+    assert (match_by_iou(np.zeros((0, 4)), gt) == -1).all()

@@ -1,0 +1,1 @@
+"""Hindsight's own dog detector + keypoint model (training in torch, inference in onnxruntime)."""

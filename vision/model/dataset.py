@@ -1,0 +1,366 @@
+"""Animal-Pose loading, canonical keypoint mapping, augmentation and training targets.
+
+Pure numpy + OpenCV (no torch): every function returns numpy arrays. Coordinates are pixel
+indices (x right, y down) of the image they refer to.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vision.anatomy import ANIMALPOSE_TO_CANONICAL, CANONICAL_KEYPOINTS, symmetric_pairs
+
+NUM_KEYPOINTS = len(CANONICAL_KEYPOINTS)
+PAD_VALUE = 114
+#: Crop side = CROP_PAD x longer box side (inference and training before jitter).
+CROP_PAD = 1.25
+STRIDE = 4
+
+
+def default_data_root(repo: Path | None = None) -> Path:
+    """``<repo>/../shared/data/animalpose`` (the repo root is two levels above this package)."""
+    repo = repo or Path(__file__).resolve().parents[2]
+    return repo.parent / "shared" / "data" / "animalpose"
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One labelled animal.
+
+    Attributes
+    ----------
+    species : str
+    bbox : np.ndarray
+        (4,) float32 x0, y0, x1, y1.
+    keypoints : np.ndarray
+        (20, 3) float32 x, y, v (v = 1 labelled, 0 not) in CANONICAL_KEYPOINTS order.
+    """
+
+    species: str
+    bbox: np.ndarray
+    keypoints: np.ndarray
+
+
+@dataclass(frozen=True)
+class Record:
+    """One image and its labelled animals."""
+
+    file: str
+    split: str
+    width: int
+    height: int
+    instances: tuple[Instance, ...]
+
+
+def canonical_index(source_names: list[str]) -> np.ndarray:
+    """Index array ``idx`` so that ``canonical = source[idx]`` (shape (20,), int64)."""
+    canon_of = [ANIMALPOSE_TO_CANONICAL[n] for n in source_names]
+    return np.array([canon_of.index(c) for c in CANONICAL_KEYPOINTS], dtype=np.int64)
+
+
+def load_animalpose(root: str | Path) -> list[Record]:
+    """Load ``annotations.json`` of Animal-Pose with keypoints mapped to canonical order.
+
+    Parameters
+    ----------
+    root : str or Path
+        Folder holding ``annotations.json`` and ``images/``.
+
+    Returns
+    -------
+    list of Record
+        One per image, in file order.
+    """
+    root = Path(root)
+    data = json.loads((root / "annotations.json").read_text())
+    idx = canonical_index(list(data["keypoint_names"]))
+    by_file: dict[str, list[Instance]] = {}
+    for ann in data["annotations"]:
+        kps = np.asarray(ann["keypoints"], dtype=np.float32).reshape(-1, 3)[idx]
+        kps[kps[:, 2] <= 0] = 0.0
+        kps[:, 2] = (kps[:, 2] > 0).astype(np.float32)
+        inst = Instance(ann["species"], np.asarray(ann["bbox_xyxy"], dtype=np.float32), kps)
+        by_file.setdefault(ann["file"], []).append(inst)
+    return [
+        Record(
+            im["file"], im["split"], int(im["width"]), int(im["height"]), tuple(by_file.get(im["file"], []))
+        )
+        for im in data["images"]
+    ]
+
+
+def swap_pairs(keypoints: np.ndarray) -> np.ndarray:
+    """Swap left/right rows of a (20, C) keypoint array (after a horizontal mirror)."""
+    out = keypoints.copy()
+    for a, b in symmetric_pairs():
+        out[a], out[b] = keypoints[b], keypoints[a]
+    return out
+
+
+def hflip_keypoints(keypoints: np.ndarray, width: int) -> np.ndarray:
+    """Keypoints of the horizontally mirrored image (``x -> width - 1 - x``, left/right swapped).
+
+    Parameters
+    ----------
+    keypoints : np.ndarray
+        (20, 3) float32 x, y, v in CANONICAL_KEYPOINTS order.
+    width : int
+        Image width in pixels.
+    """
+    out = keypoints.copy()
+    lab = out[:, 2] > 0
+    out[lab, 0] = width - 1 - out[lab, 0]
+    return swap_pairs(out)
+
+
+def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine to (N, 2) points."""
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def crop_matrix(
+    bbox: np.ndarray,
+    size: int,
+    scale: float = 1.0,
+    shift: tuple[float, float] = (0.0, 0.0),
+    rot_deg: float = 0.0,
+    flip: bool = False,
+) -> np.ndarray:
+    """2x3 affine from image pixels to a square ``size`` crop around a box.
+
+    The crop is centred on the box centre (+ ``shift`` x box size), side ``CROP_PAD * scale`` x the
+    longer box side, rotated by ``rot_deg`` and optionally mirrored.
+    """
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    w, h = max(x1 - x0, 2.0), max(y1 - y0, 2.0)
+    cx, cy = (x0 + x1) / 2 + shift[0] * w, (y0 + y1) / 2 + shift[1] * h
+    side = CROP_PAD * scale * max(w, h)
+    k = size / side
+    a = math.radians(rot_deg)
+    lin = k * np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]], dtype=np.float64)
+    if flip:
+        lin = np.diag([-1.0, 1.0]) @ lin
+    t = np.array([size / 2, size / 2]) - lin @ np.array([cx, cy])
+    return np.hstack([lin, t[:, None]]).astype(np.float32)
+
+
+def gaussian_heatmaps(points: np.ndarray, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """Gaussian heatmaps (K, h, w) float32 peaking at 1 at each (x, y, v) point with v > 0.
+
+    Points are in heatmap-cell coordinates (cell centres at integers).
+    """
+    h, w = shape
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    xs = np.arange(w, dtype=np.float32)[None, :]
+    out = np.zeros((len(points), h, w), dtype=np.float32)
+    for k, (x, y, v) in enumerate(points):
+        if v > 0:
+            out[k] = np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2))
+    return out
+
+
+def to_cells(xy: np.ndarray, stride: int = STRIDE) -> np.ndarray:
+    """Pixel coordinates -> heatmap-cell coordinates (pixel-centre convention)."""
+    return (xy + 0.5) / stride - 0.5
+
+
+def from_cells(uv: np.ndarray, stride: int = STRIDE) -> np.ndarray:
+    """Heatmap-cell coordinates -> pixel coordinates (inverse of ``to_cells``)."""
+    return (uv + 0.5) * stride - 0.5
+
+
+def photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Colour jitter, grey, Gaussian/motion blur and noise on an HxWx3 uint8 RGB image."""
+    out = img.astype(np.float32)
+    if rng.random() < 0.8:
+        out = out * rng.uniform(0.65, 1.35) + rng.uniform(-30, 30)
+        mean = out.mean(axis=2, keepdims=True)
+        out = mean + (out - mean) * rng.uniform(0.6, 1.4)
+        out = out * rng.uniform(0.9, 1.1, size=3).astype(np.float32)
+    if rng.random() < 0.05:
+        out = np.repeat(out.mean(axis=2, keepdims=True), 3, axis=2)
+    r = rng.random()
+    if r < 0.15:
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.8))
+    elif r < 0.3:
+        n = int(rng.integers(3, 10))
+        kern = np.zeros((n, n), np.float32)
+        kern[n // 2, :] = 1.0 / n
+        rot = cv2.getRotationMatrix2D((n / 2 - 0.5, n / 2 - 0.5), float(rng.uniform(0, 180)), 1.0)
+        kern = cv2.warpAffine(kern, rot, (n, n))
+        out = cv2.filter2D(out, -1, kern / max(kern.sum(), 1e-6))
+    if rng.random() < 0.2:
+        out = out + rng.normal(0, rng.uniform(2, 8), out.shape).astype(np.float32)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def occlude(img: np.ndarray, rng: np.random.Generator, n_max: int = 2) -> np.ndarray:
+    """Paste 1..n_max random rectangles (flat colour or noise) on the image."""
+    out = img.copy()
+    h, w = out.shape[:2]
+    for _ in range(int(rng.integers(1, n_max + 1))):
+        rw, rh = int(w * rng.uniform(0.1, 0.35)), int(h * rng.uniform(0.1, 0.35))
+        x, y = int(rng.integers(0, w - rw)), int(rng.integers(0, h - rh))
+        if rng.random() < 0.5:
+            out[y : y + rh, x : x + rw] = rng.integers(0, 256, 3, dtype=np.uint8)
+        else:
+            out[y : y + rh, x : x + rw] = rng.integers(0, 256, (rh, rw, 3), dtype=np.uint8)
+    return out
+
+
+def keypoint_sample(
+    image: np.ndarray,
+    inst: Instance,
+    size: int,
+    rng: np.random.Generator | None = None,
+    sigma: float = 2.5,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Box crop of one animal with keypoint heatmap targets.
+
+    Parameters
+    ----------
+    image : np.ndarray
+        HxWx3 uint8 RGB.
+    inst : Instance
+        The animal.
+    size : int
+        Crop side in pixels (multiple of 32).
+    rng : np.random.Generator or None
+        Augment when given (box jitter, scale, rotation, flip, colour, blur, occlusion).
+    sigma : float
+        Gaussian sigma in heatmap cells.
+
+    Returns
+    -------
+    crop : np.ndarray
+        (size, size, 3) uint8.
+    heatmaps : np.ndarray
+        (20, size/4, size/4) float32.
+    weights : np.ndarray
+        (20,) float32, 1 for labelled keypoints inside the crop.
+    """
+    kps = inst.keypoints
+    if rng is not None:
+        flip = bool(rng.random() < 0.5)
+        mat = crop_matrix(
+            inst.bbox,
+            size,
+            scale=float(np.exp(rng.uniform(np.log(0.8), np.log(1.3)))),
+            shift=(float(rng.uniform(-0.12, 0.12)), float(rng.uniform(-0.12, 0.12))),
+            rot_deg=float(rng.uniform(-30, 30)) if rng.random() < 0.6 else 0.0,
+            flip=flip,
+        )
+    else:
+        flip = False
+        mat = crop_matrix(inst.bbox, size)
+    crop = cv2.warpAffine(
+        image, mat, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
+    )
+    pts = kps.copy()
+    pts[:, :2] = apply_affine(kps[:, :2], mat)
+    if flip:
+        pts = swap_pairs(pts)
+    inside = (pts[:, 0] >= 0) & (pts[:, 0] <= size - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= size - 1)
+    pts[:, 2] = pts[:, 2] * inside
+    if rng is not None:
+        crop = photometric(crop, rng)
+        if rng.random() < 0.3:
+            crop = occlude(crop, rng)
+    cells = pts.copy()
+    cells[:, :2] = to_cells(pts[:, :2])
+    hm = gaussian_heatmaps(cells, (size // STRIDE, size // STRIDE), sigma)
+    return crop, hm, pts[:, 2].astype(np.float32)
+
+
+def letterbox_matrix(width: int, height: int, size: int) -> np.ndarray:
+    """2x3 affine that fits an image into a ``size`` canvas (top-left aligned, aspect kept)."""
+    k = size / max(width, height)
+    return np.array([[k, 0, 0], [0, k, 0]], dtype=np.float32)
+
+
+def detection_sample(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    size: int,
+    rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Whole-image letterbox with CenterNet targets for the positive (dog) boxes.
+
+    Parameters
+    ----------
+    image : np.ndarray
+        HxWx3 uint8 RGB.
+    boxes : np.ndarray
+        (M, 4) float32 dog boxes (other animals and people are background).
+    size : int
+        Canvas side (multiple of 32).
+    rng : np.random.Generator or None
+        Augment when given (scale, placement, flip, colour, blur).
+
+    Returns
+    -------
+    canvas : np.ndarray
+        (size, size, 3) uint8.
+    heat : np.ndarray
+        (1, s, s) float32 centre heatmap, s = size / 4, exactly 1 at each centre cell.
+    reg : np.ndarray
+        (4, s, s) float32 offset x, y and log width, height (cells) at the centre cells.
+    mask : np.ndarray
+        (1, s, s) float32 1 at the centre cells.
+    """
+    h, w = image.shape[:2]
+    if rng is not None:
+        k = size / max(w, h) * float(np.exp(rng.uniform(np.log(0.45), np.log(1.3))))
+        sw, sh = w * k, h * k
+        ox = rng.uniform(min(0.0, size - sw), max(0.0, size - sw))
+        oy = rng.uniform(min(0.0, size - sh), max(0.0, size - sh))
+        mat = np.array([[k, 0, ox], [0, k, oy]], dtype=np.float32)
+        if rng.random() < 0.5:
+            mat = np.array([[-1, 0, size - 1], [0, 1, 0]], dtype=np.float32) @ np.vstack([mat, [0, 0, 1]])
+    else:
+        mat = letterbox_matrix(w, h, size)
+    canvas = cv2.warpAffine(
+        image, mat, (size, size), flags=cv2.INTER_AREA if mat[0, 0] ** 2 < 0.5 else cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT, borderValue=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
+    )
+    if rng is not None:
+        canvas = photometric(canvas, rng)
+    s = size // STRIDE
+    heat = np.zeros((1, s, s), np.float32)
+    reg = np.zeros((4, s, s), np.float32)
+    mask = np.zeros((1, s, s), np.float32)
+    ys = np.arange(s, dtype=np.float32)[:, None]
+    xs = np.arange(s, dtype=np.float32)[None, :]
+    for box in np.asarray(boxes, np.float32).reshape(-1, 4):
+        corners = apply_affine(np.array([[box[0], box[1]], [box[2], box[3]]], np.float32), mat)
+        x0, x1 = sorted(corners[:, 0])
+        y0, y1 = sorted(corners[:, 1])
+        area = (x1 - x0) * (y1 - y0)
+        cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, size - 1), min(y1, size - 1)
+        if cx1 - cx0 < 4 or cy1 - cy0 < 4 or (cx1 - cx0) * (cy1 - cy0) < 0.3 * area:
+            continue
+        c = to_cells(np.array([(cx0 + cx1) / 2, (cy0 + cy1) / 2], np.float32))
+        bw, bh = (cx1 - cx0) / STRIDE, (cy1 - cy0) / STRIDE
+        sx, sy = max(0.8, 0.54 * bw / 6), max(0.8, 0.54 * bh / 6)
+        g = np.exp(-((xs - c[0]) ** 2) / (2 * sx**2) - ((ys - c[1]) ** 2) / (2 * sy**2))
+        heat[0] = np.maximum(heat[0], g)
+        ix, iy = int(np.clip(round(c[0]), 0, s - 1)), int(np.clip(round(c[1]), 0, s - 1))
+        heat[0, iy, ix] = 1.0
+        reg[:, iy, ix] = (c[0] - ix, c[1] - iy, math.log(bw), math.log(bh))
+        mask[0, iy, ix] = 1.0
+    return canvas, heat, reg, mask
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read an image file as HxWx3 uint8 RGB; ValueError if unreadable."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"cannot read image: {Path(path).name}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

@@ -1,0 +1,315 @@
+"""Dog detection + keypoints with the exported ONNX model (onnxruntime only, no torch).
+
+Pipeline: the whole frame is letterboxed (longer side ``det_size``, default 256) and the
+detection head gives dog centres, scores and box sizes; each box is then cropped (square, 1.25 x
+its longer side, ``kp_size`` default 192) and the keypoint head gives 20 heatmaps, decoded with a
+sub-pixel log-quadratic fit around the peak.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from vision.anatomy import CANONICAL_KEYPOINTS
+
+STRIDE = 4
+CROP_PAD = 1.25
+PAD_VALUE = 114
+
+
+@dataclass(frozen=True)
+class DogDetection:
+    """One detected dog.
+
+    Attributes
+    ----------
+    bbox_xyxy : np.ndarray
+        (4,) float32, pixels of the input image.
+    score : float
+        Dog score in 0..1.
+    keypoints : np.ndarray
+        (20, 3) float32 x, y (input-image pixels), confidence 0..1; CANONICAL_KEYPOINTS order.
+    """
+
+    bbox_xyxy: np.ndarray
+    score: float
+    keypoints: np.ndarray
+
+
+def default_model_path() -> Path:
+    """``$HINDSIGHT_MODEL`` if set, else ``<repo>/models/dog_pose.onnx``."""
+    env = os.environ.get("HINDSIGHT_MODEL")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "models" / "dog_pose.onnx"
+
+
+def crop_matrix(bbox: np.ndarray, size: int) -> np.ndarray:
+    """2x3 affine from image pixels to the square ``size`` keypoint crop of a box (no augmentation)."""
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    w, h = max(x1 - x0, 2.0), max(y1 - y0, 2.0)
+    k = size / (CROP_PAD * max(w, h))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return np.array([[k, 0, size / 2 - k * cx], [0, k, size / 2 - k * cy]], dtype=np.float32)
+
+
+def decode_heatmaps(heatmaps: np.ndarray) -> np.ndarray:
+    """Peak of each heatmap with a sub-cell log-quadratic (DARK-style) refinement.
+
+    Parameters
+    ----------
+    heatmaps : np.ndarray
+        (K, h, w) float32.
+
+    Returns
+    -------
+    np.ndarray
+        (K, 3) float32: x, y in heatmap cells (cell centres at integers), confidence 0..1.
+    """
+    k, h, w = heatmaps.shape
+    out = np.zeros((k, 3), np.float32)
+    for i in range(k):
+        hm = heatmaps[i]
+        iy, ix = np.unravel_index(int(np.argmax(hm)), hm.shape)
+        conf = float(hm[iy, ix])
+        x, y = float(ix), float(iy)
+        if 0 < ix < w - 1 and 0 < iy < h - 1 and conf > 1e-3:
+            patch = np.log(np.maximum(hm[iy - 1 : iy + 2, ix - 1 : ix + 2].astype(np.float64), 1e-6 * conf))
+            dxx = patch[1, 2] - 2 * patch[1, 1] + patch[1, 0]
+            dyy = patch[2, 1] - 2 * patch[1, 1] + patch[0, 1]
+            dx = 0.5 * (patch[1, 2] - patch[1, 0])
+            dy = 0.5 * (patch[2, 1] - patch[0, 1])
+            if dxx < 0:
+                x -= float(np.clip(dx / dxx, -0.5, 0.5))
+            if dyy < 0:
+                y -= float(np.clip(dy / dyy, -0.5, 0.5))
+        out[i] = (x, y, min(max(conf, 0.0), 1.0))
+    return out
+
+
+def calibrate_scores(score: np.ndarray, a: float = 1.0, b: float = 0.0) -> np.ndarray:
+    """Monotonic Platt recalibration ``sigmoid(a * logit(score) + b)`` of a score map (float32)."""
+    if a == 1.0 and b == 0.0:
+        return score
+    p = np.clip(score.astype(np.float64), 1e-6, 1 - 1e-6)
+    z = a * np.log(p / (1 - p)) + b
+    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+
+def decode_detections(det: np.ndarray, max_dets: int, min_score: float) -> np.ndarray:
+    """Peaks of the detection maps as boxes in network-input pixels.
+
+    Parameters
+    ----------
+    det : np.ndarray
+        (5, h, w) float32: sigmoid score, offset x, y, log width, height (cells).
+    max_dets, min_score :
+        Keep at most ``max_dets`` peaks scoring at least ``min_score``.
+
+    Returns
+    -------
+    np.ndarray
+        (N, 5) float32 x0, y0, x1, y1, score sorted by score, after box NMS (IoU > 0.6).
+    """
+    score = det[0]
+    peaks = (score >= cv2.dilate(score, np.ones((3, 3), np.uint8))) & (score >= min_score)
+    ys, xs = np.nonzero(peaks)
+    order = np.argsort(-score[ys, xs])[: max_dets * 3]
+    boxes = []
+    for iy, ix in zip(ys[order], xs[order], strict=True):
+        cx = (ix + det[1, iy, ix] + 0.5) * STRIDE - 0.5
+        cy = (iy + det[2, iy, ix] + 0.5) * STRIDE - 0.5
+        bw = float(np.exp(np.clip(det[3, iy, ix], -3, 6))) * STRIDE
+        bh = float(np.exp(np.clip(det[4, iy, ix], -3, 6))) * STRIDE
+        boxes.append((cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2, float(score[iy, ix])))
+    kept: list[tuple[float, ...]] = []
+    for b in boxes:
+        if all(_iou(b, k) <= 0.6 for k in kept):
+            kept.append(b)
+        if len(kept) == max_dets:
+            break
+    return np.array(kept, np.float32).reshape(-1, 5)
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _nchw(images: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float32 0..255."""
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+class DogPoseModel:
+    """ONNX dog detector + keypoint model.
+
+    Use :meth:`load`; ``detect`` finds dogs in a whole frame, ``keypoints_in_box`` gives the
+    keypoints of a known box (frame-to-frame tracking).
+    """
+
+    def __init__(self, session: Any, meta: dict[str, Any]) -> None:
+        self._session = session
+        self.meta = meta
+        self.det_size = int(meta.get("input", {}).get("det_size", 256))
+        self.kp_size = int(meta.get("input", {}).get("kp_size", 192))
+        self._input = session.get_inputs()[0].name
+        cal = meta.get("score_calibration") or {}
+        self.calibration = (float(cal.get("a", 1.0)), float(cal.get("b", 0.0)))
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, threads: int = 2) -> DogPoseModel:
+        """Load the ONNX model (and its ``.json`` sidecar when present).
+
+        Parameters
+        ----------
+        path : str, Path or None
+            Model file; None -> :func:`default_model_path`.
+        threads : int
+            onnxruntime intra-op threads.
+        """
+        path = Path(path) if path is not None else default_model_path()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"dog pose model not found at {path}; set HINDSIGHT_MODEL or retrain with "
+                "`python -m vision.model.train`"
+            )
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        sidecar = path.with_suffix(".json")
+        meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        return cls(session, meta)
+
+    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        det, kp = self._session.run(None, {self._input: batch})
+        return det, kp
+
+    def detect(self, image_rgb: np.ndarray, max_dogs: int = 5, min_score: float = 0.3) -> list[DogDetection]:
+        """Find dogs in a whole frame, best first.
+
+        Parameters
+        ----------
+        image_rgb : np.ndarray
+            HxWx3 uint8 RGB, any size.
+        max_dogs : int
+            Maximum number of dogs returned.
+        min_score : float
+            Minimum dog score.
+
+        Returns
+        -------
+        list of DogDetection
+            Sorted by score, empty when no dog.
+        """
+        h, w = image_rgb.shape[:2]
+        k = self.det_size / max(h, w)
+        nw, nh = max(1, round(w * k)), max(1, round(h * k))
+        cw, ch = -(-nw // 32) * 32, -(-nh // 32) * 32
+        canvas = np.full((ch, cw, 3), PAD_VALUE, np.uint8)
+        interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
+        canvas[:nh, :nw] = cv2.resize(image_rgb, (nw, nh), interpolation=interp)
+        det, _ = self._run(_nchw(canvas[None]))
+        det = det[0].copy()
+        det[0] = calibrate_scores(det[0], *self.calibration)
+        boxes = decode_detections(det, max_dogs, min_score)
+        if len(boxes) == 0:
+            return []
+        sx, sy = w / nw, h / nh
+        scaled = boxes[:, :4] * np.array([sx, sy, sx, sy], np.float32)
+        scaled[:, [0, 2]] = np.clip(scaled[:, [0, 2]], 0, w - 1)
+        scaled[:, [1, 3]] = np.clip(scaled[:, [1, 3]], 0, h - 1)
+        return self._keypoints(image_rgb, scaled, boxes[:, 4])
+
+    def keypoints_in_box(
+        self, image_rgb: np.ndarray, bbox_xyxy: np.ndarray, score: float = 1.0
+    ) -> DogDetection:
+        """Keypoints of the dog in a given box (e.g. carried over from the previous frame).
+
+        Parameters
+        ----------
+        image_rgb : np.ndarray
+            HxWx3 uint8 RGB.
+        bbox_xyxy : np.ndarray
+            (4,) box in input-image pixels.
+        score : float
+            Score copied into the result.
+        """
+        box = np.asarray(bbox_xyxy, np.float32).reshape(1, 4)
+        return self._keypoints(image_rgb, box, np.array([score], np.float32))[0]
+
+    def _keypoints(self, image_rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> list[DogDetection]:
+        size = self.kp_size
+        mats = [crop_matrix(b, size) for b in boxes]
+        crops = np.stack(
+            [
+                cv2.warpAffine(
+                    image_rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                    borderValue=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
+                )
+                for m in mats
+            ]
+        )
+        _, kp = self._run(_nchw(crops))
+        out = []
+        for i, m in enumerate(mats):
+            pts = decode_heatmaps(kp[i])
+            xy = (pts[:, :2] + 0.5) * STRIDE - 0.5  # crop pixels
+            inv = cv2.invertAffineTransform(m)
+            pts[:, :2] = xy @ inv[:, :2].T + inv[:, 2]
+            out.append(DogDetection(boxes[i].astype(np.float32), float(scores[i]), pts.astype(np.float32)))
+        return out
+
+
+def keypoints_report(paths: list[str], model: DogPoseModel | None = None) -> list[dict[str, Any]]:
+    """Detect dogs and keypoints in image files.
+
+    Parameters
+    ----------
+    paths : list of str
+        Image files.
+    model : DogPoseModel or None
+        Loaded once from the default path when None.
+
+    Returns
+    -------
+    list of dict
+        ``{"image": path, "dogs": [{"bbox_xyxy", "score", "keypoints": {name: [x, y, conf]}}]}``.
+    """
+    model = model or DogPoseModel.load()
+    report = []
+    for p in paths:
+        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if img is None:
+            raise ValueError(f"cannot read image: {Path(p).name}")
+        dogs = model.detect(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        report.append(
+            {
+                "image": str(p),
+                "dogs": [
+                    {
+                        "bbox_xyxy": [float(v) for v in d.bbox_xyxy],
+                        "score": float(d.score),
+                        "keypoints": {
+                            n: [float(v) for v in d.keypoints[k]] for k, n in enumerate(CANONICAL_KEYPOINTS)
+                        },
+                    }
+                    for d in dogs
+                ],
+            }
+        )
+    return report

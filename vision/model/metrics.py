@@ -1,0 +1,96 @@
+"""PCK and box-matching maths (pure numpy)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vision.anatomy import CANONICAL_KEYPOINTS, HIND_LIMB_KEYPOINTS
+
+HIND_LIMB_INDEX: tuple[int, ...] = tuple(CANONICAL_KEYPOINTS.index(n) for n in HIND_LIMB_KEYPOINTS)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix between (N, 4) and (M, 4) xyxy boxes -> (N, M) float64."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def pck_hits(pred: np.ndarray, gt: np.ndarray, bbox: np.ndarray, alpha: float) -> np.ndarray:
+    """Per-keypoint correctness of one animal.
+
+    Parameters
+    ----------
+    pred : np.ndarray
+        (K, >=2) predicted x, y.
+    gt : np.ndarray
+        (K, 3) ground-truth x, y, v.
+    bbox : np.ndarray
+        (4,) ground-truth box; threshold = alpha x its longer side.
+    alpha : float
+        PCK fraction (0.05, 0.1).
+
+    Returns
+    -------
+    np.ndarray
+        (K,) float64: 1 correct, 0 wrong, NaN where the keypoint is not labelled.
+    """
+    pred = np.asarray(pred, np.float64)
+    gt = np.asarray(gt, np.float64)
+    thr = alpha * max(bbox[2] - bbox[0], bbox[3] - bbox[1])
+    dist = np.hypot(pred[:, 0] - gt[:, 0], pred[:, 1] - gt[:, 1])
+    return np.where(gt[:, 2] > 0, (dist <= thr).astype(np.float64), np.nan)
+
+
+def summarise_pck(hits: np.ndarray) -> dict[str, object]:
+    """Aggregate stacked per-animal hits (N, K) (NaN = unlabelled) into PCK figures.
+
+    Returns
+    -------
+    dict
+        ``per_keypoint`` {name: PCK or None}, ``hind_limb`` and ``all`` (pooled over labelled
+        keypoints), ``n_instances``.
+    """
+    hits = np.asarray(hits, np.float64).reshape(-1, len(CANONICAL_KEYPOINTS))
+
+    def pooled(cols: np.ndarray) -> float | None:
+        lab = ~np.isnan(cols)
+        return float(cols[lab].mean()) if lab.any() else None
+
+    return {
+        "per_keypoint": {n: pooled(hits[:, k]) for k, n in enumerate(CANONICAL_KEYPOINTS)},
+        "hind_limb": pooled(hits[:, list(HIND_LIMB_INDEX)]),
+        "all": pooled(hits),
+        "n_instances": int(hits.shape[0]),
+    }
+
+
+def match_by_iou(pred_boxes: np.ndarray, gt_boxes: np.ndarray) -> np.ndarray:
+    """Greedy one-to-one matching of predictions (best first) to GT boxes by IoU.
+
+    Returns
+    -------
+    np.ndarray
+        (M,) int64: index of the prediction matched to each GT box, -1 if none overlaps.
+    """
+    iou = box_iou(pred_boxes, gt_boxes)
+    match = np.full(iou.shape[1], -1, dtype=np.int64)
+    used: set[int] = set()
+    for g in np.argsort(-iou.max(axis=0) if iou.size else np.zeros(iou.shape[1])):
+        if iou.shape[0] == 0:
+            break
+        order = np.argsort(-iou[:, g])
+        for p in order:
+            if p not in used and iou[p, g] > 0:
+                match[g] = p
+                used.add(int(p))
+                break
+    return match

