@@ -20,3 +20,28 @@ def test_vet_pdf_contains_the_essentials():
         status="needs_visit",
     )
     assert pdf.startswith(b"%PDF") and len(pdf) > 20_000
+
+
+def test_vet_pdf_with_unscored_clip_reasons_and_muscle_line():
+    a = analyze_tracks(generate(seed=1).tracks).report
+    b = analyze_tracks(generate(seed=2, duration_s=2).tracks).report  # too short: reasons are listed
+    assert b["quality"]["reasons"]
+    b["metrics"]["muscle"] = {
+        "available": True,
+        "view": "lateral",
+        "thigh_width_index": {"value": 0.08},
+        "thigh_asymmetry_pct": None,
+        "weaker_side": None,
+        "repeatability": {"thigh_cv_pct": 5.0},
+    }
+    pdf = vet_report_pdf(
+        dog={"name": "B"},
+        before={"date": dt.date(2026, 1, 1), "report": a},
+        after={"date": dt.date(2026, 1, 8), "report": b},
+        comparison=compare_reports(a, b),
+        history=[(dt.date(2026, 1, 1), a), (dt.date(2026, 1, 8), b)],
+        vet_name="V",
+        notes="n",
+        status="pending",
+    )
+    assert pdf.startswith(b"%PDF")

@@ -75,7 +75,9 @@ def vet_report_pdf(
     pdf.multi_cell(
         0,
         5,
-        _latin1(
+        new_x="LMARGIN",
+        new_y="NEXT",
+        text=_latin1(
             f"Breed: {dog.get('breed') or '-'}   Born: {dog.get('birth_date') or '-'}   "
             f"Weight: {dog.get('weight_kg') or '-'} kg\n"
             f"Compared: {before['date']} (before) with {after['date']} (after)\n"
@@ -123,7 +125,9 @@ def vet_report_pdf(
         pdf.multi_cell(
             0,
             5,
-            _latin1(
+            new_x="LMARGIN",
+            new_y="NEXT",
+            text=_latin1(
                 f"Hind asymmetry {sym.get('hind_asymmetry_pct')}% "
                 f"(weaker side: {sym.get('weaker_side') or 'none beyond noise'}); "
                 f"hind phase {r['metrics']['bunny_hop'].get('hind_phase')}; "
@@ -135,7 +139,9 @@ def vet_report_pdf(
             pdf.multi_cell(
                 0,
                 5,
-                _latin1(
+                new_x="LMARGIN",
+                new_y="NEXT",
+                text=_latin1(
                     f"Muscle ({mus['view']}): thigh index {mus['thigh_width_index']['value']}, "
                     f"asymmetry {mus.get('thigh_asymmetry_pct')}% "
                     f"(thinner: {mus.get('weaker_side') or 'none beyond noise'}), "
@@ -143,7 +149,7 @@ def vet_report_pdf(
                 ),
             )
         for line in q.get("reasons", []):
-            pdf.multi_cell(0, 5, _latin1(f"  - {line}"))
+            pdf.multi_cell(0, 5, new_x="LMARGIN", new_y="NEXT", text=_latin1(f"  - {line}"))
     points = []
     for date, rep in history:
         w = rep["metrics"]["symmetry"].get("weakness_pct", {}) if rep and rep["quality"]["usable"] else {}
@@ -163,13 +169,15 @@ def vet_report_pdf(
     pdf.set_font("Helvetica", "B", 11)
     pdf.cell(0, 8, "Vet notes", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 10)
-    pdf.multi_cell(0, 5, _latin1(notes or "(none)"))
+    pdf.multi_cell(0, 5, new_x="LMARGIN", new_y="NEXT", text=_latin1(notes or "(none)"))
     pdf.ln(3)
     pdf.set_font("Helvetica", "I", 8)
     pdf.multi_cell(
         0,
         4,
-        _latin1(
+        new_x="LMARGIN",
+        new_y="NEXT",
+        text=_latin1(
             "Hindsight measures gait from phone video to support a veterinary assessment; it does not diagnose. "
             "Changes are flagged only when larger than the stride-to-stride noise of both clips."
         ),
