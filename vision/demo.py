@@ -20,8 +20,8 @@ DEMO_OWNER = ("owner@demo.hindsight", "Olivia Owner", "demo-owner")
 DEMO_VET = ("vet@demo.hindsight", "Dr Victor Vet", "demo-vet-1")
 #: Left-hind limp severity per week: steady, then worse in the last week.
 DEMO_SEVERITY = (0.05, 0.05, 0.1, 0.1, 0.15, 0.5)
-#: Width of the left thigh (body lengths) per week: slow muscle loss on the lame side.
-DEMO_THIGH = (0.17, 0.17, 0.165, 0.16, 0.155, 0.145)
+#: Width of the left thigh (body lengths) per week: muscle loss on the lame side in the last week.
+DEMO_THIGH = (0.17, 0.17, 0.17, 0.17, 0.17, 0.15)
 
 
 def ensure_demo(
