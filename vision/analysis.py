@@ -254,6 +254,7 @@ def analyze_path(
         camera_motion=tracked.camera_motion,
     )
     quality = result.report["quality"]
+    result.report["metrics"]["muscle"]["reason"] = "measured only on clips that can be scored (side-on or rear)"
     if quality["usable"] or quality["view"] == "rear":
         if progress:
             progress(0.9, "measuring muscle")

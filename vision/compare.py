@@ -76,8 +76,8 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec(
         "thigh_asymmetry_pct", ("muscle", "thigh_weakness_pct"), "abs_mean", "higher", "Thigh asymmetry (%)", 3.0
     ),
-    MetricSpec("thigh_width_index", ("muscle", "thigh_width_index"), "mean", "lower", "Thigh muscle index", 0.05, True),
-    MetricSpec("hind_fore_ratio", ("muscle", "hind_fore_ratio"), "mean", "lower", "Hind/fore limb ratio", 0.05, True),
+    MetricSpec("thigh_width_index", ("muscle", "thigh_width_index"), "mean", "lower", "Thigh muscle index", 0.07, True),
+    MetricSpec("hind_fore_ratio", ("muscle", "hind_fore_ratio"), "mean", "lower", "Hind/fore limb ratio", 0.15, True),
 )
 
 
