@@ -158,6 +158,19 @@ def _tremor_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, A
     return {"label": "Hind-limb tremor (Hz)", "before": hb, "after": ha, "change": None, "ci95": None, "status": status}
 
 
+def _uncertain(label: str, reason: str) -> dict[str, Any]:
+    """A metric that cannot be compared, and why."""
+    return {
+        "label": label,
+        "before": None,
+        "after": None,
+        "change": None,
+        "ci95": None,
+        "status": "uncertain",
+        "reason": reason,
+    }
+
+
 def _muscle_usable(report: dict[str, Any]) -> bool:
     """Muscle indices have their own gate: a rear view cannot be scored for gait but can for muscle."""
     block = report.get("metrics", {}).get("muscle", {})
@@ -173,27 +186,11 @@ def compare_reports(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
     view_a = after.get("metrics", {}).get("muscle", {}).get("view")
     for spec in METRICS:
         if spec.path[0] == "muscle" and view_b != view_a:
-            metrics[spec.name] = {
-                "label": spec.label,
-                "before": None,
-                "after": None,
-                "change": None,
-                "ci95": None,
-                "status": "uncertain",
-                "reason": "the clips were filmed from different views",
-            }
+            metrics[spec.name] = _uncertain(spec.label, "the clips were filmed from different views")
             continue
         muscle_ok = spec.path[0] == "muscle" and _muscle_usable(before) and _muscle_usable(after)
         if not (usable_b and usable_a) and not muscle_ok:
-            metrics[spec.name] = {
-                "label": spec.label,
-                "before": None,
-                "after": None,
-                "change": None,
-                "ci95": None,
-                "status": "uncertain",
-                "reason": "one of the clips could not be scored",
-            }
+            metrics[spec.name] = _uncertain(spec.label, "one of the clips could not be scored")
             continue
         metrics[spec.name] = compare_metric(_values(before, spec.path), _values(after, spec.path), spec)
     metrics["tremor"] = (

@@ -40,12 +40,8 @@ def baseline_band(points: list[dict[str, Any]], n_baseline: int = 3) -> tuple[fl
     return m - 2 * sd, m + 2 * sd
 
 
-def trend_chart(
-    history: Sequence[tuple[dt.date, dict[str, Any] | None]], flagged_dates: Sequence[dt.date] = ()
-) -> go.Figure:
-    """Hind-leg asymmetry by week with intervals, the baseline band and flagged clips."""
-    pts = weakness_points(history)
-    fig = go.Figure()
+def _band_and_series(fig: go.Figure, pts: list[dict[str, Any]], name: str, colour: str) -> list[dict[str, Any]]:
+    """Add the dog's own baseline band and a series with 95 % error bars; return the scored points."""
     band = baseline_band(pts)
     if band and pts:
         x0, x1 = pts[0]["date"], pts[-1]["date"]
@@ -66,16 +62,26 @@ def trend_chart(
             x=[p["date"] for p in scored],
             y=[p["value"] for p in scored],
             mode="lines+markers",
-            name="asymmetry",
+            name=name,
             error_y={
                 "type": "data",
                 "symmetric": False,
                 "array": [p["high"] - p["value"] for p in scored],
                 "arrayminus": [p["value"] - p["low"] for p in scored],
             },
-            line={"color": RIGHT},
+            line={"color": colour},
         )
     )
+    return scored
+
+
+def trend_chart(
+    history: Sequence[tuple[dt.date, dict[str, Any] | None]], flagged_dates: Sequence[dt.date] = ()
+) -> go.Figure:
+    """Hind-leg asymmetry by week with intervals, the baseline band and flagged clips."""
+    pts = weakness_points(history)
+    fig = go.Figure()
+    scored = _band_and_series(fig, pts, "asymmetry", RIGHT)
     flagged = [p for p in scored if p["date"] in set(flagged_dates)]
     if flagged:
         fig.add_trace(
@@ -182,35 +188,7 @@ def thigh_index_chart(history: Sequence[tuple[dt.date, dict[str, Any] | None]]) 
         if block.get("available") and est.get("value") is not None and ci:
             pts.append({"date": date, "value": est["value"], "low": ci[0], "high": ci[1]})
     fig = go.Figure()
-    band = baseline_band(pts)
-    if band and pts:
-        x0, x1 = pts[0]["date"], pts[-1]["date"]
-        fig.add_trace(
-            go.Scatter(
-                x=[x0, x1, x1, x0],
-                y=[band[0], band[0], band[1], band[1]],
-                fill="toself",
-                fillcolor="rgba(120,120,120,0.15)",
-                line={"width": 0},
-                name="own baseline",
-                hoverinfo="skip",
-            )
-        )
-    fig.add_trace(
-        go.Scatter(
-            x=[p["date"] for p in pts],
-            y=[p["value"] for p in pts],
-            mode="lines+markers",
-            name="thigh index",
-            error_y={
-                "type": "data",
-                "symmetric": False,
-                "array": [p["high"] - p["value"] for p in pts],
-                "arrayminus": [p["value"] - p["low"] for p in pts],
-            },
-            line={"color": LEFT},
-        )
-    )
+    _band_and_series(fig, pts, "thigh index", LEFT)
     fig.update_layout(
         title="Thigh muscle index by week (lower = thinner)",
         height=300,
