@@ -86,8 +86,8 @@ def overlay_frames(
                     cv2.circle(img, (int(paw[0]), int(paw[1])), int(12 * s / 0.6), colour, 2, cv2.LINE_AA)
                 _label(img, f"{limb.replace('_', ' ')} strike", (10, y0 * (j + 2)), s, colour)
         if measure_times.size:
-            for k in np.flatnonzero(np.abs(measure_times - frame.time_s) < 0.25):
-                (ax, ay), (bx, by) = measures[k]["segment"]
+            for m in np.flatnonzero(np.abs(measure_times - frame.time_s) < 0.25):
+                (ax, ay), (bx, by) = measures[int(m)]["segment"]
                 p0 = (int(ax * scale), int(ay * scale))
                 p1 = (int(bx * scale), int(by * scale))
                 cv2.line(img, p0, p1, (255, 230, 0), max(2, int(3 * s)), cv2.LINE_AA)

@@ -115,11 +115,15 @@ def test_load_animalpose_maps_to_canonical(tmp_path):
     names = list(ANIMALPOSE_TO_CANONICAL)
     kps = [[float(i), float(i) + 0.5, 1] for i in range(20)]
     kps[3] = [0, 0, 0]
-    (tmp_path / "annotations.json").write_text(json.dumps({
-        "keypoint_names": names,
-        "images": [{"file": "a.jpg", "width": 50, "height": 40, "split": "val", "species": ["dog"]}],
-        "annotations": [{"file": "a.jpg", "species": "dog", "bbox_xyxy": [1, 2, 30, 35], "keypoints": kps}],
-    }))
+    (tmp_path / "annotations.json").write_text(
+        json.dumps(
+            {
+                "keypoint_names": names,
+                "images": [{"file": "a.jpg", "width": 50, "height": 40, "split": "val", "species": ["dog"]}],
+                "annotations": [{"file": "a.jpg", "species": "dog", "bbox_xyxy": [1, 2, 30, 35], "keypoints": kps}],
+            }
+        )
+    )
     (rec,) = ds.load_animalpose(tmp_path)
     inst = rec.instances[0]
     assert inst.keypoints.shape == (20, 3)

@@ -74,7 +74,7 @@ def test_keypoints_in_box_schema_any_size(model):
 def test_decode_heatmaps_subpixel():
     ys, xs = np.mgrid[0:48, 0:48]
     hm = np.exp(-((xs - 20.3) ** 2 + (ys - 11.7) ** 2) / (2 * 2.5**2))[None].astype(np.float32)
-    (x, y, c), = decode_heatmaps(hm)
+    ((x, y, c),) = decode_heatmaps(hm)
     assert abs(x - 20.3) < 0.05 and abs(y - 11.7) < 0.05 and c == pytest.approx(1.0, abs=0.02)
 
 

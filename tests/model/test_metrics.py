@@ -41,8 +41,15 @@ def test_summary_pools_labelled_keypoints_and_hind_group():
 
 def test_hind_limb_group_is_stifles_hocks_paws_tailbase():
     names = {CANONICAL_KEYPOINTS[i] for i in HIND_LIMB_INDEX}
-    assert names == {"left_stifle", "right_stifle", "left_hock", "right_hock", "left_hind_paw",
-                     "right_hind_paw", "tail_base"}
+    assert names == {
+        "left_stifle",
+        "right_stifle",
+        "left_hock",
+        "right_hock",
+        "left_hind_paw",
+        "right_hind_paw",
+        "tail_base",
+    }
 
 
 def test_box_iou_known_values():

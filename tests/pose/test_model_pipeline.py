@@ -26,7 +26,9 @@ def test_clip_without_a_dog_is_reported_not_scored(tmp_path):
     path = write_video(tmp_path / "empty scene.mp4", frames, 30)
     out = subprocess.run(
         [sys.executable, "-m", "vision", "analyze", str(path), "--json", "--quiet"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)

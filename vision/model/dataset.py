@@ -88,9 +88,7 @@ def load_animalpose(root: str | Path) -> list[Record]:
         inst = Instance(ann["species"], np.asarray(ann["bbox_xyxy"], dtype=np.float32), kps)
         by_file.setdefault(ann["file"], []).append(inst)
     return [
-        Record(
-            im["file"], im["split"], int(im["width"]), int(im["height"]), tuple(by_file.get(im["file"], []))
-        )
+        Record(im["file"], im["split"], int(im["width"]), int(im["height"]), tuple(by_file.get(im["file"], [])))
         for im in data["images"]
     ]
 
@@ -260,7 +258,11 @@ def keypoint_sample(
         flip = False
         mat = crop_matrix(inst.bbox, size)
     crop = cv2.warpAffine(
-        image, mat, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+        image,
+        mat,
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
         borderValue=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
     )
     pts = kps.copy()
@@ -327,8 +329,12 @@ def detection_sample(
     else:
         mat = letterbox_matrix(w, h, size)
     canvas = cv2.warpAffine(
-        image, mat, (size, size), flags=cv2.INTER_AREA if mat[0, 0] ** 2 < 0.5 else cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT, borderValue=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
+        image,
+        mat,
+        (size, size),
+        flags=cv2.INTER_AREA if mat[0, 0] ** 2 < 0.5 else cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
     )
     if rng is not None:
         canvas = photometric(canvas, rng)

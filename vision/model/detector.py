@@ -235,9 +235,7 @@ class DogPoseModel:
         scaled[:, [1, 3]] = np.clip(scaled[:, [1, 3]], 0, h - 1)
         return self._keypoints(image_rgb, scaled, boxes[:, 4])
 
-    def keypoints_in_box(
-        self, image_rgb: np.ndarray, bbox_xyxy: np.ndarray, score: float = 1.0
-    ) -> DogDetection:
+    def keypoints_in_box(self, image_rgb: np.ndarray, bbox_xyxy: np.ndarray, score: float = 1.0) -> DogDetection:
         """Keypoints of the dog in a given box (e.g. carried over from the previous frame).
 
         Parameters
@@ -258,7 +256,11 @@ class DogPoseModel:
         crops = np.stack(
             [
                 cv2.warpAffine(
-                    image_rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                    image_rgb,
+                    m,
+                    (size, size),
+                    flags=cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_CONSTANT,
                     borderValue=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
                 )
                 for m in mats
@@ -304,9 +306,7 @@ def keypoints_report(paths: list[str], model: DogPoseModel | None = None) -> lis
                     {
                         "bbox_xyxy": [float(v) for v in d.bbox_xyxy],
                         "score": float(d.score),
-                        "keypoints": {
-                            n: [float(v) for v in d.keypoints[k]] for k, n in enumerate(CANONICAL_KEYPOINTS)
-                        },
+                        "keypoints": {n: [float(v) for v in d.keypoints[k]] for k, n in enumerate(CANONICAL_KEYPOINTS)},
                     }
                     for d in dogs
                 ],

@@ -153,8 +153,14 @@ def fit_score_calibration(onnx_path: Path, data_root: Path, n_images: int = 400,
         grad = x.T @ (pr - y)
         hess = x.T @ (x * (pr * (1 - pr))[:, None]) + 1e-6 * np.eye(2)
         w = w - np.linalg.solve(hess, grad)
-    return {"a": float(w[0]), "b": float(w[1]), "n_peaks": int(len(y)), "n_positive": int(y.sum()),
-            "n_images": int(len(pick)), "fitted_on": "Animal-Pose train split"}
+    return {
+        "a": float(w[0]),
+        "b": float(w[1]),
+        "n_peaks": int(len(y)),
+        "n_positive": int(y.sum()),
+        "n_images": int(len(pick)),
+        "fitted_on": "Animal-Pose train split",
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

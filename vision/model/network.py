@@ -62,9 +62,7 @@ class DogPoseNet(nn.Module):
         self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in _TAP_CHANNELS)
         self.smooth = nn.ModuleList(_dw_block(width, width) for _ in range(3))
         self.det_head = nn.Sequential(_dw_block(width, 64), _dw_block(64, 64), nn.Conv2d(64, 5, 1))
-        self.kp_head = nn.Sequential(
-            _dw_block(width, 96), _dw_block(96, 96), nn.Conv2d(96, NUM_KEYPOINTS, 1)
-        )
+        self.kp_head = nn.Sequential(_dw_block(width, 96), _dw_block(96, 96), nn.Conv2d(96, NUM_KEYPOINTS, 1))
         with torch.no_grad():
             self.det_head[-1].bias.zero_()
             self.det_head[-1].bias[0] = -2.19  # prior 0.1 for the focal loss

@@ -45,9 +45,7 @@ class Data:
         self.images: dict[str, np.ndarray] = {}
         for r in self.train + self.val:
             self.images[r.file] = ds.read_rgb(root / "images" / r.file)
-        self.kp_items = [
-            (r.file, inst) for r in self.train for inst in r.instances if inst.keypoints[:, 2].sum() >= 3
-        ]
+        self.kp_items = [(r.file, inst) for r in self.train for inst in r.instances if inst.keypoints[:, 2].sum() >= 3]
         self.is_dog = np.array([inst.species == "dog" for _, inst in self.kp_items])
         self.val_dogs = [(r.file, inst) for r in self.val for inst in r.instances if inst.species == "dog"]
 
@@ -85,9 +83,7 @@ class Data:
         return tuple(np.stack(lst) for lst in out)
 
 
-def progress_schedule(
-    progress: float, step: int, warm_head: int = 150, warm_bb: int = 200
-) -> tuple[float, float]:
+def progress_schedule(progress: float, step: int, warm_head: int = 150, warm_bb: int = 200) -> tuple[float, float]:
     """LR multipliers (head, backbone) for a time progress in [0, 1] and a step count."""
     cos = 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
     head = cos * min(1.0, (step + 1) / warm_head)
@@ -120,7 +116,10 @@ def val_gt_box(net: Any, data: Data, size: int = 192, limit: int | None = None) 
             crops = np.stack(
                 [
                     cv2.warpAffine(
-                        data.images[f], m, (size, size), borderMode=cv2.BORDER_CONSTANT,
+                        data.images[f],
+                        m,
+                        (size, size),
+                        borderMode=cv2.BORDER_CONSTANT,
                         borderValue=(ds.PAD_VALUE,) * 3,
                     )
                     for (f, _), m in zip(chunk, mats, strict=True)
@@ -182,8 +181,11 @@ def main(argv: list[str] | None = None) -> None:
     log = print
     t_load = time.time()
     data = Data(args.data)
-    log(f"data: {len(data.kp_items)} crops ({data.is_dog.sum()} dogs), {len(data.train)} train images, "
-        f"{len(data.val_dogs)} val dogs, loaded in {time.time() - t_load:.0f}s", flush=True)
+    log(
+        f"data: {len(data.kp_items)} crops ({data.is_dog.sum()} dogs), {len(data.train)} train images, "
+        f"{len(data.val_dogs)} val dogs, loaded in {time.time() - t_load:.0f}s",
+        flush=True,
+    )
 
     net = DogPoseNet(pretrained=True).to(memory_format=torch.channels_last)
     # The stride-2/4 stem and first blocks stay at their ImageNet weights: their backward pass is
@@ -257,8 +259,16 @@ def main(argv: list[str] | None = None) -> None:
     def save(path: Path, metrics: dict[str, Any] | None = None) -> None:
         tmp = path.with_name(path.name + ".tmp")
         torch.save(
-            {"model": net.state_dict(), "optim": opt.state_dict(), "step": step, "elapsed": elapsed,
-             "best": best, "history": history, "summary": summary(), "metrics": metrics or {}},
+            {
+                "model": net.state_dict(),
+                "optim": opt.state_dict(),
+                "step": step,
+                "elapsed": elapsed,
+                "best": best,
+                "history": history,
+                "summary": summary(),
+                "metrics": metrics or {},
+            },
             tmp,
         )
         tmp.replace(path)
@@ -268,8 +278,7 @@ def main(argv: list[str] | None = None) -> None:
         t = time.time()
         m = val_gt_box(net, data)
         hind = m["hind_pck10"] or 0.0
-        log(f"[val] step {step} hind PCK@0.1 {hind:.3f} all {m['all_pck10']:.3f} ({time.time() - t:.0f}s)",
-            flush=True)
+        log(f"[val] step {step} hind PCK@0.1 {hind:.3f} all {m['all_pck10']:.3f} ({time.time() - t:.0f}s)", flush=True)
         metrics = {"val_gt_box_hind_pck10": hind, "val_gt_box_all_pck10": m["all_pck10"]}
         history.append({"step": step, "minutes": round(elapsed / 60, 1), **metrics})
         if hind > best:
@@ -334,12 +343,20 @@ def main(argv: list[str] | None = None) -> None:
         run_loss["n"] += 1
         if step % 25 == 0:
             n = run_loss["n"]
-            log(f"step {step} {elapsed / 60:.1f}min crop {size} lr {opt.param_groups[0]['lr']:.2e}/"
+            log(
+                f"step {step} {elapsed / 60:.1f}min crop {size} lr {opt.param_groups[0]['lr']:.2e}/"
                 f"{opt.param_groups[1]['lr']:.2e} kp {run_loss['kp'] / n:.4f} det {run_loss['det'] / n:.3f} "
                 f"({(time.time() - t0) / max(step - start_step, 1):.2f}s/step, threads {threads_cur})",
-                flush=True)
-            history.append({"step": step, "minutes": round(elapsed / 60, 1), "kp_loss": run_loss["kp"] / n,
-                            "det_loss": run_loss["det"] / n})
+                flush=True,
+            )
+            history.append(
+                {
+                    "step": step,
+                    "minutes": round(elapsed / 60, 1),
+                    "kp_loss": run_loss["kp"] / n,
+                    "det_loss": run_loss["det"] / n,
+                }
+            )
             run_loss = {"kp": 0.0, "det": 0.0, "n": 0}
         if time.time() - last_save > 300:
             save(last_ckpt)

@@ -109,7 +109,8 @@ def segment_dog(
         mask[sl] = np.where(mask[sl] == cv2.GC_FGD, cv2.GC_FGD, cv2.GC_BGD)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
-        cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), mask, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+        bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
+        cv2.grabCut(bgr, mask, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)  # type: ignore[call-overload]
     except cv2.error:
         return None
     fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
