@@ -352,10 +352,10 @@ class Store:
         Results are written to the blob store first and recorded in one transaction
         at the end, so a stop midway leaves the upload intact and the clip retryable.
         """
-        from vision.analysis import analyze_path, analyze_tracks
+        from vision.analysis import analyze_path
         from vision.io import load_poses, save_poses
         from vision.overlay import render_overlay
-        from vision.video import probe
+        from vision.pose.replay import ReplayBackend
 
         with self.session() as s:
             clip = s.get(Clip, clip_id)
@@ -388,20 +388,10 @@ class Store:
 
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                if rendered_tracks:
+                if rendered_tracks:  # demo clips: the same pipeline, fed the keypoints they were drawn from
                     nc = self.blobs.copy_to(rendered_tracks, Path(tmp) / "tracks.nc")
-                    result = analyze_tracks(
-                        load_poses(nc),
-                        source={"file": "demo clip", "kind": "video", "backend": "rendered keypoints"},
-                        video_info=probe(video),
-                    )
-                    if result.report["quality"]["usable"]:
-                        from vision.muscle.metrics import muscle_metrics
-
-                        view = result.report["quality"]["view"]
-                        result.report["metrics"]["muscle"] = muscle_metrics(video, result.tracks, result.events, view)
-                else:
-                    result = analyze_path(video, backend=backend, progress=progress)
+                    backend = ReplayBackend(load_poses(nc))
+                result = analyze_path(video, backend=backend, progress=progress)
                 result.report["source"]["file"] = "upload"
                 progress(0.97, "drawing the overlay")
                 overlay = render_overlay(
