@@ -1,6 +1,6 @@
 """Frames per second of the dog pose model on 720p frames vs PyAV H.264 decoding.
 
-Usage: python benchmarks/bench_model.py [--frames 60] [--threads 2] [--model PATH]
+Usage: python benchmarks/bench_model.py [--frames 60] [--threads 2] [--model MANIFEST] [--flip-test]
 
 Frames: Animal-Pose dog images from ../shared resized to 1280x720 (synthetic noise if absent).
 A 720p H.264 clip of those frames is encoded with PyAV into a temp dir and decoded to measure
@@ -58,10 +58,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--model", type=Path, default=None, help="model manifest (default models/dog_pose.json)")
+    ap.add_argument("--flip-test", action="store_true", help="average each crop with its mirror image")
     args = ap.parse_args()
     frames = frames_720p(args.frames)
     model = DogPoseModel.load(args.model, threads=args.threads)
+    model.flip_test = args.flip_test
     model.detect(frames[0])
     t = time.perf_counter()
     n_dogs = 0
@@ -75,12 +77,13 @@ def main() -> None:
     kp_fps = len(frames) / (time.perf_counter() - t)
     t = time.perf_counter()
     for f in frames:
-        dets = model.detect(f, max_dogs=1, min_score=0.3)
+        dets = model.detect(f, max_dogs=1)
         if not dets:
             model.keypoints_in_box(f, box)
     one_dog_fps = len(frames) / (time.perf_counter() - t)
     dec = decode_fps(frames)
-    print(f"{'720p, onnxruntime threads=' + str(args.threads):<44}{'fps':>8}{'x decode':>10}")
+    title = f"720p, onnxruntime threads={args.threads}" + (", flip test" if args.flip_test else "")
+    print(f"{title:<44}{'fps':>8}{'x decode':>10}")
     print("-" * 62)
     rows = [
         (f"detect + keypoints (all dogs found: {n_dogs / len(frames):.2f}/frame)", det_fps),

@@ -138,10 +138,15 @@ def cmd_info(args: argparse.Namespace) -> int:
         except Exception:  # noqa: BLE001
             decoders[codec] = False
     try:
-        from vision.model.detector import default_model_path
+        from vision.model.detector import default_model_path, model_files
 
         model_path = default_model_path()
         model = {"path": str(model_path), "found": model_path.is_file()}
+        if model_path.is_file():
+            try:
+                model["found"] = all(f.is_file() for f in model_files(model_path).values())
+            except ValueError:
+                model["found"] = False
         try:
             import onnxruntime
 

@@ -12,6 +12,7 @@ from vision.model.detector import (
     decode_heatmaps,
     default_model_path,
     keypoints_report,
+    model_files,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,19 +35,33 @@ def _check(det: DogDetection, h: int, w: int) -> None:
 
 
 def test_default_path_and_env_override(monkeypatch, tmp_path):
-    assert default_model_path() == REPO / "models" / "dog_pose.onnx"
-    monkeypatch.setenv("HINDSIGHT_MODEL", str(tmp_path / "x.onnx"))
-    assert default_model_path() == tmp_path / "x.onnx"
-    with pytest.raises(FileNotFoundError, match="x.onnx"):
+    assert default_model_path() == REPO / "models" / "dog_pose.json"
+    monkeypatch.setenv("HINDSIGHT_MODEL", str(tmp_path / "x.json"))
+    assert default_model_path() == tmp_path / "x.json"
+    with pytest.raises(FileNotFoundError, match="x.json"):
         DogPoseModel.load()
 
 
-def test_sidecar_describes_model():
-    meta = json.loads(default_model_path().with_suffix(".json").read_text())
+def test_manifest_missing_network_and_garbage(tmp_path):
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps({"files": {"detector": "d.onnx", "keypoints": "k.onnx"}}))
+    with pytest.raises(FileNotFoundError, match="d.onnx"):
+        DogPoseModel.load(manifest)
+    manifest.write_bytes(b"\x89PNG not json")
+    with pytest.raises(ValueError, match="not a dog pose model manifest: m.json"):
+        DogPoseModel.load(manifest)
+
+
+def test_manifest_describes_model():
+    path = default_model_path()
+    meta = json.loads(path.read_text())
     assert meta["keypoints"] == list(CANONICAL_KEYPOINTS)
     assert meta["stride"] == 4
     assert meta["input"]["det_size"] % 32 == 0 and meta["input"]["kp_size"] % 32 == 0
-    assert default_model_path().stat().st_size < 20e6
+    files = model_files(path)
+    assert set(files) == {"detector", "keypoints"}
+    assert sum(f.stat().st_size for f in files.values()) < 20e6
+    assert meta["training"]["keypoints"]["data"].startswith("Animal-Pose")
 
 
 @pytest.mark.parametrize("kind", ["grey", "noise", "black"])
@@ -114,3 +129,37 @@ def test_regression_hind_limb_pck_first_30_val_dogs(model):
     result = evaluate_records(model, recs, DATA / "images", "dog", max_instances=30, pipeline=False)
     assert result["n_instances"] == 30
     assert result["gt_box"]["pck10"]["hind_limb"] >= reference - 0.05
+
+
+def test_mirror_heatmaps_round_trip_and_sides():
+    from vision.model.detector import mirror_heatmaps
+
+    rng = np.random.default_rng(0)
+    hm = rng.random((2, 20, 12, 12)).astype(np.float32)
+    np.testing.assert_array_equal(mirror_heatmaps(mirror_heatmaps(hm)), hm)
+    left, right = CANONICAL_KEYPOINTS.index("left_hock"), CANONICAL_KEYPOINTS.index("right_hock")
+    single = np.zeros((1, 20, 12, 12), np.float32)
+    single[0, left, 5, 2] = 1.0  # left hock near the crop's left edge
+    out = mirror_heatmaps(single)
+    assert out[0, right, 5, 9] == 1.0 and out[0, left].max() == 0.0
+
+
+def test_flip_test_keeps_schema_and_is_mirror_consistent(model):
+    img = cv2.GaussianBlur(np.random.default_rng(2).integers(0, 256, (240, 320, 3), dtype=np.uint8), (0, 0), 3)
+    # Box side 153.6 px -> crop scale 1 (192 / 1.25 / 153.6); the crop centre maps to pixel 96 of 0..191,
+    # so the exact mirror of this crop is centred at 320 - cx in the mirrored frame.
+    box = np.array([40, 30, 193.6, 150], np.float32)
+    model.flip_test = True
+    try:
+        det = model.keypoints_in_box(img, box)
+        mirror_box = np.array([320 - 193.6, 30, 320 - 40, 150], np.float32)
+        mirrored = model.keypoints_in_box(np.ascontiguousarray(img[:, ::-1]), mirror_box)
+    finally:
+        model.flip_test = False
+    _check(det, 240, 320)
+    # With flip averaging, a mirrored frame gives mirrored keypoints with sides swapped (up to decoding).
+    from vision.model.dataset import swap_pairs
+
+    back = swap_pairs(mirrored.keypoints)
+    back[:, 0] = 319 - back[:, 0]
+    np.testing.assert_allclose(back[:, :2], det.keypoints[:, :2], atol=0.05)

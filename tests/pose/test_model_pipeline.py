@@ -1,4 +1,4 @@
-"""The shipped keypoint model wired into the video pipeline (skips when models/dog_pose.onnx is absent)."""
+"""The shipped keypoint model wired into the video pipeline (skips when models/dog_pose.json is absent)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ except ImportError:  # pragma: no cover - the model package is part of the proje
     default_model_path = None  # type: ignore[assignment]
 
 pytestmark = pytest.mark.skipif(
-    default_model_path is None or not default_model_path().is_file(), reason="models/dog_pose.onnx is not present"
+    default_model_path is None or not default_model_path().is_file(), reason="models/dog_pose.json is not present"
 )
 
 

