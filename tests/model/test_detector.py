@@ -59,7 +59,7 @@ def test_manifest_describes_model():
     assert meta["stride"] == 4
     assert meta["input"]["det_size"] % 32 == 0 and meta["input"]["kp_size"] % 32 == 0
     files = model_files(path)
-    assert set(files) == {"detector", "keypoints"}
+    assert set(files) == {"detector", "keypoints", "verifier"}
     assert sum(f.stat().st_size for f in files.values()) < 20e6
     assert meta["training"]["keypoints"]["data"].startswith("Animal-Pose")
 

@@ -156,8 +156,8 @@ class KeypointNet(nn.Module):
             cin = width
         self.deconv = nn.Sequential(*layers)
         self.kp_head = nn.Conv2d(width, NUM_KEYPOINTS, 1)
-        with torch.no_grad():
-            self.kp_head.bias.zero_()
+        assert self.kp_head.bias is not None
+        nn.init.zeros_(self.kp_head.bias)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0)
 
