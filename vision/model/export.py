@@ -60,6 +60,20 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _replace_weights(model: Any, path: Path, initializers: list[Any], nodes: list[Any]) -> Path:
+    """Add the new initializers, put the decoding nodes first, check the graph and write it atomically."""
+    import onnx
+
+    graph = model.graph
+    graph.initializer.extend(initializers)
+    rest = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes + rest)
+    onnx.checker.check_model(model)
+    _atomic_write_bytes(path, model.SerializeToString())
+    return path
+
+
 def store_weights_fp16(path: str | Path, min_size: int = 64) -> Path:
     """Rewrite an ONNX file with its float32 weights stored as float16 (halves the file).
 
@@ -84,13 +98,7 @@ def store_weights_fp16(path: str | Path, min_size: int = 64) -> Path:
             helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT, name=init.name + "__cast")
         )
         graph.initializer.remove(init)
-    graph.initializer.extend(halves)
-    nodes = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(casts + nodes)
-    onnx.checker.check_model(model)
-    _atomic_write_bytes(path, model.SerializeToString())
-    return path
+    return _replace_weights(model, path, halves, casts)
 
 
 def store_weights_int8(path: str | Path, min_size: int = 1024) -> Path:
@@ -122,13 +130,7 @@ def store_weights_int8(path: str | Path, min_size: int = 1024) -> Path:
             helper.make_node("Mul", [name + "__f", name + "__scale"], [name], name=name + "__dequant"),
         ]
         graph.initializer.remove(init)
-    graph.initializer.extend(new_inits)
-    nodes = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(new_nodes + nodes)
-    onnx.checker.check_model(model)
-    _atomic_write_bytes(path, model.SerializeToString())
-    return path
+    return _replace_weights(model, path, new_inits, new_nodes)
 
 
 def _export(module: Any, out: Path, size: int, outputs: list[str]) -> None:
