@@ -78,6 +78,36 @@ def test_no_dog_in_empty_frames(model, kind):
     assert all(d.score < 0.3 for d in model.detect(img, min_score=0.01))
 
 
+def _frames_with_candidates() -> list[np.ndarray]:
+    """Noise, a blurred blob scene and (when present) real validation images: frames with several peaks."""
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)]
+    blobs = np.full((400, 600, 3), 90, np.uint8)
+    for _ in range(6):
+        x, y = int(rng.integers(50, 550)), int(rng.integers(50, 350))
+        cv2.ellipse(blobs, (x, y), (60, 35), 0, 0, 360, [int(v) for v in rng.integers(0, 256, 3)], -1)
+    frames.append(cv2.GaussianBlur(blobs, (9, 9), 3))
+    if DATA.is_dir():
+        for f in sorted((DATA / "images").glob("*.jpg"))[:12]:
+            frames.append(cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB))
+    return frames
+
+
+@pytest.mark.parametrize("max_dogs", [1, 3])
+@pytest.mark.parametrize("min_score", [0.005, None])
+def test_pruned_verification_returns_the_same_dogs(model, max_dogs, min_score):
+    """Verifying only candidates that can still make the top ``max_dogs`` changes no result."""
+    threshold = model.score_threshold if min_score is None else min_score
+    for img in _frames_with_candidates():
+        boxes, raw, prob = model.candidates(img, max_dogs=max_dogs)
+        full = model.combined_score(raw, prob) if len(boxes) else np.zeros(0, np.float32)
+        expected = np.sort(full[full >= threshold])[::-1][:max_dogs]
+        got = [d.score for d in model.detect(img, max_dogs=max_dogs, min_score=min_score)]
+        np.testing.assert_allclose(got, expected, rtol=1e-5)
+        pruned_boxes, _, _ = model.candidates(img, max_dogs=max_dogs, min_score=threshold)
+        assert len(pruned_boxes) <= len(boxes)
+
+
 def test_keypoints_in_box_schema_any_size(model):
     img = np.random.default_rng(1).integers(0, 256, (333, 517, 3), dtype=np.uint8)
     det = model.keypoints_in_box(img, np.array([10, 20, 300, 250], np.float32), score=0.7)

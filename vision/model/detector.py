@@ -198,6 +198,10 @@ class DogPoseModel:
     candidate_floor = 0.02
     #: Side of the verifier's square crop (its ImageNet input size).
     verify_size = 224
+    #: Verifier dog probability assumed when bounding a candidate's best possible score: with a
+    #: minimum score, candidates that could not reach it even at this probability are dropped
+    #: before the (costly) verifier runs.
+    verifier_ceiling = 0.99
 
     def __init__(self, det_session: Any, kp_session: Any, meta: dict[str, Any], verifier: Any = None) -> None:
         self._det = det_session
@@ -284,18 +288,33 @@ class DogPoseModel:
         list of DogDetection
             Sorted by score, empty when no dog.
         """
-        boxes, raw, dog_prob = self.candidates(image_rgb, max_dogs)
+        threshold = self.score_threshold if min_score is None else min_score
+        boxes, raw, dog_prob = self.candidates(image_rgb, max_dogs, threshold)
         if len(boxes) == 0:
             return []
         score = self.combined_score(raw, dog_prob)
-        keep = np.flatnonzero(score >= (self.score_threshold if min_score is None else min_score))
+        keep = np.flatnonzero(score >= threshold)
         keep = keep[np.argsort(-score[keep], kind="stable")]
         if len(keep) == 0:
             return []
         return self._keypoints(image_rgb, boxes[keep], score[keep])
 
-    def candidates(self, image_rgb: np.ndarray, max_dogs: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def candidates(
+        self, image_rgb: np.ndarray, max_dogs: int = 5, min_score: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Candidate dog boxes before scoring.
+
+        Parameters
+        ----------
+        image_rgb : np.ndarray
+            HxWx3 uint8 RGB.
+        max_dogs : int
+            Maximum number of candidates.
+        min_score : float or None
+            None: every detector peak >= ``candidate_floor`` is verified and returned. Otherwise only
+            the candidates that can be among the best ``max_dogs`` scoring >= ``min_score`` are
+            (branch and bound in order of the best possible score, with the verifier's probability
+            bounded by ``verifier_ceiling``); the verifier is the costly part of detection.
 
         Returns
         -------
@@ -306,6 +325,27 @@ class DogPoseModel:
         dog_prob : np.ndarray or None
             (N,) float32 verifier probability of a dog breed in each box (None without a verifier).
         """
+        boxes, raw = self._detector_boxes(image_rgb, max_dogs)
+        if self._verifier is None or len(boxes) == 0:
+            return boxes, raw, None
+        if min_score is None:
+            return boxes, raw, self._verify(image_rgb, boxes)
+        best_p = self.verifier_ceiling if self.calibration[2] > 0 else 1.0 - self.verifier_ceiling
+        bound = self.combined_score(raw, np.full(len(raw), best_p, np.float32))
+        dog_prob = np.full(len(raw), np.nan, np.float32)
+        passed: list[float] = []
+        for i in np.argsort(-bound, kind="stable"):
+            if bound[i] < min_score or (len(passed) >= max_dogs and bound[i] <= sorted(passed)[-max_dogs]):
+                break
+            dog_prob[i] = self._verify(image_rgb, boxes[i : i + 1])[0]
+            score = float(self.combined_score(raw[i : i + 1], dog_prob[i : i + 1])[0])
+            if score >= min_score:
+                passed.append(score)
+        done = np.isfinite(dog_prob)
+        return boxes[done], raw[done], dog_prob[done]
+
+    def _detector_boxes(self, image_rgb: np.ndarray, max_dogs: int) -> tuple[np.ndarray, np.ndarray]:
+        """Detector peaks of a whole frame: boxes (N, 4) float32 in image pixels, raw scores (N,) float32."""
         h, w = image_rgb.shape[:2]
         k = self.det_size / max(h, w)
         nw, nh = max(1, round(w * k)), max(1, round(h * k))
@@ -319,13 +359,14 @@ class DogPoseModel:
         boxes = found[:, :4] * np.array([sx, sy, sx, sy], np.float32)
         boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, w - 1)
         boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, h - 1)
-        dog_prob = None
-        if self._verifier is not None and len(boxes):
-            size = self.verify_size
-            crops = np.stack([_warp(image_rgb, crop_matrix(b, size), size) for b in boxes])
-            name = self._verifier.get_inputs()[0].name
-            dog_prob = self._verifier.run(None, {name: _nchw(crops)})[0].reshape(-1).astype(np.float32)
-        return boxes.astype(np.float32), found[:, 4].astype(np.float32), dog_prob
+        return boxes.astype(np.float32), found[:, 4].astype(np.float32)
+
+    def _verify(self, image_rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """Verifier dog probability (N,) float32 of each box's square crop."""
+        size = self.verify_size
+        crops = np.stack([_warp(image_rgb, crop_matrix(b, size), size) for b in boxes])
+        name = self._verifier.get_inputs()[0].name
+        return self._verifier.run(None, {name: _nchw(crops)})[0].reshape(-1).astype(np.float32)
 
     def combined_score(self, raw: np.ndarray, dog_prob: np.ndarray | None) -> np.ndarray:
         """Calibrated dog score of candidates: ``sigmoid(a*logit(raw) + c*logit(dog_prob) + b)`` (float32)."""
