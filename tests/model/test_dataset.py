@@ -2,6 +2,7 @@ import numpy as np
 
 from vision.anatomy import ANIMALPOSE_TO_CANONICAL, CANONICAL_KEYPOINTS, symmetric_pairs
 from vision.model import dataset as ds
+from vision.model import geometry as geo
 
 IDX = {n: i for i, n in enumerate(CANONICAL_KEYPOINTS)}
 
@@ -48,10 +49,10 @@ def test_flipped_crop_heatmaps_swap_sides():
     kps[IDX["left_hind_paw"]] = (40, 100, 1)
     kps[IDX["right_hind_paw"]] = (120, 100, 1)
     inst = ds.Instance("dog", np.array([20, 20, 140, 110], np.float32), kps)
-    plain = ds.crop_matrix(inst.bbox, 160)
-    flip = ds.crop_matrix(inst.bbox, 160, flip=True)
-    p_right = ds.apply_affine(kps[[IDX["right_hind_paw"]], :2], plain)[0]
-    p_right_flipped = ds.apply_affine(kps[[IDX["right_hind_paw"]], :2], flip)[0]
+    plain = geo.crop_matrix(inst.bbox, 160)
+    flip = geo.crop_matrix(inst.bbox, 160, flip=True)
+    p_right = geo.apply_affine(kps[[IDX["right_hind_paw"]], :2], plain)[0]
+    p_right_flipped = geo.apply_affine(kps[[IDX["right_hind_paw"]], :2], flip)[0]
     np.testing.assert_allclose(p_right_flipped[0], 160 - p_right[0], atol=1e-3)
 
     class FlipRng:  # a generator whose first draw forces the flip, no other augmentation
@@ -77,8 +78,8 @@ def test_flipped_crop_heatmaps_swap_sides():
     assert w[IDX["left_hind_paw"]] == 1 and w[IDX["right_hind_paw"]] == 1
     # the image's right paw (x=120, right side) is mirrored to the crop's left side and relabelled "left"
     assert left_peak[1] < right_peak[1]
-    assert abs(left_peak[1] - ds.to_cells(p_right_flipped)[0]) <= 1.0
-    assert abs(left_peak[0] - ds.to_cells(p_right_flipped)[1]) <= 1.0
+    assert abs(left_peak[1] - geo.to_cells(p_right_flipped)[0]) <= 1.0
+    assert abs(left_peak[0] - geo.to_cells(p_right_flipped)[1]) <= 1.0
 
 
 def test_gaussian_heatmap_peak_and_invisible():
@@ -88,11 +89,6 @@ def test_gaussian_heatmap_peak_and_invisible():
     assert np.unravel_index(hm[0].argmax(), hm[0].shape) == (7, 5)
     assert hm[0].max() == 1.0
     assert hm[1].max() == 0.0
-
-
-def test_cell_conversion_round_trip():
-    xy = np.array([[0.0, 0.0], [13.7, 101.2]], np.float32)
-    np.testing.assert_allclose(ds.from_cells(ds.to_cells(xy)), xy, atol=1e-5)
 
 
 def test_detection_targets_mark_only_dog_centres():

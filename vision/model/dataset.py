@@ -15,12 +15,16 @@ import cv2
 import numpy as np
 
 from vision.anatomy import ANIMALPOSE_TO_CANONICAL, CANONICAL_KEYPOINTS, symmetric_pairs
+from vision.model.geometry import (
+    STRIDE,
+    apply_affine,
+    crop_matrix,
+    letterbox_matrix,
+    to_cells,
+    warp_square,
+)
 
 NUM_KEYPOINTS = len(CANONICAL_KEYPOINTS)
-PAD_VALUE = 114
-#: Crop side = CROP_PAD x longer box side (inference and training before jitter).
-CROP_PAD = 1.25
-STRIDE = 4
 
 
 def default_data_root(repo: Path | None = None) -> Path:
@@ -117,37 +121,6 @@ def hflip_keypoints(keypoints: np.ndarray, width: int) -> np.ndarray:
     return swap_pairs(out)
 
 
-def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Apply a 2x3 affine to (N, 2) points."""
-    return points @ matrix[:, :2].T + matrix[:, 2]
-
-
-def crop_matrix(
-    bbox: np.ndarray,
-    size: int,
-    scale: float = 1.0,
-    shift: tuple[float, float] = (0.0, 0.0),
-    rot_deg: float = 0.0,
-    flip: bool = False,
-) -> np.ndarray:
-    """2x3 affine from image pixels to a square ``size`` crop around a box.
-
-    The crop is centred on the box centre (+ ``shift`` x box size), side ``CROP_PAD * scale`` x the
-    longer box side, rotated by ``rot_deg`` and optionally mirrored.
-    """
-    x0, y0, x1, y1 = (float(v) for v in bbox)
-    w, h = max(x1 - x0, 2.0), max(y1 - y0, 2.0)
-    cx, cy = (x0 + x1) / 2 + shift[0] * w, (y0 + y1) / 2 + shift[1] * h
-    side = CROP_PAD * scale * max(w, h)
-    k = size / side
-    a = math.radians(rot_deg)
-    lin = k * np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]], dtype=np.float64)
-    if flip:
-        lin = np.diag([-1.0, 1.0]) @ lin
-    t = np.array([size / 2, size / 2]) - lin @ np.array([cx, cy])
-    return np.hstack([lin, t[:, None]]).astype(np.float32)
-
-
 def gaussian_heatmaps(points: np.ndarray, shape: tuple[int, int], sigma: float) -> np.ndarray:
     """Gaussian heatmaps (K, h, w) float32 peaking at 1 at each (x, y, v) point with v > 0.
 
@@ -161,16 +134,6 @@ def gaussian_heatmaps(points: np.ndarray, shape: tuple[int, int], sigma: float) 
         if v > 0:
             out[k] = np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2))
     return out
-
-
-def to_cells(xy: np.ndarray, stride: int = STRIDE) -> np.ndarray:
-    """Pixel coordinates -> heatmap-cell coordinates (pixel-centre convention)."""
-    return (xy + 0.5) / stride - 0.5
-
-
-def from_cells(uv: np.ndarray, stride: int = STRIDE) -> np.ndarray:
-    """Heatmap-cell coordinates -> pixel coordinates (inverse of ``to_cells``)."""
-    return (uv + 0.5) * stride - 0.5
 
 
 def photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -257,14 +220,7 @@ def keypoint_sample(
     else:
         flip = False
         mat = crop_matrix(inst.bbox, size)
-    crop = cv2.warpAffine(
-        image,
-        mat,
-        (size, size),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
-    )
+    crop = warp_square(image, mat, size)
     pts = kps.copy()
     pts[:, :2] = apply_affine(kps[:, :2], mat)
     if flip:
@@ -279,12 +235,6 @@ def keypoint_sample(
     cells[:, :2] = to_cells(pts[:, :2])
     hm = gaussian_heatmaps(cells, (size // STRIDE, size // STRIDE), sigma)
     return crop, hm, pts[:, 2].astype(np.float32)
-
-
-def letterbox_matrix(width: int, height: int, size: int) -> np.ndarray:
-    """2x3 affine that fits an image into a ``size`` canvas (top-left aligned, aspect kept)."""
-    k = size / max(width, height)
-    return np.array([[k, 0, 0], [0, k, 0]], dtype=np.float32)
 
 
 def detection_sample(
@@ -328,14 +278,7 @@ def detection_sample(
             mat = np.array([[-1, 0, size - 1], [0, 1, 0]], dtype=np.float32) @ np.vstack([mat, [0, 0, 1]])
     else:
         mat = letterbox_matrix(w, h, size)
-    canvas = cv2.warpAffine(
-        image,
-        mat,
-        (size, size),
-        flags=cv2.INTER_AREA if mat[0, 0] ** 2 < 0.5 else cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
-    )
+    canvas = warp_square(image, mat, size, cv2.INTER_AREA if mat[0, 0] ** 2 < 0.5 else cv2.INTER_LINEAR)
     if rng is not None:
         canvas = photometric(canvas, rng)
     s = size // STRIDE

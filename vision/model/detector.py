@@ -21,10 +21,7 @@ import cv2
 import numpy as np
 
 from vision.anatomy import CANONICAL_KEYPOINTS, symmetric_pairs
-
-STRIDE = 4
-CROP_PAD = 1.25
-PAD_VALUE = 114
+from vision.model.geometry import STRIDE, crop_matrix, from_cells, letterbox, warp_square
 
 
 @dataclass(frozen=True)
@@ -63,15 +60,6 @@ def model_files(manifest: str | Path) -> dict[str, Path]:
     if files.get("verifier"):
         out["verifier"] = manifest.parent / str(files["verifier"])
     return out
-
-
-def crop_matrix(bbox: np.ndarray, size: int) -> np.ndarray:
-    """2x3 affine from image pixels to the square ``size`` keypoint crop of a box (no augmentation)."""
-    x0, y0, x1, y1 = (float(v) for v in bbox)
-    w, h = max(x1 - x0, 2.0), max(y1 - y0, 2.0)
-    k = size / (CROP_PAD * max(w, h))
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    return np.array([[k, 0, size / 2 - k * cx], [0, k, size / 2 - k * cy]], dtype=np.float32)
 
 
 def decode_heatmaps(heatmaps: np.ndarray) -> np.ndarray:
@@ -168,18 +156,6 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 def _logit(p: np.ndarray) -> np.ndarray:
     q = np.clip(np.asarray(p, np.float64), 1e-6, 1 - 1e-6)
     return np.log(q / (1 - q))
-
-
-def _warp(image_rgb: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """Square ``size`` crop of an image under a 2x3 affine, grey-padded."""
-    return cv2.warpAffine(
-        image_rgb,
-        matrix,
-        (size, size),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
-    )
 
 
 def _nchw(images: np.ndarray) -> np.ndarray:
@@ -347,15 +323,9 @@ class DogPoseModel:
     def _detector_boxes(self, image_rgb: np.ndarray, max_dogs: int) -> tuple[np.ndarray, np.ndarray]:
         """Detector peaks of a whole frame: boxes (N, 4) float32 in image pixels, raw scores (N,) float32."""
         h, w = image_rgb.shape[:2]
-        k = self.det_size / max(h, w)
-        nw, nh = max(1, round(w * k)), max(1, round(h * k))
-        cw, ch = -(-nw // 32) * 32, -(-nh // 32) * 32
-        canvas = np.full((ch, cw, 3), PAD_VALUE, np.uint8)
-        interp = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
-        canvas[:nh, :nw] = cv2.resize(image_rgb, (nw, nh), interpolation=interp)
+        canvas, (sx, sy) = letterbox(image_rgb, self.det_size)
         det = self._run_detector(_nchw(canvas[None]))[0]
         found = decode_detections(det, max_dogs, self.candidate_floor)
-        sx, sy = w / nw, h / nh
         boxes = found[:, :4] * np.array([sx, sy, sx, sy], np.float32)
         boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, w - 1)
         boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, h - 1)
@@ -364,7 +334,7 @@ class DogPoseModel:
     def _verify(self, image_rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Verifier dog probability (N,) float32 of each box's square crop."""
         size = self.verify_size
-        crops = np.stack([_warp(image_rgb, crop_matrix(b, size), size) for b in boxes])
+        crops = np.stack([warp_square(image_rgb, crop_matrix(b, size), size) for b in boxes])
         name = self._verifier.get_inputs()[0].name
         return self._verifier.run(None, {name: _nchw(crops)})[0].reshape(-1).astype(np.float32)
 
@@ -394,12 +364,12 @@ class DogPoseModel:
     def _keypoints(self, image_rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> list[DogDetection]:
         size = self.kp_size
         mats = [crop_matrix(b, size) for b in boxes]
-        crops = np.stack([_warp(image_rgb, m, size) for m in mats])
+        crops = np.stack([warp_square(image_rgb, m, size) for m in mats])
         kp = self._run_keypoints(_nchw(crops))
         out = []
         for i, m in enumerate(mats):
             pts = decode_heatmaps(kp[i])
-            xy = (pts[:, :2] + 0.5) * STRIDE - 0.5  # crop pixels
+            xy = from_cells(pts[:, :2])  # crop pixels
             inv = cv2.invertAffineTransform(m)
             pts[:, :2] = xy @ inv[:, :2].T + inv[:, 2]
             out.append(DogDetection(boxes[i].astype(np.float32), float(scores[i]), pts.astype(np.float32)))

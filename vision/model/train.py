@@ -37,6 +37,7 @@ import numpy as np
 
 from vision.model import dataset as ds
 from vision.model.detector import decode_heatmaps
+from vision.model.geometry import crop_matrix, from_cells, letterbox, warp_square
 from vision.model.metrics import pck_hits, summarise_pck
 
 REPO = Path(__file__).resolve().parents[2]
@@ -121,26 +122,15 @@ def val_gt_box(net: Any, data: Data, size: int = 192, limit: int | None = None) 
     with torch.no_grad():
         for i in range(0, len(items), 30):
             chunk = items[i : i + 30]
-            mats = [ds.crop_matrix(inst.bbox, size) for _, inst in chunk]
-            crops = np.stack(
-                [
-                    cv2.warpAffine(
-                        data.images[f],
-                        m,
-                        (size, size),
-                        borderMode=cv2.BORDER_CONSTANT,
-                        borderValue=(ds.PAD_VALUE,) * 3,
-                    )
-                    for (f, _), m in zip(chunk, mats, strict=True)
-                ]
-            )
+            mats = [crop_matrix(inst.bbox, size) for _, inst in chunk]
+            crops = np.stack([warp_square(data.images[f], m, size) for (f, _), m in zip(chunk, mats, strict=True)])
             x = torch.from_numpy(crops).permute(0, 3, 1, 2).float()
             x = x.contiguous(memory_format=torch.channels_last)
             out = net(x)
             kp = (out[1] if isinstance(out, tuple) else out).float().numpy()
             for j, ((_, inst), m) in enumerate(zip(chunk, mats, strict=True)):
                 pts = decode_heatmaps(kp[j])
-                xy = ds.from_cells(pts[:, :2])
+                xy = from_cells(pts[:, :2])
                 inv = cv2.invertAffineTransform(m)
                 xy = xy @ inv[:, :2].T + inv[:, 2]
                 hits05.append(pck_hits(xy, inst.keypoints, inst.bbox, 0.05))
@@ -165,17 +155,12 @@ def val_detection(net: Any, data: Data, size: int = 256) -> dict[str, Any]:
             dogs = [i for i in r.instances if i.species == "dog"]
             if len(dogs) != 1:
                 continue
-            img = data.images[r.file]
-            h, w = img.shape[:2]
-            k = size / max(h, w)
-            nw, nh = max(1, round(w * k)), max(1, round(h * k))
-            canvas = np.full((-(-nh // 32) * 32, -(-nw // 32) * 32, 3), ds.PAD_VALUE, np.uint8)
-            canvas[:nh, :nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+            canvas, (sx, sy) = letterbox(data.images[r.file], size)
             x = torch.from_numpy(canvas[None]).permute(0, 3, 1, 2).float().contiguous(memory_format=torch.channels_last)
             det, _ = net(x)
             det = det[0].float().numpy().copy()
             det[0] = 1.0 / (1.0 + np.exp(-det[0]))
-            boxes = decode_detections(det, 5, 0.05)[:, :4] * np.array([w / nw, h / nh, w / nw, h / nh], np.float32)
+            boxes = decode_detections(det, 5, 0.05)[:, :4] * np.array([sx, sy, sx, sy], np.float32)
             iou = box_iou(boxes, dogs[0].bbox[None])
             found.append(bool(iou.size and iou.max() >= 0.5))
     net.train()

@@ -1,0 +1,62 @@
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vision.model import geometry as geo
+
+
+def test_cell_conversion_round_trip():
+    xy = np.array([[0.0, 0.0], [13.7, 101.2]], np.float32)
+    np.testing.assert_allclose(geo.from_cells(geo.to_cells(xy)), xy, atol=1e-5)
+    # a pixel's centre lies at the centre of its cell
+    np.testing.assert_allclose(geo.to_cells(np.array([[1.5, 5.5]])), [[0.0, 1.0]])
+
+
+@given(
+    st.floats(0, 500),
+    st.floats(0, 500),
+    st.floats(4, 400),
+    st.floats(4, 400),
+    st.sampled_from([160, 192, 224]),
+)
+def test_crop_matrix_centres_box_with_padding(x0, y0, w, h, size):
+    mat = geo.crop_matrix(np.array([x0, y0, x0 + w, y0 + h]), size)
+    centre = geo.apply_affine(np.array([[x0 + w / 2, y0 + h / 2]]), mat)[0]
+    np.testing.assert_allclose(centre, [size / 2, size / 2], atol=1e-3 * size)
+    # the longer box side spans 1 / CROP_PAD of the crop
+    corners = geo.apply_affine(np.array([[x0, y0], [x0 + w, y0 + h]]), mat)
+    span = np.abs(corners[1] - corners[0]).max()
+    assert span == pytest.approx(size / geo.CROP_PAD, rel=1e-4)
+
+
+def test_flipped_crop_mirrors_the_plain_crop():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (120, 200, 3), dtype=np.uint8)
+    box = np.array([30, 20, 170, 100], np.float32)
+    plain = geo.warp_square(img, geo.crop_matrix(box, 64), 64)
+    flipped = geo.warp_square(img, geo.crop_matrix(box, 64, flip=True), 64)
+    # mirrored about x = 0 (not size - 1), so compare away from the border column
+    np.testing.assert_array_equal(flipped[:, 1:], plain[:, ::-1][:, :-1])
+
+
+def test_warp_square_pads_grey_outside_the_image():
+    img = np.zeros((50, 50, 3), np.uint8)
+    crop = geo.warp_square(img, geo.crop_matrix(np.array([0, 0, 50, 50]), 80), 80)
+    assert crop.shape == (80, 80, 3)
+    assert (crop[0, 0] == geo.PAD_VALUE).all() and (crop[40, 40] == 0).all()
+
+
+@pytest.mark.parametrize(("h", "w"), [(720, 1280), (1920, 1080), (100, 37), (256, 256)])
+def test_letterbox_keeps_aspect_and_maps_back(h, w):
+    img = np.zeros((h, w, 3), np.uint8)
+    cv2.rectangle(img, (w // 4, h // 4), (w // 2, h // 2), (255, 255, 255), -1)
+    canvas, (sx, sy) = geo.letterbox(img, 256)
+    assert canvas.shape[0] % 32 == 0 and canvas.shape[1] % 32 == 0 and max(canvas.shape[:2]) == 256
+    assert sx == pytest.approx(sy, rel=0.02)
+    ys, xs = np.nonzero(canvas[..., 0] > 128)
+    assert xs.min() * sx == pytest.approx(w // 4, abs=2 * sx + 1) and ys.min() * sy == pytest.approx(
+        h // 4, abs=2 * sy + 1
+    )
+    assert (canvas[-1, -1] == geo.PAD_VALUE).all() or canvas.shape[:2] == (round(h / sy), round(w / sx))

@@ -1,0 +1,97 @@
+"""Image geometry shared by training and inference of the dog pose networks.
+
+Box crops and letterboxed frames must be built the same way when the networks are trained,
+validated and run, so the affines, the grey padding and the heatmap-cell convention live here
+once. Pure numpy + OpenCV. Coordinates are pixel indices (x right, y down); a 2x3 affine maps
+image pixels to crop (or canvas) pixels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+#: Heatmap and detection-map stride of both networks (input pixels per output cell).
+STRIDE = 4
+#: Crop side = CROP_PAD x the longer box side (inference, and training before jitter).
+CROP_PAD = 1.25
+#: Grey value of the padding outside the image (crops and letterbox canvases).
+PAD_VALUE = 114
+
+
+def crop_matrix(
+    bbox: np.ndarray,
+    size: int,
+    scale: float = 1.0,
+    shift: tuple[float, float] = (0.0, 0.0),
+    rot_deg: float = 0.0,
+    flip: bool = False,
+) -> np.ndarray:
+    """2x3 float32 affine from image pixels to a square ``size`` crop around a box.
+
+    The crop is centred on the box centre (+ ``shift`` x box size), side ``CROP_PAD * scale`` x the
+    longer box side, rotated by ``rot_deg`` and optionally mirrored (the defaults are the inference crop).
+    """
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    w, h = max(x1 - x0, 2.0), max(y1 - y0, 2.0)
+    cx, cy = (x0 + x1) / 2 + shift[0] * w, (y0 + y1) / 2 + shift[1] * h
+    k = size / (CROP_PAD * scale * max(w, h))
+    a = math.radians(rot_deg)
+    lin = k * np.array([[math.cos(a), math.sin(a)], [-math.sin(a), math.cos(a)]], dtype=np.float64)
+    if flip:
+        lin = np.diag([-1.0, 1.0]) @ lin
+    t = np.array([size / 2, size / 2]) - lin @ np.array([cx, cy])
+    return np.hstack([lin, t[:, None]]).astype(np.float32)
+
+
+def warp_square(image: np.ndarray, matrix: np.ndarray, size: int, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """(size, size, C) crop of an image under a 2x3 affine, padded with ``PAD_VALUE`` grey."""
+    return cv2.warpAffine(
+        image,
+        matrix,
+        (size, size),
+        flags=interpolation,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(PAD_VALUE, PAD_VALUE, PAD_VALUE),
+    )
+
+
+def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine to (N, 2) points."""
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def to_cells(xy: np.ndarray, stride: int = STRIDE) -> np.ndarray:
+    """Pixel coordinates -> heatmap-cell coordinates (pixel-centre convention)."""
+    return (xy + 0.5) / stride - 0.5
+
+
+def from_cells(uv: np.ndarray, stride: int = STRIDE) -> np.ndarray:
+    """Heatmap-cell coordinates -> pixel coordinates (inverse of ``to_cells``)."""
+    return (uv + 0.5) * stride - 0.5
+
+
+def letterbox_matrix(width: int, height: int, size: int) -> np.ndarray:
+    """2x3 affine that fits an image into a ``size`` canvas (top-left aligned, aspect kept)."""
+    k = size / max(width, height)
+    return np.array([[k, 0, 0], [0, k, 0]], dtype=np.float32)
+
+
+def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, tuple[float, float]]:
+    """Whole frame for the detector: longer side ``size``, top-left aligned, grey-padded to multiples of 32.
+
+    Returns
+    -------
+    canvas : np.ndarray
+        (H', W', C) uint8, H' and W' multiples of 32.
+    scale : tuple of float
+        (sx, sy): canvas pixels times these give image pixels.
+    """
+    h, w = image.shape[:2]
+    k = size / max(h, w)
+    nw, nh = max(1, round(w * k)), max(1, round(h * k))
+    canvas = np.full((-(-nh // 32) * 32, -(-nw // 32) * 32, image.shape[2]), PAD_VALUE, np.uint8)
+    canvas[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+    return canvas, (w / nw, h / nh)
