@@ -2,7 +2,9 @@
 
 Usage: python benchmarks/bench_model.py [--frames 60] [--threads 2] [--model MANIFEST] [--flip-test]
 
-Frames: Animal-Pose dog images from ../shared resized to 1280x720 (synthetic noise if absent).
+Frames: Animal-Pose dog images from ../shared resized to 1280x720 (synthetic noise if absent); the
+video-tracker row follows the dog through the real clip in ../shared/data/videos scaled to 720p
+(detection every 10th frame, keypoints in the carried-over box in between, as ``analyze`` does).
 A 720p H.264 clip of those frames is encoded with PyAV into a temp dir and decoded to measure
 the decoder's speed on the same machine. No assertions; prints a table.
 """
@@ -21,6 +23,7 @@ from vision.model.detector import DogPoseModel
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "animalpose" / "images"
+CLIP = REPO.parent / "shared" / "data" / "videos" / "forever_dog" / "dog.mp4"
 
 
 def frames_720p(n: int) -> list[np.ndarray]:
@@ -30,6 +33,21 @@ def frames_720p(n: int) -> list[np.ndarray]:
         return [cv2.resize(f, (1280, 720), interpolation=cv2.INTER_LINEAR) for f in out]
     rng = np.random.default_rng(0)
     return [rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def clip_frames_720p(n: int) -> list[np.ndarray] | None:
+    """The first n frames of the real dog clip in ../shared, scaled to 1280x720 (None if absent)."""
+    if not CLIP.is_file():
+        return None
+    import av
+
+    out = []
+    with av.open(str(CLIP)) as inp:
+        for fr in inp.decode(video=0):
+            out.append(cv2.resize(fr.to_ndarray(format="rgb24"), (1280, 720), interpolation=cv2.INTER_LINEAR))
+            if len(out) == n:
+                break
+    return out
 
 
 def decode_fps(frames: list[np.ndarray]) -> float:
@@ -81,6 +99,14 @@ def main() -> None:
         if not dets:
             model.keypoints_in_box(f, box)
     one_dog_fps = len(frames) / (time.perf_counter() - t)
+    from vision.pose.backend import ModelTracker
+
+    clip = clip_frames_720p(max(args.frames, 120)) or frames
+    tracker = ModelTracker(model, min_score=model.score_threshold)
+    t = time.perf_counter()
+    for f in clip:
+        tracker.get_pose(f)
+    tracker_fps = len(clip) / (time.perf_counter() - t)
     dec = decode_fps(frames)
     title = f"720p, onnxruntime threads={args.threads}" + (", flip test" if args.flip_test else "")
     print(f"{title:<44}{'fps':>8}{'x decode':>10}")
@@ -89,6 +115,7 @@ def main() -> None:
         (f"detect + keypoints (all dogs found: {n_dogs / len(frames):.2f}/frame)", det_fps),
         ("detect + keypoints, exactly one dog/frame", one_dog_fps),
         ("keypoints_in_box only (tracking)", kp_fps),
+        (f"video tracker, real clip (detect every {tracker.redetect_every}th)", tracker_fps),
         ("PyAV H.264 decode to RGB", dec),
     ]
     for name, fps in rows:
