@@ -1,6 +1,9 @@
 """Train the Hindsight dog detector and keypoint networks on Animal-Pose (CPU).
 
-Usage: ``python -m vision.model.train [--task {both,keypoints,detector}] [--minutes N] [--resume] [--init CKPT]``
+Usage: ``python -m vision.model.train [--task {both,keypoints,detector}] [--minutes N] [--resume] [--init PATH]``
+
+``--init models/dog_pose.json`` continues training the shipped networks (rebuilt from their ONNX
+files by ``vision.model.recover``): checkpoints stay on the machine that made them.
 
 Two networks (model version 0.2), trained side by side with one thread each by ``--task both``,
 which then exports them to ``models/`` and evaluates:
@@ -218,7 +221,13 @@ def main(argv: list[str] | None = None) -> None:
         default="both",
         help="both = the two networks side by side (one thread each), then export to models/ and evaluate",
     )
-    ap.add_argument("--init", type=Path, default=None, help="checkpoint to start from (backbone for keypoints)")
+    ap.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from a model manifest (models/dog_pose.json: continue the shipped networks) "
+        "or a checkpoint .pt (backbone only for keypoints)",
+    )
     ap.add_argument("--data", type=Path, default=ds.default_data_root(REPO))
     ap.add_argument("--minutes", type=float, default=85.0, help="total training time budget (all runs)")
     ap.add_argument("--resume", action="store_true")
@@ -258,8 +267,17 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
 
-    net: Any = KeypointNet(pretrained=True) if kp_task else DogPoseNet(pretrained=True)
-    if args.init is not None:
+    previous: dict[str, Any] | None = None
+    if args.init is not None and args.init.suffix == ".json":  # a shipped model: continue training it
+        from vision.model.recover import recover_network
+
+        net: Any = recover_network(args.init, args.task)
+        meta = json.loads(args.init.read_text(encoding="utf-8"))
+        previous = {"version": meta.get("version"), **(meta.get("training") or {}).get(args.task, {})}
+        log(f"init from {args.init}: the shipped {args.task} network", flush=True)
+    else:
+        net = KeypointNet(pretrained=True) if kp_task else DogPoseNet(pretrained=True)
+    if args.init is not None and args.init.suffix != ".json":
         init = torch.load(args.init, map_location="cpu", weights_only=False)["model"]
         if kp_task:  # backbone only
             init = {k: v for k, v in init.items() if k.startswith(("stem.", "blocks."))}
@@ -329,6 +347,7 @@ def main(argv: list[str] | None = None) -> None:
             "det_size": args.det_size,
             "crop_sizes": [160, 192] if kp_task else [],
             "init": str(args.init.name) if args.init else "ImageNet",
+            "init_training": previous,  # lineage: how the starting weights were trained
             "det_every": args.det_every,
             "frozen_blocks": args.frozen_blocks,
             "seed": args.seed,
