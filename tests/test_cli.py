@@ -189,3 +189,21 @@ def test_bad_input_leaves_the_file_untouched(tmp_path):
     p.write_bytes(b"not a video at all")
     run("analyze", str(p))
     assert p.read_bytes() == b"not a video at all"
+
+
+def test_keypoints_reports_each_bad_image_and_goes_on(tmp_path):
+    bad = _bad_inputs(tmp_path)
+    blank = tmp_path / "blank.png"
+    import cv2
+
+    cv2.imwrite(str(blank), np.full((120, 160, 3), 128, np.uint8))
+    paths = [str(p) for p in bad.values()] + [str(blank)]
+    out = run("keypoints", *paths, "--json")
+    assert out.returncode == 2, out.stderr
+    entries = json.loads(out.stdout)
+    assert [e["image"] for e in entries] == paths
+    assert all("error" in e and e["dogs"] == [] for e in entries[:-1])
+    assert entries[-1] == {"image": str(blank), "dogs": []}
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == len(bad) and all(line.startswith("error: ") for line in lines), out.stderr
+    assert "Traceback" not in out.stderr and "\x1b" not in out.stderr and "WARN" not in out.stderr

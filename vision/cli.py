@@ -181,8 +181,12 @@ def cmd_keypoints(args: argparse.Namespace) -> int:
         _print_json(entries)
     else:
         for e in entries:
-            print(f"{safe_name(e['image'])}: {len(e['dogs'])} dog(s)")
-    return 0
+            if "error" not in e:
+                print(f"{safe_name(e['image'])}: {len(e['dogs'])} dog(s)")
+    for e in entries:
+        if "error" in e:
+            print(f"error: {safe_name(e['error'])}", file=sys.stderr)
+    return 2 if any("error" in e for e in entries) else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -146,8 +146,12 @@ def test_detects_real_dog_and_report(model, tmp_path):
         _check(d, *img.shape[:2])
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not an image")
-    with pytest.raises(ValueError, match="cannot read image: broken.jpg"):
-        keypoints_report([str(bad)], model)
+    good = str(DATA / "images" / rec.file)
+    mixed = keypoints_report([str(bad), good, str(tmp_path)], model)
+    assert [e["image"] for e in mixed] == [str(bad), good, str(tmp_path)]
+    assert mixed[0] == {"image": str(bad), "dogs": [], "error": "cannot read image: broken.jpg"}
+    assert mixed[1]["dogs"] == dogs and "error" not in mixed[1]  # a bad file loses nothing else
+    assert mixed[2]["error"].startswith("not a file")
 
 
 def test_regression_hind_limb_pck_first_30_val_dogs(model):

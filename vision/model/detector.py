@@ -376,6 +376,26 @@ class DogPoseModel:
         return out
 
 
+def read_image_rgb(path: str | Path) -> np.ndarray:
+    """Decode an image file to HxWx3 uint8 RGB.
+
+    Raises
+    ------
+    HindsightInputError
+        One plain line naming the file when it is missing, not a file, empty or not a readable image.
+    """
+    from vision.errors import HindsightInputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise HindsightInputError(f"not a file: {path.name or str(path)}")
+    data = np.fromfile(path, dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise HindsightInputError(f"cannot read image: {path.name}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
 def keypoints_report(paths: list[str], model: DogPoseModel | None = None) -> list[dict[str, Any]]:
     """Detect dogs and keypoints in image files.
 
@@ -389,15 +409,19 @@ def keypoints_report(paths: list[str], model: DogPoseModel | None = None) -> lis
     Returns
     -------
     list of dict
-        ``{"image": path, "dogs": [{"bbox_xyxy", "score", "keypoints": {name: [x, y, conf]}}]}``.
+        One entry per path, in order: ``{"image": path, "dogs": [{"bbox_xyxy", "score", "keypoints":
+        {name: [x, y, conf]}}]}``; an unreadable file gives ``"dogs": []`` and ``"error": message``.
     """
+    from vision.errors import HindsightInputError
+
     model = model or DogPoseModel.load()
-    report = []
+    report: list[dict[str, Any]] = []
     for p in paths:
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-        if img is None:
-            raise ValueError(f"cannot read image: {Path(p).name}")
-        dogs = model.detect(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        try:
+            image = read_image_rgb(p)
+        except HindsightInputError as exc:
+            report.append({"image": str(p), "dogs": [], "error": str(exc)})
+            continue
         report.append(
             {
                 "image": str(p),
@@ -407,7 +431,7 @@ def keypoints_report(paths: list[str], model: DogPoseModel | None = None) -> lis
                         "score": float(d.score),
                         "keypoints": {n: [float(v) for v in d.keypoints[k]] for k, n in enumerate(CANONICAL_KEYPOINTS)},
                     }
-                    for d in dogs
+                    for d in model.detect(image)
                 ],
             }
         )
