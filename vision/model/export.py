@@ -2,6 +2,10 @@
 
 Usage: ``python -m vision.model.export [--detector checkpoints/detector/best.pt]
 [--keypoints checkpoints/keypoints/best.pt] [--out models/dog_pose.json] [--calibrate-only]``
+
+``--detector`` / ``--keypoints`` also take a model manifest (``models/dog_pose.json``): that network
+is rebuilt from its ONNX file and exported unchanged, e.g. to ship a new keypoint network with the
+current detector.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 from vision.anatomy import CANONICAL_KEYPOINTS
 
 REPO = Path(__file__).resolve().parents[2]
-VERSION = "0.2.0"
+VERSION = "0.3.0"
 DET_SIZE = 256
 KP_SIZE = 192
 
@@ -323,35 +327,48 @@ def fit_score_threshold(manifest_path: Path, data_root: Path, n_images: int = 30
     }
 
 
+def _load_source(role: str, source: Path) -> tuple[Any, dict[str, Any]]:
+    """A network and its training summary from a checkpoint ``.pt`` or a model manifest ``.json`` (kept as is)."""
+    import torch
+
+    from vision.model.network import DogPoseNet, KeypointNet
+
+    if source.suffix == ".json":
+        from vision.model.recover import recover_network
+
+        meta = json.loads(source.read_text(encoding="utf-8"))
+        return recover_network(source, role), dict((meta.get("training") or {}).get(role, {}))
+    net = DogPoseNet(pretrained=False) if role == "detector" else KeypointNet(pretrained=False)
+    ckpt = torch.load(source, map_location="cpu", weights_only=False)
+    net.load_state_dict(ckpt["model"])
+    return net, {**ckpt.get("summary", {}), "validation": ckpt.get("metrics", {})}
+
+
 def main(argv: list[str] | None = None) -> None:
     """CLI: export both checkpoints, write the manifest and fit the score calibration."""
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--detector", type=Path, default=REPO / "checkpoints" / "detector" / "best.pt")
-    ap.add_argument("--keypoints", type=Path, default=REPO / "checkpoints" / "keypoints" / "best.pt")
+    keep = "; a model manifest (.json) re-exports that model's network unchanged"
+    ap.add_argument(
+        "--detector", type=Path, default=REPO / "checkpoints" / "detector" / "best.pt", help="checkpoint" + keep
+    )
+    ap.add_argument(
+        "--keypoints", type=Path, default=REPO / "checkpoints" / "keypoints" / "best.pt", help="checkpoint" + keep
+    )
     ap.add_argument("--out", type=Path, default=REPO / "models" / "dog_pose.json", help="manifest path")
     ap.add_argument("--calibrate-only", action="store_true", help="only refit the score calibration")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "animalpose")
     args = ap.parse_args(argv)
     out: Path = args.out
     if not args.calibrate_only:
-        import torch
-
-        from vision.model.network import DogPoseNet, KeypointNet
-
         out.parent.mkdir(parents=True, exist_ok=True)
         files = manifest()["files"]
         summaries = {}
-        for role, ckpt_path, net in (
-            ("detector", args.detector, DogPoseNet(pretrained=False)),
-            ("keypoints", args.keypoints, KeypointNet(pretrained=False)),
-        ):
-            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-            net.load_state_dict(ckpt["model"])
+        for role, source in (("detector", args.detector), ("keypoints", args.keypoints)):
+            net, summaries[role] = _load_source(role, source)
             target = out.parent / files[role]
             (export_detector_onnx if role == "detector" else export_keypoints_onnx)(net, target)
             target.with_suffix(".json").unlink(missing_ok=True)
             store_weights_fp16(target)
-            summaries[role] = {**ckpt.get("summary", {}), "validation": ckpt.get("metrics", {})}
             print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB)")
         target = out.parent / files["verifier"]
         export_verifier_onnx(target)
