@@ -1,0 +1,41 @@
+"""Training schedule and losses (needs the ``train`` extra: torch)."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+torch = pytest.importorskip("torch", reason="torch (the train extra) is not installed")
+
+from vision.model.train import focal_loss, progress_schedule  # noqa: E402
+
+
+def test_head_warms_up_before_the_backbone():
+    head0, bb0 = progress_schedule(0.0, 0)
+    assert 0 < head0 < 0.05 and bb0 == 0.0
+    head, bb = progress_schedule(0.01, 149)
+    assert head == pytest.approx(1.0, abs=0.01) and bb == 0.0
+    _, bb = progress_schedule(0.01, 150)
+    assert 0 < bb < 0.01
+    _, bb = progress_schedule(0.05, 349)
+    assert bb == pytest.approx(progress_schedule(0.05, 349)[0])
+
+
+@given(st.floats(0, 1), st.floats(0, 1), st.integers(400, 100_000))
+def test_cosine_decay_is_monotone_and_floored(p1, p2, step):
+    lo, hi = sorted((p1, p2))
+    assert progress_schedule(hi, step)[0] <= progress_schedule(lo, step)[0] + 1e-12
+    assert progress_schedule(1.0, step) == pytest.approx((0.02, 0.02))
+    assert progress_schedule(2.0, step) == progress_schedule(1.0, step)  # a resumed, overrun budget stays at the floor
+
+
+def test_focal_loss_rewards_the_right_centre():
+    gt = torch.zeros(1, 1, 16, 16)
+    ys, xs = np.mgrid[0:16, 0:16]
+    gt[0, 0] = torch.from_numpy(np.exp(-((xs - 5) ** 2 + (ys - 9) ** 2) / 4.0).astype(np.float32))
+    gt[0, 0, 9, 5] = 1.0
+    right = torch.full((1, 1, 16, 16), -6.0)
+    right[0, 0, 9, 5] = 6.0
+    wrong = torch.full((1, 1, 16, 16), -6.0)
+    wrong[0, 0, 2, 12] = 6.0
+    assert focal_loss(right, gt) < 0.01 < focal_loss(wrong, gt)
