@@ -228,6 +228,8 @@ class DogPoseModel:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # Three sessions run one after another on the same cores: idle worker threads must not spin.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         sessions = {
             role: ort.InferenceSession(str(f), opts, providers=["CPUExecutionProvider"]) for role, f in files.items()
