@@ -5,7 +5,7 @@ Usage: ``python -m vision.model.train [--task {both,keypoints,detector}] [--minu
 ``--init models/dog_pose.json`` continues training the shipped networks (rebuilt from their ONNX
 files by ``vision.model.recover``): checkpoints stay on the machine that made them.
 
-Two networks (model version 0.2), trained side by side with one thread each by ``--task both``,
+Two networks (since model 0.2), trained side by side with one thread each by ``--task both``,
 which then exports them to ``models/`` and evaluates:
 
 - ``keypoints``: the top-down ``KeypointNet`` (EfficientNet-Lite0 + three transposed convolutions
