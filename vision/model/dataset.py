@@ -308,8 +308,20 @@ def detection_sample(
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as HxWx3 uint8 RGB; ValueError if unreadable."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    """Decode an image file to HxWx3 uint8 RGB.
+
+    Raises
+    ------
+    HindsightInputError
+        One plain line naming the file when it is missing, not a file, empty or not a readable image.
+    """
+    from vision.errors import HindsightInputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise HindsightInputError(f"not a file: {path.name or str(path)}")
+    data = np.fromfile(path, dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if img is None:
-        raise ValueError(f"cannot read image: {Path(path).name}")
+        raise HindsightInputError(f"cannot read image: {path.name}")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from vision.anatomy import CANONICAL_KEYPOINTS, symmetric_pairs
+from vision.model.dataset import read_rgb
 from vision.model.geometry import STRIDE, crop_matrix, from_cells, letterbox, warp_square
 
 
@@ -378,26 +379,6 @@ class DogPoseModel:
         return out
 
 
-def read_image_rgb(path: str | Path) -> np.ndarray:
-    """Decode an image file to HxWx3 uint8 RGB.
-
-    Raises
-    ------
-    HindsightInputError
-        One plain line naming the file when it is missing, not a file, empty or not a readable image.
-    """
-    from vision.errors import HindsightInputError
-
-    path = Path(path)
-    if not path.is_file():
-        raise HindsightInputError(f"not a file: {path.name or str(path)}")
-    data = np.fromfile(path, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if img is None:
-        raise HindsightInputError(f"cannot read image: {path.name}")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
 def keypoints_report(paths: list[str], model: DogPoseModel | None = None) -> list[dict[str, Any]]:
     """Detect dogs and keypoints in image files.
 
@@ -420,7 +401,7 @@ def keypoints_report(paths: list[str], model: DogPoseModel | None = None) -> lis
     report: list[dict[str, Any]] = []
     for p in paths:
         try:
-            image = read_image_rgb(p)
+            image = read_rgb(p)
         except HindsightInputError as exc:
             report.append({"image": str(p), "dogs": [], "error": str(exc)})
             continue
