@@ -132,8 +132,7 @@ def decode_detections(det: np.ndarray, max_dets: int, min_score: float) -> np.nd
     order = np.argsort(-score[ys, xs])[: max_dets * 3]
     boxes = []
     for iy, ix in zip(ys[order], xs[order], strict=True):
-        cx = (ix + det[1, iy, ix] + 0.5) * STRIDE - 0.5
-        cy = (iy + det[2, iy, ix] + 0.5) * STRIDE - 0.5
+        cx, cy = from_cells(np.array([ix + det[1, iy, ix], iy + det[2, iy, ix]]))
         bw = float(np.exp(np.clip(det[3, iy, ix], -3, 6))) * STRIDE
         bh = float(np.exp(np.clip(det[4, iy, ix], -3, 6))) * STRIDE
         boxes.append((cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2, float(score[iy, ix])))

@@ -334,10 +334,9 @@ def _load_source(role: str, source: Path) -> tuple[Any, dict[str, Any]]:
     from vision.model.network import DogPoseNet, KeypointNet
 
     if source.suffix == ".json":
-        from vision.model.recover import recover_network
+        from vision.model.recover import recover_network, shipped_training
 
-        meta = json.loads(source.read_text(encoding="utf-8"))
-        return recover_network(source, role), dict((meta.get("training") or {}).get(role, {}))
+        return recover_network(source, role), shipped_training(source, role)
     net = DogPoseNet(pretrained=False) if role == "detector" else KeypointNet(pretrained=False)
     ckpt = torch.load(source, map_location="cpu", weights_only=False)
     net.load_state_dict(ckpt["model"])

@@ -11,6 +11,7 @@ the stored weights); :func:`recover_network` checks this before returning.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,12 @@ def load_onnx_weights(module: Any, onnx_path: str | Path, size: int) -> None:
             bn.bias.copy_(shift)
             bn.running_mean.copy_(mean)
             bn.running_var.copy_(var)
+
+
+def shipped_training(manifest: str | Path, role: str) -> dict[str, Any]:
+    """The training summary a model manifest records for one network (``{}`` when none)."""
+    meta = json.loads(Path(manifest).read_text(encoding="utf-8"))
+    return {"version": meta.get("version"), **((meta.get("training") or {}).get(role) or {})}
 
 
 def recover_network(manifest: str | Path, role: str, check_size: int = 128) -> Any:

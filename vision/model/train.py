@@ -269,11 +269,10 @@ def main(argv: list[str] | None = None) -> None:
 
     previous: dict[str, Any] | None = None
     if args.init is not None and args.init.suffix == ".json":  # a shipped model: continue training it
-        from vision.model.recover import recover_network
+        from vision.model.recover import recover_network, shipped_training
 
         net: Any = recover_network(args.init, args.task)
-        meta = json.loads(args.init.read_text(encoding="utf-8"))
-        previous = {"version": meta.get("version"), **(meta.get("training") or {}).get(args.task, {})}
+        previous = shipped_training(args.init, args.task)
         log(f"init from {args.init}: the shipped {args.task} network", flush=True)
     else:
         net = KeypointNet(pretrained=True) if kp_task else DogPoseNet(pretrained=True)
