@@ -197,3 +197,34 @@ def test_flip_test_keeps_schema_and_is_mirror_consistent(model):
     back = swap_pairs(mirrored.keypoints)
     back[:, 0] = 319 - back[:, 0]
     np.testing.assert_allclose(back[:, :2], det.keypoints[:, :2], atol=0.05)
+
+
+def test_refined_box_is_fitted_around_the_first_pass_keypoints(model):
+    from vision.model.geometry import box_around_points
+
+    recs = _val_dogs(5)
+    rec = next(r for r in recs if len(r.instances) == 1)
+    img = cv2.cvtColor(cv2.imread(str(DATA / "images" / rec.file)), cv2.COLOR_BGR2RGB)
+    assert model.box_refinement is not None, "the shipped manifest gives box_from_keypoints"
+    coarse = model.detect(img, refine=False)
+    refined = model.detect(img)  # the manifest turns refinement on
+    assert coarse and len(refined) == len(coarse)
+    cfg = model.box_refinement
+    for c, r in zip(coarse, refined, strict=True):
+        assert r.score == c.score
+        ok = c.keypoints[:, 2] >= cfg["min_confidence"]
+        assert ok.sum() >= cfg["min_points"]
+        want = box_around_points(c.keypoints[ok, :2], tuple(cfg["margins"]), img.shape)
+        np.testing.assert_allclose(r.bbox_xyxy, want, atol=1e-3)
+        again = model.keypoints_in_box(img, want)
+        np.testing.assert_allclose(r.keypoints, again.keypoints, atol=1e-4)
+        _check(r, *img.shape[:2])
+
+
+def test_refinement_keeps_a_detection_without_confident_keypoints(model):
+    img = np.full((120, 160, 3), 90, np.uint8)
+    kp = np.zeros((20, 3), np.float32)
+    kp[:, :2] = 50
+    kp[:3, 2] = 0.9  # three confident points: fewer than min_points
+    det = DogDetection(np.array([10, 10, 90, 90], np.float32), 0.7, kp)
+    assert model.refine_boxes(img, [det])[0] is det

@@ -45,3 +45,39 @@ def test_fp16_storage_halves_weights_and_keeps_outputs(tmp_path):
     np.testing.assert_allclose(after, before, atol=2e-3 * np.abs(before).max())
     # not bit-identical: the weights really went through float16
     assert not np.array_equal(after, before)
+
+
+def _instance(species, box, points):
+    from vision.model.dataset import Instance
+
+    kp = np.zeros((20, 3), np.float32)
+    kp[: len(points), :2] = points
+    kp[: len(points), 2] = 1
+    return Instance(species, np.array(box, np.float32), kp)
+
+
+def test_box_margins_fit_the_labelled_gaps_and_pool_left_right():
+    from vision.model.dataset import Record
+    from vision.model.export import fit_box_margins
+
+    rng = np.random.default_rng(3)
+    records = []
+    for i in range(40):
+        pts = rng.uniform(0, 1, (10, 2))
+        pts[0], pts[1] = (0, 0), (1, 0.5)  # extent 1 in x (longer side), scaled below
+        scale = rng.uniform(50, 300)
+        pts = pts * scale + 100
+        (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+        left, right = (0.05, 0.15) if i % 2 else (0.15, 0.05)  # facing left or right
+        box = [x0 - left * scale, y0 - 0.2 * scale, x1 + right * scale, y1 + 0.02 * scale]
+        split = "train" if i < 30 else "val"
+        records.append(
+            Record(f"{i}.jpg", split, 800, 800, (_instance("dog", box, pts), _instance("cat", box, pts[:2])))
+        )
+    fit = fit_box_margins(records)
+    side, top, side2, bottom = fit["margins"]
+    assert side == side2 == pytest.approx(0.10, abs=0.051)  # pooled: between 0.05 and 0.15
+    assert top == pytest.approx(0.2, abs=1e-3) and bottom == pytest.approx(0.02, abs=1e-3)
+    assert fit["fitted_on"].startswith("30 training dogs")  # val split and sparse cats ignored
+    with pytest.raises(ValueError, match="no training horse"):
+        fit_box_margins(records, species="horse")

@@ -60,3 +60,28 @@ def test_letterbox_keeps_aspect_and_maps_back(h, w):
         h // 4, abs=2 * sy + 1
     )
     assert (canvas[-1, -1] == geo.PAD_VALUE).all() or canvas.shape[:2] == (round(h / sy), round(w / sx))
+
+
+@given(
+    st.lists(st.tuples(st.floats(0, 600), st.floats(0, 400)), min_size=1, max_size=20),
+    st.tuples(*[st.floats(0, 0.5)] * 4),
+)
+def test_box_around_points_holds_the_points_with_margins_in_units_of_extent(points, margins):
+    xy = np.array(points, np.float64)
+    box = geo.box_around_points(xy, margins, (400, 600, 3))
+    extent = max(np.ptp(xy[:, 0]), np.ptp(xy[:, 1]))
+    assert box.dtype == np.float32
+    assert 0 <= box[0] <= xy[:, 0].min() + 1e-3 and xy[:, 0].max() - 1e-3 <= box[2] <= 600
+    assert 0 <= box[1] <= xy[:, 1].min() + 1e-3 and xy[:, 1].max() - 1e-3 <= box[3] <= 400
+    want = [
+        max(0.0, xy[:, 0].min() - margins[0] * extent),
+        max(0.0, xy[:, 1].min() - margins[1] * extent),
+        min(600.0, xy[:, 0].max() + margins[2] * extent),
+        min(400.0, xy[:, 1].max() + margins[3] * extent),
+    ]
+    np.testing.assert_allclose(box, want, rtol=1e-5, atol=1e-3)
+
+
+def test_box_around_points_needs_four_margins():
+    with pytest.raises(ValueError, match="left, top, right, bottom"):
+        geo.box_around_points(np.zeros((3, 2)), (0.1, 0.1), (10, 10))

@@ -22,7 +22,7 @@ import numpy as np
 
 from vision.anatomy import CANONICAL_KEYPOINTS, symmetric_pairs
 from vision.model.dataset import read_rgb
-from vision.model.geometry import STRIDE, crop_matrix, from_cells, letterbox, warp_square
+from vision.model.geometry import STRIDE, box_around_points, crop_matrix, from_cells, letterbox, warp_square
 
 
 @dataclass(frozen=True)
@@ -194,6 +194,10 @@ class DogPoseModel:
         self.score_threshold = float(thr) if isinstance(thr, (int, float)) and 0 < thr < 1 else 0.3
         #: Average each crop's heatmaps with those of its mirror image (left/right channels swapped).
         self.flip_test = bool(meta.get("inference", {}).get("flip_test", False))
+        #: Second keypoint pass in a box fitted around the first pass's keypoints (see :meth:`detect`):
+        #: ``{"margins": [left, top, right, bottom], "min_confidence": c, "min_points": n}`` or None.
+        refine = meta.get("inference", {}).get("box_from_keypoints")
+        self.box_refinement: dict[str, Any] | None = refine if isinstance(refine, dict) else None
 
     @classmethod
     def load(cls, path: str | Path | None = None, threads: int = 2) -> DogPoseModel:
@@ -249,8 +253,15 @@ class DogPoseModel:
         both = self._kp.run(None, {name: np.concatenate([batch, batch[..., ::-1]])})[0]
         return 0.5 * (both[:n] + mirror_heatmaps(both[n:]))
 
-    def detect(self, image_rgb: np.ndarray, max_dogs: int = 5, min_score: float | None = None) -> list[DogDetection]:
+    def detect(
+        self, image_rgb: np.ndarray, max_dogs: int = 5, min_score: float | None = None, refine: bool | None = None
+    ) -> list[DogDetection]:
         """Find dogs in a whole frame, best first.
+
+        The detector's boxes are coarse (a 256 px view of the frame). With ``refine``, each dog's
+        keypoints are read a second time in a box around its confident first-pass keypoints, widened
+        by the margins fitted on the training labels (``box_from_keypoints`` in the manifest); that
+        box is the one returned. It costs one more keypoint pass per dog.
 
         Parameters
         ----------
@@ -260,6 +271,8 @@ class DogPoseModel:
             Maximum number of dogs returned.
         min_score : float or None
             Minimum dog score; None -> the model's fitted ``score_threshold``.
+        refine : bool or None
+            Refine boxes from keypoints; None -> when the manifest gives ``box_from_keypoints``.
 
         Returns
         -------
@@ -275,7 +288,33 @@ class DogPoseModel:
         keep = keep[np.argsort(-score[keep], kind="stable")]
         if len(keep) == 0:
             return []
-        return self._keypoints(image_rgb, boxes[keep], score[keep])
+        found = self._keypoints(image_rgb, boxes[keep], score[keep])
+        if refine or (refine is None and self.box_refinement is not None):
+            found = self.refine_boxes(image_rgb, found)
+        return found
+
+    def refine_boxes(self, image_rgb: np.ndarray, detections: list[DogDetection]) -> list[DogDetection]:
+        """Keypoints read again in boxes fitted around each detection's confident keypoints.
+
+        A detection with fewer than ``min_points`` keypoints at ``min_confidence`` is kept as it is.
+        Without ``box_from_keypoints`` in the manifest, the margins are 0.09 of the keypoints' extent.
+        """
+        cfg = self.box_refinement or {}
+        margins = tuple(float(m) for m in cfg.get("margins", (0.09,) * 4))
+        min_conf, min_points = float(cfg.get("min_confidence", 0.2)), int(cfg.get("min_points", 4))
+        todo, boxes = [], []
+        for i, d in enumerate(detections):
+            ok = np.isfinite(d.keypoints[:, :2]).all(axis=1) & (d.keypoints[:, 2] >= min_conf)
+            if ok.sum() >= min_points:
+                todo.append(i)
+                boxes.append(box_around_points(d.keypoints[ok, :2], margins, image_rgb.shape))
+        if not todo:
+            return detections
+        scores = np.array([detections[i].score for i in todo], np.float32)
+        out = list(detections)
+        for i, d in zip(todo, self._keypoints(image_rgb, np.stack(boxes), scores), strict=True):
+            out[i] = d
+        return out
 
     def candidates(
         self, image_rgb: np.ndarray, max_dogs: int = 5, min_score: float | None = None

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from vision.anatomy import CANONICAL_KEYPOINTS
+from vision.model.dataset import load_animalpose, read_rgb
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION = "0.3.0"
@@ -232,7 +233,6 @@ def fit_score_calibration(manifest_path: Path, data_root: Path, n_images: int = 
     dict
         ``{"a", "b", "c", "n_peaks", "n_positive", "n_images"}``.
     """
-    from vision.model.dataset import load_animalpose, read_rgb
     from vision.model.detector import DogPoseModel, _logit
     from vision.model.metrics import box_iou
 
@@ -280,6 +280,45 @@ def fit_score_calibration(manifest_path: Path, data_root: Path, n_images: int = 
     }
 
 
+def fit_box_margins(records: list[Any], species: str = "dog", min_labelled: int = 8) -> dict[str, Any]:
+    """Margins of the labelled boxes around their labelled keypoints, for boxes refined from keypoints.
+
+    Median over the training animals with at least ``min_labelled`` labelled keypoints of each side's
+    gap, as a fraction of the keypoints' longer extent; left and right are pooled (a dog faces
+    either way). The result is the manifest's ``inference.box_from_keypoints``.
+
+    Parameters
+    ----------
+    records : list of dataset.Record
+        Animal-Pose records; only the ``train`` split is used.
+    """
+    gaps = []
+    for rec in records:
+        if rec.split != "train":
+            continue
+        for inst in rec.instances:
+            kp = inst.keypoints
+            ok = kp[:, 2] > 0
+            if inst.species != species or ok.sum() < min_labelled:
+                continue
+            (x0, y0), (x1, y1) = kp[ok, :2].min(axis=0), kp[ok, :2].max(axis=0)
+            extent = max(x1 - x0, y1 - y0, 1.0)
+            bx0, by0, bx1, by1 = inst.bbox
+            gaps.append(((x0 - bx0) / extent, (y0 - by0) / extent, (bx1 - x1) / extent, (by1 - y1) / extent))
+    if not gaps:
+        raise ValueError(f"no training {species} with {min_labelled} labelled keypoints")
+    g = np.asarray(gaps)
+    side = float(np.median(np.concatenate([g[:, 0], g[:, 2]])))
+    top, bottom = float(np.median(g[:, 1])), float(np.median(g[:, 3]))
+    return {
+        "margins": [round(side, 4), round(top, 4), round(side, 4), round(bottom, 4)],
+        # Keypoints the network is this sure of count; fewer than min_points -> the detector box stays.
+        "min_confidence": 0.2,
+        "min_points": 4,
+        "fitted_on": f"{len(g)} training {species}s with >= {min_labelled} labelled keypoints",
+    }
+
+
 def fit_score_threshold(manifest_path: Path, data_root: Path, n_images: int = 300) -> dict[str, Any]:
     """Pick the dog-score threshold on *training* images by Youden's J.
 
@@ -292,7 +331,6 @@ def fit_score_threshold(manifest_path: Path, data_root: Path, n_images: int = 30
     dict
         ``{"threshold", "found", "false_positive", "n_dog_images", "n_negative_images"}``.
     """
-    from vision.model.dataset import load_animalpose, read_rgb
     from vision.model.detector import DogPoseModel
     from vision.model.metrics import box_iou
 
@@ -374,6 +412,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB)")
         _atomic_write_bytes(out, json.dumps(manifest(summaries["detector"], summaries["keypoints"]), indent=1).encode())
     meta = json.loads(out.read_text())
+    meta.setdefault("inference", {})["box_from_keypoints"] = fit_box_margins(load_animalpose(args.data))
     meta["score_calibration"] = fit_score_calibration(out, args.data)
     meta.pop("score_threshold", None)
     _atomic_write_bytes(out, json.dumps(meta, indent=1).encode())

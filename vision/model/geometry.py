@@ -95,3 +95,31 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, tuple[float, fl
     canvas = np.full((-(-nh // 32) * 32, -(-nw // 32) * 32, image.shape[2]), PAD_VALUE, np.uint8)
     canvas[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
     return canvas, (w / nw, h / nh)
+
+
+def box_around_points(
+    xy: np.ndarray, margins: tuple[float, ...], image_shape: tuple[int, ...], min_px: float = 0.0
+) -> np.ndarray:
+    """Box (4,) float32 xyxy around points, widened by margins and clipped to the image.
+
+    Parameters
+    ----------
+    xy : np.ndarray
+        (N, 2) points, N >= 1, pixels.
+    margins : tuple of float
+        Left, top, right, bottom margin as fractions of the points' longer extent.
+    image_shape : tuple of int
+        (H, W, ...) of the image the box is clipped to.
+    min_px : float
+        Pixels added to every margin (keeps a box around nearly coincident points).
+    """
+    if len(margins) != 4:
+        raise ValueError(f"margins must be (left, top, right, bottom), got {margins!r}")
+    pts = np.asarray(xy, np.float64).reshape(-1, 2)
+    (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
+    extent = max(x1 - x0, y1 - y0)
+    left, top, right, bottom = (m * extent + min_px for m in margins)
+    h, w = image_shape[:2]
+    return np.array(
+        [max(0.0, x0 - left), max(0.0, y0 - top), min(float(w), x1 + right), min(float(h), y1 + bottom)], np.float32
+    )

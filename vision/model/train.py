@@ -238,6 +238,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--det-batch", type=int, default=16)
     ap.add_argument("--det-size", type=int, default=256)
     ap.add_argument("--det-every", type=int, default=1, help="train the detection head every N steps")
+    ap.add_argument(
+        "--crop-sizes",
+        default="160,192",
+        help="keypoint crop sizes: the first for the first 55%% of the time, the last after (one size: all along)",
+    )
+    ap.add_argument(
+        "--p-dog", default="0.35,0.85", help="share of dog crops, rising linearly from the first to the last"
+    )
     ap.add_argument("--frozen-blocks", type=int, default=3, help="backbone blocks kept at ImageNet weights")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=2)
@@ -309,8 +317,11 @@ def main(argv: list[str] | None = None) -> None:
     net.train()
     _freeze_bn(net)
 
+    crop_sizes = [int(v) for v in args.crop_sizes.split(",")]
+    p_dog_from, p_dog_to = (float(v) for v in (args.p_dog.split(",") * 2)[:2])
+
     def spec(s: int, prog: float) -> tuple[int, int, float]:
-        return s, (160 if prog < 0.55 else 192), 0.35 + 0.5 * prog
+        return s, (crop_sizes[0] if prog < 0.55 else crop_sizes[-1]), p_dog_from + (p_dog_to - p_dog_from) * prog
 
     # Background producer: batches depend only on (seed, step), so resumes are reproducible.
     q: queue.Queue[Any] = queue.Queue(maxsize=3)
@@ -344,7 +355,9 @@ def main(argv: list[str] | None = None) -> None:
             "kp_batch": args.kp_batch,
             "det_batch": args.det_batch,
             "det_size": args.det_size,
-            "crop_sizes": [160, 192] if kp_task else [],
+            "crop_sizes": crop_sizes if kp_task else [],
+            "p_dog": [p_dog_from, p_dog_to] if kp_task else None,
+            "lr": args.lr,
             "init": str(args.init.name) if args.init else "ImageNet",
             "init_training": previous,  # lineage: how the starting weights were trained
             "det_every": args.det_every,

@@ -11,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from vision.anatomy import CANONICAL_KEYPOINTS
+from vision.model.geometry import box_around_points
 
 
 @dataclass(frozen=True)
@@ -97,13 +98,7 @@ class ModelTracker:
         ok = np.isfinite(kp[:, :2]).all(axis=1) & (kp[:, 2] >= self.keypoint_threshold)
         if ok.sum() < 4:
             return None
-        x0, y0 = kp[ok, :2].min(axis=0)
-        x1, y1 = kp[ok, :2].max(axis=0)
-        w, h = x1 - x0, y1 - y0
-        pad = 0.15 * max(w, h) + 4
-        return np.array(
-            [max(0, x0 - pad), max(0, y0 - pad), min(shape[1], x1 + pad), min(shape[0], y1 + pad)], dtype=np.float32
-        )
+        return box_around_points(kp[ok, :2], (0.15,) * 4, shape, min_px=4.0)
 
     def get_pose(self, image_rgb: np.ndarray) -> FramePose:
         """Keypoints of the followed dog in this frame."""
