@@ -1,12 +1,17 @@
 """Evaluate the ONNX dog pose model on Animal-Pose.
 
 Usage: ``python -m vision.evaluate [--data PATH] [--split val] [--species dog] [--json]``
+or ``python -m vision.evaluate --clip VIDEO --reference POSES [--json]``
 
 Reports PCK@0.05 and PCK@0.1 (threshold = alpha x the longer side of the labelled box) per
 keypoint and for the hind-limb group, (a) for the full pipeline (detect on the whole image, then
 keypoints; predictions matched to the labelled animals by IoU, a missed animal counts as wrong)
 and (b) with keypoints computed in the ground-truth box; plus the share of animals found
 (IoU >= 0.5) in single-animal images.
+
+With ``--clip``, the model follows the dog through a video as ``analyze`` does and each keypoint's
+share of frames within 0.1 body length (nose to tail base) of a reference track is reported
+(``--reference``: any pose file ``vision.io.load_poses`` reads, e.g. another model's predictions).
 """
 
 from __future__ import annotations
@@ -122,6 +127,58 @@ def false_positive_rate(model: DogPoseModel, records: list[Record], image_dir: P
     return {"images": len(neg), "with_detection": float(np.mean(fp)) if fp else None}
 
 
+def clip_agreement(
+    video: Path, reference: Path, model_path: Path | None = None, tolerance: float = 0.1
+) -> dict[str, Any]:
+    """Follow the dog through ``video`` with the model and compare with a reference pose file.
+
+    Returns
+    -------
+    dict
+        ``{"video", "reference", "frames", "tolerance", "keypoints": reference_agreement(...)}`` over the
+        keypoints both have.
+    """
+    from vision.io import load_poses
+    from vision.model.metrics import reference_agreement
+    from vision.pose.backend import default_backend
+    from vision.pose.video_tracking import track_video
+    from vision.video import probe
+
+    info = probe(video)
+    ref = load_poses(reference, fps=info.fps)
+    ours = track_video(video, default_backend(str(model_path) if model_path else None)).tracks
+    if ours.sizes["time"] != ref.sizes["time"]:
+        raise ValueError(f"{video.name} has {ours.sizes['time']} frames, {reference.name} {ref.sizes['time']}")
+    names = tuple(str(n) for n in ref["keypoint"].values if n in set(ours["keypoint"].values))
+
+    def stack(ds: Any, var: str) -> np.ndarray:
+        return ds[var].sel(keypoint=list(names)).isel(individual=0).values
+
+    pred = stack(ours, "position").transpose(0, 2, 1)  # (time, keypoint, space)
+    agreement = reference_agreement(
+        pred, stack(ref, "position").transpose(0, 2, 1), stack(ref, "confidence"), names, tolerance
+    )
+    return {
+        "video": video.name,
+        "reference": reference.name,
+        "frames": int(ref.sizes["time"]),
+        "tolerance": tolerance,
+        "keypoints": agreement,
+    }
+
+
+def format_clip_table(result: dict[str, Any]) -> str:
+    """Plain-text table of :func:`clip_agreement`."""
+    head = f"{'keypoint':<18}{'frames':>8}{'within':>10}{'swap ok':>10}"
+    lines = [f"{result['video']} vs {result['reference']}: within {result['tolerance']} body length", head]
+    lines.append("-" * len(head))
+    for name, row in result["keypoints"].items():
+        share, swap = row["share"], row["swap_allowed"]
+        cells = f"{share:10.3f}{swap:10.3f}" if share is not None else f"{'-':>10}{'-':>10}"
+        lines.append(f"{name:<18}{row['frames']:>8}{cells}")
+    return "\n".join(lines)
+
+
 def format_table(result: dict[str, Any]) -> str:
     """Plain-text table of per-keypoint PCK for both modes."""
     modes = [m for m in ("gt_box", "pipeline") if m in result]
@@ -171,7 +228,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-instances", type=int, default=None)
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument("--write-sidecar", action="store_true", help="store figures in the model sidecar")
+    ap.add_argument("--clip", type=Path, default=None, help="a video: compare the model's tracks with --reference")
+    ap.add_argument("--reference", type=Path, default=None, help="reference pose file for --clip")
     args = ap.parse_args(argv)
+    if args.clip is not None:
+        if args.reference is None:
+            ap.error("--clip needs --reference")
+        clip = clip_agreement(args.clip, args.reference, args.model)
+        print(json.dumps(clip, indent=1) if args.json else format_clip_table(clip))
+        return
     model = DogPoseModel.load(args.model)
     model.flip_test = model.flip_test or args.flip_test
     records = load_animalpose(args.data)

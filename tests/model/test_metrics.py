@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from vision.anatomy import CANONICAL_KEYPOINTS, HIND_LIMB_KEYPOINTS
-from vision.model.metrics import HIND_LIMB_INDEX, box_iou, match_by_iou, pck_hits, summarise_pck
+from vision.model.metrics import (
+    HIND_LIMB_INDEX,
+    box_iou,
+    match_by_iou,
+    pck_hits,
+    reference_agreement,
+    summarise_pck,
+)
 
 
 def test_pck_threshold_uses_longer_box_side():
@@ -65,3 +72,43 @@ def test_match_by_iou_is_one_to_one():
     assert m[1] == 0
     assert m[0] in (1, 2)
     assert (match_by_iou(np.zeros((0, 4)), gt) == -1).all()
+
+
+def _reference(t: int = 10) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    names = ("nose", "tail_base", "left_hock", "right_hock")
+    ref = np.zeros((t, 4, 2))
+    ref[:, 0] = (0.0, 0.0)
+    ref[:, 1] = (100.0, 0.0)  # body length 100 px: tolerance 10 px
+    ref[:, 2] = (90.0, 50.0)
+    ref[:, 3] = (70.0, 50.0)
+    return ref, np.ones((t, 4)), names
+
+
+def test_reference_agreement_counts_frames_within_a_tenth_of_body_length():
+    ref, conf, names = _reference()
+    pred = ref.copy()
+    pred[:4, 2, 0] += 9.0  # left hock: 4 frames off by 0.09 body length (agree) ...
+    pred[4:7, 2, 1] += 11.0  # ... 3 by 0.11 (disagree) ...
+    pred[7, 2] = np.nan  # ... and one missing (disagrees)
+    conf[9, 2] = 0.2  # an unsure reference frame does not count
+    out = reference_agreement(pred, ref, conf, names)
+    assert out["left_hock"] == {"frames": 9, "share": pytest.approx(5 / 9), "swap_allowed": pytest.approx(5 / 9)}
+    assert out["right_hock"]["share"] == 1.0
+    assert out["HIND_LIMB"]["frames"] == 9 + 10 + 10  # hocks and tail base pooled
+    conf[:, 0] = 0.0  # no confident nose: no body length, nothing counts
+    assert reference_agreement(pred, ref, conf, names)["tail_base"] == {
+        "frames": 0,
+        "share": None,
+        "swap_allowed": None,
+    }
+
+
+def test_reference_agreement_swap_allowed_accepts_the_other_leg():
+    ref, conf, names = _reference()
+    pred = ref.copy()
+    pred[:, [2, 3]] = pred[:, [3, 2]]  # hocks swapped in every frame
+    out = reference_agreement(pred, ref, conf, names)
+    assert out["left_hock"]["share"] == 0.0 and out["left_hock"]["swap_allowed"] == 1.0
+    assert out["nose"]["share"] == out["nose"]["swap_allowed"] == 1.0
+    with pytest.raises(ValueError, match="shapes differ"):
+        reference_agreement(pred[:5], ref, conf, names)

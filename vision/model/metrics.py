@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vision.anatomy import CANONICAL_KEYPOINTS, HIND_LIMB_KEYPOINTS
+from vision.anatomy import CANONICAL_KEYPOINTS, HIND_LIMB_KEYPOINTS, mirror_name
 
 HIND_LIMB_INDEX: tuple[int, ...] = tuple(CANONICAL_KEYPOINTS.index(n) for n in HIND_LIMB_KEYPOINTS)
 
@@ -94,3 +94,75 @@ def match_by_iou(pred_boxes: np.ndarray, gt_boxes: np.ndarray) -> np.ndarray:
                 used.add(int(p))
                 break
     return match
+
+
+def reference_agreement(
+    pred: np.ndarray,
+    ref: np.ndarray,
+    ref_conf: np.ndarray,
+    names: tuple[str, ...],
+    tolerance: float = 0.1,
+    min_ref_confidence: float = 0.5,
+    scale_pair: tuple[str, str] = ("nose", "tail_base"),
+) -> dict[str, dict[str, float | int | None]]:
+    """Per-keypoint share of video frames where a prediction lies near a reference track.
+
+    A frame counts for a keypoint when the reference point has confidence >= ``min_ref_confidence``
+    and the reference body length (distance between ``scale_pair``, both confident; nose to tail
+    base, close to the longer box side that PCK uses for a dog seen from the side) is known; it
+    agrees when the predicted point is within ``tolerance`` x that length (a missing prediction
+    disagrees). ``swap_allowed`` also accepts the point's left/right partner (a far-leg swap).
+
+    Parameters
+    ----------
+    pred, ref : np.ndarray
+        (T, K, 2) positions, pixels, NaN where absent; keypoints in ``names`` order.
+    ref_conf : np.ndarray
+        (T, K) reference confidences.
+    names : tuple of str
+        K canonical keypoint names.
+
+    Returns
+    -------
+    dict
+        name -> ``{"frames": n, "share": s, "swap_allowed": s2}``, plus ``HIND_LIMB`` pooled over the
+        hind-limb keypoints; shares are None when no frame counts.
+    """
+    pred = np.asarray(pred, np.float64)
+    ref = np.asarray(ref, np.float64)
+    conf = np.nan_to_num(np.asarray(ref_conf, np.float64), nan=0.0)
+    if pred.shape != ref.shape or conf.shape != ref.shape[:2]:
+        raise ValueError(f"shapes differ: prediction {pred.shape}, reference {ref.shape}, confidence {conf.shape}")
+    index = {n: i for i, n in enumerate(names)}
+    a, b = (index[n] for n in scale_pair)
+    length = np.linalg.norm(ref[:, a] - ref[:, b], axis=1)
+    length = np.where((conf[:, a] >= min_ref_confidence) & (conf[:, b] >= min_ref_confidence), length, np.nan)
+
+    def near(p: np.ndarray, r: np.ndarray) -> np.ndarray:
+        d = np.linalg.norm(p - r, axis=1)
+        return np.where(np.isfinite(d), d <= tolerance * length, False)
+
+    out: dict[str, dict[str, float | int | None]] = {}
+    pooled: list[np.ndarray] = []
+    pooled_swap: list[np.ndarray] = []
+    for name, k in index.items():
+        counts = (conf[:, k] >= min_ref_confidence) & np.isfinite(length) & np.isfinite(ref[:, k]).all(axis=1)
+        hit = near(pred[:, k], ref[:, k])[counts]
+        partner = index.get(mirror_name(name))
+        hit_swap = hit | near(pred[:, partner], ref[:, k])[counts] if partner is not None else hit
+        n = int(counts.sum())
+        out[name] = {
+            "frames": n,
+            "share": float(hit.mean()) if n else None,
+            "swap_allowed": float(hit_swap.mean()) if n else None,
+        }
+        if name in HIND_LIMB_KEYPOINTS:
+            pooled.append(hit)
+            pooled_swap.append(hit_swap)
+    hind, hind_swap = np.concatenate(pooled or [np.zeros(0)]), np.concatenate(pooled_swap or [np.zeros(0)])
+    out["HIND_LIMB"] = {
+        "frames": int(hind.size),
+        "share": float(hind.mean()) if hind.size else None,
+        "swap_allowed": float(hind_swap.mean()) if hind.size else None,
+    }
+    return out
