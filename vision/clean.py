@@ -15,6 +15,9 @@ from scipy.signal import butter, sosfiltfilt
 from vision.anatomy import mirror_name
 from vision.tracks import log_step
 
+#: Cost of one frame with exchanged labels in :func:`detect_swaps` (squared 0.1-body-length accelerations).
+SWAPPED_FRAME_COST = 0.2
+
 #: Keypoint groups that swap together when a model confuses the two legs.
 SWAP_GROUPS: tuple[tuple[str, ...], ...] = (
     ("stifle", "hock", "hind_paw"),
@@ -139,7 +142,13 @@ def _fill_for_costs(xy: np.ndarray) -> np.ndarray:
     return flat.reshape(out.shape)
 
 
-def detect_swaps(left: np.ndarray, right: np.ndarray, scale: float, switch_cost: float = 2.0) -> np.ndarray:
+def detect_swaps(
+    left: np.ndarray,
+    right: np.ndarray,
+    scale: float,
+    switch_cost: float = 2.0,
+    swapped_frame_cost: float = SWAPPED_FRAME_COST,
+) -> np.ndarray:
     """Find frames where left and right labels are exchanged (second-order Viterbi).
 
     Parameters
@@ -151,6 +160,9 @@ def detect_swaps(left: np.ndarray, right: np.ndarray, scale: float, switch_cost:
     switch_cost
         Cost of changing the labelling state, in units of squared
         ``0.1 * scale`` accelerations; larger values repair fewer swaps.
+    swapped_frame_cost
+        Cost of each frame whose labels are exchanged (same units): the labels as given are
+        evidence, so a stretch is exchanged only when its ends show a swap clearly.
 
     Returns
     -------
@@ -163,6 +175,10 @@ def detect_swaps(left: np.ndarray, right: np.ndarray, scale: float, switch_cost:
     path is the squared acceleration of every point under that labelling. A real
     swap shows as a jump in position, or at a crossing of the legs as a sudden
     exchange of velocity, both of which make the unswapped path expensive.
+
+    Inside a stretch both labellings have the same cost; only its two ends differ. Without
+    ``swapped_frame_cost``, noise at two crossings of the legs (frequent when the hind legs move
+    together, as in a gallop) could exchange every frame between them.
     """
     n = left.shape[0]
     if n < 3:
@@ -184,11 +200,12 @@ def detect_swaps(left: np.ndarray, right: np.ndarray, scale: float, switch_cost:
                 w = weight[s2, 2:] * weight[s1, 1:-1] * weight[s0, :-2]
                 acc_cost[2:, s0, s1, s2] = np.sum(w * np.sum(acc * acc, axis=2), axis=1)
     switch = np.array([[0.0, switch_cost], [switch_cost, 0.0]])
-    cost = switch.copy()  # cost[s1, s2] for the pair of frames (0, 1)
+    unary = np.array([0.0, swapped_frame_cost])
+    cost = switch + unary[:, None] + unary[None, :]  # cost[s1, s2] for the pair of frames (0, 1)
     back = np.zeros((n, 2, 2), dtype=np.int8)
     for t in range(2, n):
         # total[s0, s1, s2] = cost[s0, s1] + acc + switch[s1, s2]
-        total = cost[:, :, None] + acc_cost[t] + switch[None, :, :]
+        total = cost[:, :, None] + acc_cost[t] + switch[None, :, :] + unary[None, None, :]
         back[t] = np.argmin(total, axis=0)
         cost = np.min(total, axis=0)
     s1, s2 = (int(v) for v in np.unravel_index(int(np.argmin(cost)), cost.shape))
@@ -205,7 +222,11 @@ def detect_swaps(left: np.ndarray, right: np.ndarray, scale: float, switch_cost:
 
 
 def repair_swaps(
-    ds: xr.Dataset, scale: float | None = None, switch_cost: float = 2.0, individual: int = 0
+    ds: xr.Dataset,
+    scale: float | None = None,
+    switch_cost: float = 2.0,
+    individual: int = 0,
+    swapped_frame_cost: float = SWAPPED_FRAME_COST,
 ) -> tuple[xr.Dataset, SwapReport]:
     """Detect and undo left/right label swaps, leg by leg, before any scoring.
 
@@ -227,7 +248,7 @@ def repair_swaps(
             continue
         left = pos[:, :, lefts, individual].transpose(0, 2, 1)
         right = pos[:, :, rights, individual].transpose(0, 2, 1)
-        swap = detect_swaps(left, right, scale, switch_cost)
+        swap = detect_swaps(left, right, scale, switch_cost, swapped_frame_cost)
         report["_".join(group)] = int(swap.sum())
         if swap.any():
             for li, ri in zip(lefts, rights, strict=True):
@@ -239,7 +260,16 @@ def repair_swaps(
     out["position"] = (ds["position"].dims, pos)
     out["confidence"] = (ds["confidence"].dims, conf)
     rep = SwapReport(report)
-    return log_step(out, "repair_swaps", switch_cost=switch_cost, frames_swapped=report), rep
+    return (
+        log_step(
+            out,
+            "repair_swaps",
+            switch_cost=switch_cost,
+            swapped_frame_cost=swapped_frame_cost,
+            frames_swapped=report,
+        ),
+        rep,
+    )
 
 
 def body_length_px(ds: xr.Dataset, individual: int = 0) -> float | None:

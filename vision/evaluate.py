@@ -136,8 +136,10 @@ def clip_agreement(
     -------
     dict
         ``{"video", "reference", "frames", "tolerance", "keypoints": reference_agreement(...)}`` over the
-        keypoints both have.
+        keypoints both have; each keypoint also gets ``after_swap_repair``, its share once
+        ``vision.clean.repair_swaps`` (run before any gait score) has undone the left/right swaps it finds.
     """
+    from vision.clean import repair_swaps
     from vision.io import load_poses
     from vision.model.metrics import reference_agreement
     from vision.pose.backend import default_backend
@@ -154,10 +156,13 @@ def clip_agreement(
     def stack(ds: Any, var: str) -> np.ndarray:
         return ds[var].sel(keypoint=list(names)).isel(individual=0).values
 
-    pred = stack(ours, "position").transpose(0, 2, 1)  # (time, keypoint, space)
-    agreement = reference_agreement(
-        pred, stack(ref, "position").transpose(0, 2, 1), stack(ref, "confidence"), names, tolerance
+    ref_xy, ref_conf = stack(ref, "position").transpose(0, 2, 1), stack(ref, "confidence")
+    agreement = reference_agreement(stack(ours, "position").transpose(0, 2, 1), ref_xy, ref_conf, names, tolerance)
+    repaired = reference_agreement(
+        stack(repair_swaps(ours)[0], "position").transpose(0, 2, 1), ref_xy, ref_conf, names, tolerance
     )
+    for name, row in agreement.items():
+        row["after_swap_repair"] = repaired[name]["share"]
     return {
         "video": video.name,
         "reference": reference.name,
@@ -169,12 +174,12 @@ def clip_agreement(
 
 def format_clip_table(result: dict[str, Any]) -> str:
     """Plain-text table of :func:`clip_agreement`."""
-    head = f"{'keypoint':<18}{'frames':>8}{'within':>10}{'swap ok':>10}"
+    head = f"{'keypoint':<18}{'frames':>8}{'within':>10}{'swap ok':>10}{'repaired':>10}"
     lines = [f"{result['video']} vs {result['reference']}: within {result['tolerance']} body length", head]
     lines.append("-" * len(head))
     for name, row in result["keypoints"].items():
-        share, swap = row["share"], row["swap_allowed"]
-        cells = f"{share:10.3f}{swap:10.3f}" if share is not None else f"{'-':>10}{'-':>10}"
+        values = (row["share"], row["swap_allowed"], row["after_swap_repair"])
+        cells = "".join(f"{v:10.3f}" if v is not None else f"{'-':>10}" for v in values)
         lines.append(f"{name:<18}{row['frames']:>8}{cells}")
     return "\n".join(lines)
 
