@@ -1,4 +1,4 @@
-"""Float16 weight storage of exported ONNX files (needs onnx, not torch)."""
+"""Int8 quantization of exported ONNX files and fitting of the manifest's box margins (needs onnx, not torch)."""
 
 import numpy as np
 import pytest
@@ -8,14 +8,18 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from vision.model.export import store_weights_fp16  # noqa: E402
+from vision.model.export import quantize_int8  # noqa: E402
+from vision.model.recover import is_quantized, onnx_constants  # noqa: E402
 
 
 def _conv_model(path, weight, bias):
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1])],
+        [
+            helper.make_node("Conv", ["image", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="/body/Conv"),
+            helper.make_node("Relu", ["c"], ["y"], name="/body/Relu"),
+        ],
         "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 16, 16])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])],
         [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")],
     )
@@ -25,26 +29,31 @@ def _conv_model(path, weight, bias):
 
 def _run(path, x):
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return sess.run(None, {"x": x})[0]
+    return sess.run(None, {"image": x})[0]
 
 
-def test_fp16_storage_halves_weights_and_keeps_outputs(tmp_path):
+def test_int8_quantization_keeps_outputs_and_weights_read_back(tmp_path):
     rng = np.random.default_rng(0)
     weight = rng.normal(0, 0.2, (8, 3, 3, 3)).astype(np.float32)
+    weight[3] *= 20  # channels of very different range: per-channel scales are needed
     bias = rng.normal(0, 0.1, 8).astype(np.float32)
+    calibration = [rng.uniform(0, 1, (1, 3, 16, 16)).astype(np.float32) for _ in range(8)]
     x = rng.uniform(0, 1, (1, 3, 16, 16)).astype(np.float32)
-    path = tmp_path / "conv.onnx"
-    _conv_model(path, weight, bias)
-    before, size = _run(path, x), path.stat().st_size
-    store_weights_fp16(path, min_size=8)
-    after = _run(path, x)
-    assert path.stat().st_size < 0.75 * size
-    stored = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
-    assert stored["w__fp16"].dtype == np.float16 and stored["b__fp16"].dtype == np.float16
-    assert after.dtype == np.float32
-    np.testing.assert_allclose(after, before, atol=2e-3 * np.abs(before).max())
-    # not bit-identical: the weights really went through float16
-    assert not np.array_equal(after, before)
+    source, target = tmp_path / "conv.onnx", tmp_path / "conv_int8.onnx"
+    _conv_model(source, weight, bias)
+    quantize_int8(source, target, calibration)
+    assert is_quantized(target) and not is_quantized(source)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conv.onnx", "conv_int8.onnx"]  # no leftovers
+    before, after = _run(source, x), _run(target, x)
+    np.testing.assert_allclose(after, before, atol=0.02 * np.abs(before).max())
+    model = onnx.load(str(target))
+    stored = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    assert any(v.dtype == np.int8 and v.shape == weight.shape for v in stored.values())
+    conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    assert conv.name == "/body/Conv"  # node names survive: recovery pairs modules by them
+    decoded = onnx_constants(model)[conv.input[1]]
+    step = np.abs(weight).reshape(8, -1).max(axis=1) / 127  # one int8 step per output channel
+    assert np.all(np.abs(decoded - weight).reshape(8, -1).max(axis=1) <= 0.51 * step)
 
 
 def _instance(species, box, points):

@@ -1,5 +1,6 @@
 """Rebuilding the torch networks from the shipped ONNX files (needs the ``train`` extra: torch)."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -7,9 +8,9 @@ torch = pytest.importorskip("torch", reason="torch (the train extra) is not inst
 ort = pytest.importorskip("onnxruntime")
 
 from vision.model.detector import default_model_path, model_files  # noqa: E402
-from vision.model.export import export_keypoints_onnx  # noqa: E402
+from vision.model.export import export_detector_onnx, export_keypoints_onnx, quantize_int8  # noqa: E402
 from vision.model.network import DetectorExportWrapper, DogPoseNet  # noqa: E402
-from vision.model.recover import load_onnx_weights, recover_network  # noqa: E402
+from vision.model.recover import is_quantized, load_onnx_weights, module_path, recover_network  # noqa: E402
 
 
 def _onnx(path, x):
@@ -17,28 +18,71 @@ def _onnx(path, x):
     return sess.run(None, {sess.get_inputs()[0].name: x})[0]
 
 
+def _smooth_images(n: int, h: int, w: int, seed: int) -> np.ndarray:
+    """(n, 3, h, w) float32 0..255: upsampled coarse noise, image-like for int8 activation ranges."""
+    rng = np.random.default_rng(seed)
+    out = [cv2.resize(rng.uniform(0, 255, (6, 6, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)]
+    for _ in range(n - 1):
+        out.append(cv2.resize(rng.uniform(0, 255, (6, 6, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC))
+    return np.stack(out).clip(0, 255).transpose(0, 3, 1, 2).astype(np.float32)
+
+
+def _corr(a, b) -> float:
+    return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
+
+
+def test_module_path_follows_the_exporter_scopes():
+    assert module_path("/stem/stem.0/Conv") == "stem.0"
+    assert module_path("/blocks.3/_depthwise_conv/Conv") == "blocks.3._depthwise_conv"
+    assert module_path("/det_head/det_head.0/det_head.0.1/Conv") == "det_head.0.1"
+    assert module_path("/kp_head/Conv") == "kp_head"
+
+
 @pytest.mark.parametrize("role", ["keypoints", "detector"])
 def test_recovered_network_matches_shipped_onnx(role):
     net = recover_network(default_model_path(), role).eval()
     module = net if role == "keypoints" else DetectorExportWrapper(net)
-    x = np.random.default_rng(5).uniform(0, 255, (2, 3, 96, 160)).astype(np.float32)
-    ref = _onnx(model_files(default_model_path())[role], x)
+    x = _smooth_images(2, 96, 160, seed=5)
+    path = model_files(default_model_path())[role]
+    ref = _onnx(path, x)
     with torch.no_grad():
         ours = module(torch.from_numpy(x)).numpy()
     assert ours.shape == ref.shape
-    np.testing.assert_allclose(ours, ref, atol=1e-4 * np.abs(ref).max())
+    if is_quantized(path):
+        assert _corr(ours, ref) > 0.95
+    else:
+        np.testing.assert_allclose(ours, ref, atol=1e-4 * np.abs(ref).max())
     # a fresh network of the same architecture is far from it: the comparison has teeth
     fresh = (type(net)(pretrained=False) if role == "keypoints" else DetectorExportWrapper(DogPoseNet(False))).eval()
     with torch.no_grad():
-        assert np.abs(fresh(torch.from_numpy(x)).numpy() - ref).max() > 0.05 * np.abs(ref).max()
+        assert _corr(fresh(torch.from_numpy(x)).numpy(), ref) < 0.9
 
 
 def test_recovered_keypoint_network_exports_back_to_the_same_function(tmp_path):
-    net = recover_network(default_model_path(), "keypoints")
+    net = recover_network(default_model_path(), "keypoints").eval()
     out = export_keypoints_onnx(net, tmp_path / "kp.onnx")
-    x = np.random.default_rng(6).uniform(0, 255, (1, 3, 128, 128)).astype(np.float32)
-    ref = _onnx(model_files(default_model_path())["keypoints"], x)
-    np.testing.assert_allclose(_onnx(out, x), ref, atol=1e-4 * np.abs(ref).max())
+    x = _smooth_images(1, 128, 128, seed=6)
+    with torch.no_grad():
+        ours = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(_onnx(out, x), ours, atol=1e-4 * np.abs(ours).max())
+
+
+def test_quantized_detector_is_read_back_by_module_path(tmp_path):
+    """Quantization re-sorts the graph (the FPN's branches): weights still reach their own modules."""
+    net = DogPoseNet(pretrained=False).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    fp32 = export_detector_onnx(net, tmp_path / "det.onnx")
+    int8 = quantize_int8(fp32, tmp_path / "det_int8.onnx", list(_smooth_images(4, 128, 128, seed=7)[:, None]))
+    again = DetectorExportWrapper(DogPoseNet(pretrained=False)).eval()
+    load_onnx_weights(again, int8, 64)
+    x = torch.from_numpy(_smooth_images(2, 96, 128, seed=8))
+    with torch.no_grad():
+        want, got = DetectorExportWrapper(net)(x).numpy(), again(x).numpy()
+    # int8 weights only (the torch network runs in float): close, where one misplaced conv would not be
+    assert _corr(got, want) > 0.999
+    assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
 
 
 def test_wrong_architecture_is_refused():

@@ -1,12 +1,12 @@
 """Rebuild the torch networks from the shipped ONNX files, so training can continue on a new machine.
 
 Training checkpoints stay on the machine that made them; the ONNX files in ``models/`` are what
-the project keeps. The exporter folds each BatchNorm into the convolution before it, so the
-weights are recovered by running the torch network once with hooks (its convolutions execute in
-the order the exporter wrote them), taking each ONNX Conv's weight and bias, and turning each
-folded BatchNorm into the identity plus that bias (running mean 0, variance 1 - eps, scale 1).
-The rebuilt network computes the same function as the ONNX file (within the float16 rounding of
-the stored weights); :func:`recover_network` checks this before returning.
+the project keeps. Each ONNX convolution is paired with its torch module by the module path in
+the node's name (the exporter's scopes; quantization re-sorts the graph), weights stored as int8
+or float16 are decoded (:func:`onnx_constants`), and a BatchNorm that the exporter folded into the
+convolution before it becomes the identity plus that convolution's bias (running mean 0, variance
+1 - eps, scale 1). :func:`recover_network` checks that the rebuilt network computes what the ONNX
+file computes: exactly for a float graph, closely (int8 activations) for a quantized one.
 """
 
 from __future__ import annotations
@@ -15,16 +15,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 
 def onnx_constants(model: Any) -> dict[str, np.ndarray]:
-    """Float32 values of an ONNX graph's initializers, including those stored as float16 or int8 + scale.
+    """Float32 values of an ONNX graph's initializers, following the nodes that decode stored weights.
 
-    ``export.store_weights_fp16`` / ``store_weights_int8`` replace a weight by a low-precision
-    initializer and ``Cast`` (and ``Mul``) nodes; this follows those nodes back to the float32 name.
+    Quantized weights (``export.quantize_int8``) are int8/int32 initializers read through
+    ``DequantizeLinear`` (``(q - zero_point) * scale``, per channel along ``axis``); weights stored
+    as float16 or int8 + scale (models before 0.4) through ``Cast`` and ``Mul``.
     """
-    from onnx import numpy_helper
+    from onnx import helper, numpy_helper
 
     values = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     for node in model.graph.node:
@@ -32,6 +34,17 @@ def onnx_constants(model: Any) -> dict[str, np.ndarray]:
             values[node.output[0]] = values[node.input[0]].astype(np.float32)
         elif node.op_type == "Mul" and all(x in values for x in node.input):
             values[node.output[0]] = (values[node.input[0]] * values[node.input[1]]).astype(np.float32)
+        elif node.op_type == "DequantizeLinear" and node.input[0] in values and node.input[1] in values:
+            q = values[node.input[0]].astype(np.float64)
+            scale = values[node.input[1]].astype(np.float64)
+            zero = values[node.input[2]].astype(np.float64) if len(node.input) > 2 and node.input[2] else 0.0
+            if np.ndim(scale) == 1 and q.ndim > 1:  # per channel
+                axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 1)
+                shape = [1] * q.ndim
+                shape[axis % q.ndim] = -1
+                scale = scale.reshape(shape)
+                zero = np.reshape(zero, shape) if np.ndim(zero) == 1 else zero
+            values[node.output[0]] = ((q - zero) * scale).astype(np.float32)
     return values
 
 
@@ -49,6 +62,36 @@ def _execution_order(module: Any, size: int) -> list[Any]:
         for h in hooks:
             h.remove()
     return order
+
+
+def module_path(node_name: str) -> str:
+    """Torch module path of a node named by the torch exporter's scopes.
+
+    ``/stem/stem.0/Conv`` -> ``stem.0``; ``/blocks.0/_depthwise_conv/Conv`` -> ``blocks.0._depthwise_conv``
+    (a scope that repeats its parent's path replaces it, any other is appended).
+    """
+    path = ""
+    for scope in node_name.strip("/").split("/")[:-1]:
+        path = scope if not path or scope.startswith(path + ".") else f"{path}.{scope}"
+    return path
+
+
+def _in_graph_order(nodes: list[Any], modules: list[Any], names: dict[int, str]) -> list[Any]:
+    """``nodes`` rearranged to pair with ``modules`` (torch execution order) by module path, else as they are.
+
+    Quantization re-sorts the graph, so its order is not the execution order. A wrapper that calls
+    its child's submodules directly leaves the child's name out of the scopes: paths are also tried
+    without their first component.
+    """
+    by_path = {module_path(n.name): n for n in nodes}
+    if len(by_path) == len(nodes):
+        for strip in (False, True):
+            paired = [
+                by_path.get(names.get(id(m), "").split(".", 1)[-1] if strip else names.get(id(m), "")) for m in modules
+            ]
+            if all(n is not None for n in paired):
+                return paired
+    return nodes
 
 
 def load_onnx_weights(module: Any, onnx_path: str | Path, size: int) -> None:
@@ -79,6 +122,8 @@ def load_onnx_weights(module: Any, onnx_path: str | Path, size: int) -> None:
     convs = [m for m in order if not isinstance(m, torch.nn.BatchNorm2d)]
     if len(convs) != len(nodes):
         raise ValueError(f"{Path(onnx_path).name}: {len(nodes)} convolutions, the network has {len(convs)}")
+    names = {id(m): n for n, m in module.named_modules()}
+    nodes = _in_graph_order(nodes, convs, names)
     follower = {id(a): b for a, b in zip(order, order[1:], strict=False)}
     folded: set[int] = set()
     with torch.no_grad():
@@ -104,7 +149,7 @@ def load_onnx_weights(module: Any, onnx_path: str | Path, size: int) -> None:
         if len(kept) != len(bn_nodes):
             name = Path(onnx_path).name
             raise ValueError(f"{name}: {len(bn_nodes)} BatchNorms, the network has {len(kept)} not folded")
-        for bn, node in zip(kept, bn_nodes, strict=True):
+        for bn, node in zip(kept, _in_graph_order(bn_nodes, kept, names), strict=True):
             scale, shift, mean, var = (torch.from_numpy(values[x].copy()) for x in node.input[1:5])
             assert bn.running_mean is not None and bn.running_var is not None
             bn.weight.copy_(scale)
@@ -147,12 +192,28 @@ def recover_network(manifest: str | Path, role: str, check_size: int = 128) -> A
     traced = net if role == "keypoints" else DetectorExportWrapper(net)
     traced.eval()
     load_onnx_weights(traced, path, check_size)
-    x = np.random.default_rng(0).uniform(0, 255, (1, 3, check_size, check_size)).astype(np.float32)
+    # A smooth random image (cubic upsampling of 8 x 8 noise): inside the activation ranges that a
+    # quantized graph was calibrated on, unlike pixel noise.
+    noise = np.random.default_rng(0).uniform(0, 255, (8, 8, 3)).astype(np.float32)
+    image = cv2.resize(noise, (check_size, check_size), interpolation=cv2.INTER_CUBIC).clip(0, 255)
+    x = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32)
     with torch.no_grad():
         ours = traced(torch.from_numpy(x)).numpy()
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     ref = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    if is_quantized(path):  # int8 activations: the float network agrees closely, not exactly
+        corr = float(np.corrcoef(ours.ravel(), ref.ravel())[0, 1])
+        if not corr >= 0.95:
+            raise ValueError(f"{path.name}: rebuilt network differs from the int8 ONNX file (correlation {corr:.3f})")
+        return net
     err = float(np.abs(ours - ref).max() / (np.abs(ref).max() + 1e-6))
     if err > 1e-3:
         raise ValueError(f"{path.name}: rebuilt network differs from the ONNX file (relative error {err:.2g})")
     return net
+
+
+def is_quantized(onnx_path: str | Path) -> bool:
+    """Whether an ONNX file quantizes activations (``QuantizeLinear`` nodes, see ``export.quantize_int8``)."""
+    import onnx
+
+    return any(n.op_type == "QuantizeLinear" for n in onnx.load(str(onnx_path)).graph.node)
