@@ -1,4 +1,4 @@
-"""Int8 quantization of exported ONNX files and fitting of the manifest's box margins (needs onnx, not torch)."""
+"""Export helpers: float16 storage, int8 quantization, the manifest's box margins (needs onnx, not torch)."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from vision.model.export import quantize_int8  # noqa: E402
+from vision.model.export import quantize_int8, store_weights_fp16  # noqa: E402
 from vision.model.recover import is_quantized, onnx_constants  # noqa: E402
 
 
@@ -30,6 +30,25 @@ def _conv_model(path, weight, bias):
 def _run(path, x):
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return sess.run(None, {"image": x})[0]
+
+
+def test_fp16_storage_halves_weights_and_keeps_outputs(tmp_path):
+    rng = np.random.default_rng(0)
+    weight = rng.normal(0, 0.2, (8, 3, 3, 3)).astype(np.float32)
+    bias = rng.normal(0, 0.1, 8).astype(np.float32)
+    x = rng.uniform(0, 1, (1, 3, 16, 16)).astype(np.float32)
+    path = tmp_path / "conv.onnx"
+    _conv_model(path, weight, bias)
+    before, size = _run(path, x), path.stat().st_size
+    store_weights_fp16(path, min_size=8)
+    after = _run(path, x)
+    assert path.stat().st_size < 0.75 * size
+    stored = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+    assert stored["w__fp16"].dtype == np.float16 and stored["b__fp16"].dtype == np.float16
+    assert after.dtype == np.float32
+    np.testing.assert_allclose(after, before, atol=2e-3 * np.abs(before).max())
+    # not bit-identical: the weights really went through float16
+    assert not np.array_equal(after, before)
 
 
 def test_int8_quantization_keeps_outputs_and_weights_read_back(tmp_path):
