@@ -28,3 +28,15 @@ def test_clip_needs_a_reference(forever_dog, capsys):
     with pytest.raises(SystemExit):
         evaluate.main(["--clip", str(forever_dog / "dog.mp4")])
     assert "--clip needs --reference" in capsys.readouterr().err
+
+
+def test_clip_and_reference_of_different_lengths_is_one_line_error(forever_dog, tmp_path, capsys):
+    ref = json.loads((forever_dog / "dog_vitpose_ap10k.json").read_text())
+    ref["frames"] = ref["frames"][:100]
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps(ref))
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--clip", str(forever_dog / "dog.mp4"), "--reference", str(short)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: dog.mp4 has 278 frames, short.json 100"

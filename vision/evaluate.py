@@ -239,7 +239,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.clip is not None:
         if args.reference is None:
             ap.error("--clip needs --reference")
-        clip = clip_agreement(args.clip, args.reference, args.model)
+        from vision.errors import HindsightInputError
+
+        try:
+            clip = clip_agreement(args.clip, args.reference, args.model)
+        except (HindsightInputError, ValueError) as exc:
+            ap.exit(2, f"error: {exc}\n")
         print(json.dumps(clip, indent=1) if args.json else format_clip_table(clip))
         return
     model = DogPoseModel.load(args.model)
