@@ -360,12 +360,18 @@ def fit_box_margins(records: list[Any], species: str = "dog", min_labelled: int 
     }
 
 
-def fit_score_threshold(manifest_path: Path, data_root: Path, n_images: int = 300) -> dict[str, Any]:
-    """Pick the dog-score threshold on *training* images by Youden's J.
+def fit_score_threshold(
+    manifest_path: Path, data_root: Path, n_images: int = 300, max_false_positive: float = 0.10
+) -> dict[str, Any]:
+    """Pick the dog-score threshold on *training* images: the lowest with few false positives.
 
-    J(t) = share of single-dog images with a detection >= t overlapping the dog (IoU >= 0.5)
-    minus the share of dog-free images (cats, horses) with any detection >= t. The dog-free images
-    were negatives in training, so their false-positive share is optimistic.
+    The threshold is the lowest on a 0.02 grid at which at most ``max_false_positive`` of dog-free
+    training images (cats, horses) get a detection; ``found`` is the share of single-dog training
+    images with a detection >= it overlapping the dog (IoU >= 0.5). Both sets were seen in
+    training, so both shares are optimistic. (Up to 0.3, Youden's J, found minus false positives,
+    picked it: the better the detector fitted its training dogs, the higher J pushed the threshold,
+    and a detector that found 7 points more validation dogs at an equal false-positive share found
+    4 fewer.)
 
     Returns
     -------
@@ -395,14 +401,16 @@ def fit_score_threshold(manifest_path: Path, data_root: Path, n_images: int = 30
     )
     found = np.array([(best_dog >= t).mean() for t in grid])
     false_pos = np.array([(top_neg >= t).mean() for t in grid])
-    k = int(np.argmax(found - false_pos))
+    ok = false_pos <= max_false_positive  # false_pos falls as t rises
+    k = int(np.argmax(ok)) if ok.any() else len(grid) - 1
     return {
         "threshold": float(grid[k]),
         "found": float(found[k]),
         "false_positive": float(false_pos[k]),
         "n_dog_images": len(dogs),
         "n_negative_images": len(negs),
-        "fitted_on": "Animal-Pose train split (Youden's J)",
+        "max_false_positive": max_false_positive,
+        "fitted_on": "Animal-Pose train split (lowest threshold with at most max_false_positive)",
     }
 
 
