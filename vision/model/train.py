@@ -1,6 +1,7 @@
 """Train the Hindsight dog detector and keypoint networks on Animal-Pose (CPU).
 
-Usage: ``python -m vision.model.train [--task {both,keypoints,detector}] [--minutes N] [--resume] [--init PATH]``
+Usage: ``python -m vision.model.train [--task {both,keypoints,detector}] [--minutes N] [--resume] [--init PATH]
+[--crop-sizes 160,192] [--p-dog 0.35,0.85] [--lr 1e-3]``
 
 ``--init models/dog_pose.json`` continues training the shipped networks (rebuilt from their ONNX
 files by ``vision.model.recover``): checkpoints stay on the machine that made them.
