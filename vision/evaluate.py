@@ -151,7 +151,8 @@ def clip_agreement(
     ours = track_video(video, default_backend(str(model_path) if model_path else None)).tracks
     if ours.sizes["time"] != ref.sizes["time"]:
         raise ValueError(f"{video.name} has {ours.sizes['time']} frames, {reference.name} {ref.sizes['time']}")
-    names = tuple(str(n) for n in ref["keypoint"].values if n in set(ours["keypoint"].values))
+    ours_names = {str(n) for n in ours["keypoint"].values}
+    names = tuple(str(n) for n in ref["keypoint"].values if str(n) in ours_names)
 
     def stack(ds: Any, var: str) -> np.ndarray:
         return ds[var].sel(keypoint=list(names)).isel(individual=0).values

@@ -85,3 +85,10 @@ def test_box_around_points_holds_the_points_with_margins_in_units_of_extent(poin
 def test_box_around_points_needs_four_margins():
     with pytest.raises(ValueError, match="left, top, right, bottom"):
         geo.box_around_points(np.zeros((3, 2)), (0.1, 0.1), (10, 10))
+
+
+def test_box_around_keypoints_uses_only_finite_confident_points():
+    kp = np.array([[10, 10, 0.9], [50, 30, 0.9], [30, 60, 0.5], [200, 200, 0.1], [np.nan, 5, 0.9]], np.float32)
+    box = geo.box_around_keypoints(kp, (0.0,) * 4, (300, 300, 3), min_confidence=0.5, min_points=3)
+    np.testing.assert_allclose(box, [10, 10, 50, 60])  # the unsure and the NaN point are left out
+    assert geo.box_around_keypoints(kp, (0.0,) * 4, (300, 300, 3), min_confidence=0.5, min_points=4) is None

@@ -22,7 +22,11 @@ import numpy as np
 
 from vision.anatomy import CANONICAL_KEYPOINTS, symmetric_pairs
 from vision.model.dataset import read_rgb
-from vision.model.geometry import STRIDE, box_around_points, crop_matrix, from_cells, letterbox, warp_square
+from vision.model.geometry import STRIDE, box_around_keypoints, crop_matrix, from_cells, letterbox, warp_square
+
+#: Box refinement without ``box_from_keypoints`` in the manifest, and the cut-offs ``export`` writes there:
+#: keypoints at this confidence or more count, at least ``min_points`` of them, else the detector box stays.
+DEFAULT_BOX_REFINEMENT: dict[str, Any] = {"margins": [0.09] * 4, "min_confidence": 0.2, "min_points": 4}
 
 
 @dataclass(frozen=True)
@@ -297,17 +301,17 @@ class DogPoseModel:
         """Keypoints read again in boxes fitted around each detection's confident keypoints.
 
         A detection with fewer than ``min_points`` keypoints at ``min_confidence`` is kept as it is.
-        Without ``box_from_keypoints`` in the manifest, the margins are 0.09 of the keypoints' extent.
+        Without ``box_from_keypoints`` in the manifest, :data:`DEFAULT_BOX_REFINEMENT` applies.
         """
-        cfg = self.box_refinement or {}
-        margins = tuple(float(m) for m in cfg.get("margins", (0.09,) * 4))
-        min_conf, min_points = float(cfg.get("min_confidence", 0.2)), int(cfg.get("min_points", 4))
+        cfg = {**DEFAULT_BOX_REFINEMENT, **(self.box_refinement or {})}
+        margins = tuple(float(m) for m in cfg["margins"])
+        min_conf, min_points = float(cfg["min_confidence"]), int(cfg["min_points"])
         todo, boxes = [], []
         for i, d in enumerate(detections):
-            ok = np.isfinite(d.keypoints[:, :2]).all(axis=1) & (d.keypoints[:, 2] >= min_conf)
-            if ok.sum() >= min_points:
+            box = box_around_keypoints(d.keypoints, margins, image_rgb.shape, min_conf, min_points)
+            if box is not None:
                 todo.append(i)
-                boxes.append(box_around_points(d.keypoints[ok, :2], margins, image_rgb.shape))
+                boxes.append(box)
         if not todo:
             return detections
         scores = np.array([detections[i].score for i in todo], np.float32)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from vision.anatomy import CANONICAL_KEYPOINTS
-from vision.model.dataset import load_animalpose, read_rgb
+from vision.model.dataset import Record, load_animalpose, read_rgb
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION = "0.4.0"
@@ -321,7 +321,7 @@ def fit_score_calibration(manifest_path: Path, data_root: Path, n_images: int = 
     }
 
 
-def fit_box_margins(records: list[Any], species: str = "dog", min_labelled: int = 8) -> dict[str, Any]:
+def fit_box_margins(records: list[Record], species: str = "dog", min_labelled: int = 8) -> dict[str, Any]:
     """Margins of the labelled boxes around their labelled keypoints, for boxes refined from keypoints.
 
     Median over the training animals with at least ``min_labelled`` labelled keypoints of each side's
@@ -348,14 +348,15 @@ def fit_box_margins(records: list[Any], species: str = "dog", min_labelled: int 
             gaps.append(((x0 - bx0) / extent, (y0 - by0) / extent, (bx1 - x1) / extent, (by1 - y1) / extent))
     if not gaps:
         raise ValueError(f"no training {species} with {min_labelled} labelled keypoints")
+    from vision.model.detector import DEFAULT_BOX_REFINEMENT
+
     g = np.asarray(gaps)
     side = float(np.median(np.concatenate([g[:, 0], g[:, 2]])))
     top, bottom = float(np.median(g[:, 1])), float(np.median(g[:, 3]))
     return {
         "margins": [round(side, 4), round(top, 4), round(side, 4), round(bottom, 4)],
-        # Keypoints the network is this sure of count; fewer than min_points -> the detector box stays.
-        "min_confidence": 0.2,
-        "min_points": 4,
+        "min_confidence": DEFAULT_BOX_REFINEMENT["min_confidence"],
+        "min_points": DEFAULT_BOX_REFINEMENT["min_points"],
         "fitted_on": f"{len(g)} training {species}s with >= {min_labelled} labelled keypoints",
     }
 

@@ -123,3 +123,30 @@ def box_around_points(
     return np.array(
         [max(0.0, x0 - left), max(0.0, y0 - top), min(float(w), x1 + right), min(float(h), y1 + bottom)], np.float32
     )
+
+
+def box_around_keypoints(
+    keypoints: np.ndarray,
+    margins: tuple[float, ...],
+    image_shape: tuple[int, ...],
+    min_confidence: float,
+    min_points: int = 4,
+    min_px: float = 0.0,
+) -> np.ndarray | None:
+    """:func:`box_around_points` of the finite keypoints with confidence >= ``min_confidence``.
+
+    Parameters
+    ----------
+    keypoints : np.ndarray
+        (K, 3) x, y, confidence.
+
+    Returns
+    -------
+    np.ndarray or None
+        (4,) float32 xyxy, or None when fewer than ``min_points`` keypoints qualify.
+    """
+    kp = np.asarray(keypoints)
+    ok = np.isfinite(kp[:, :2]).all(axis=1) & (kp[:, 2] >= min_confidence)
+    if ok.sum() < min_points:
+        return None
+    return box_around_points(kp[ok, :2], margins, image_shape, min_px)

@@ -11,7 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from vision.anatomy import CANONICAL_KEYPOINTS
-from vision.model.geometry import box_around_points
+from vision.model.geometry import box_around_keypoints
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,7 @@ class ModelTracker:
         self._frame = 0
 
     def _box_from_keypoints(self, kp: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
-        ok = np.isfinite(kp[:, :2]).all(axis=1) & (kp[:, 2] >= self.keypoint_threshold)
-        if ok.sum() < 4:
-            return None
-        return box_around_points(kp[ok, :2], (0.15,) * 4, shape, min_px=4.0)
+        return box_around_keypoints(kp, (0.15,) * 4, shape, self.keypoint_threshold, min_px=4.0)
 
     def get_pose(self, image_rgb: np.ndarray) -> FramePose:
         """Keypoints of the followed dog in this frame."""
