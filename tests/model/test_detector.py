@@ -13,6 +13,7 @@ from vision.model.detector import (
     default_model_path,
     keypoints_report,
     model_files,
+    suppress_duplicates,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,7 +103,12 @@ def test_pruned_verification_returns_the_same_dogs(model, max_dogs, min_score):
         boxes, raw, prob = model.candidates(img, max_dogs=max_dogs)
         full = model.combined_score(raw, prob) if len(boxes) else np.zeros(0, np.float32)
         expected = np.sort(full[full >= threshold])[::-1][:max_dogs]
-        got = [d.score for d in model.detect(img, max_dogs=max_dogs, min_score=min_score)]
+        # Without refinement (which drops duplicates) and the whole-frame fallback: detector candidates only.
+        model.whole_frame_fallback = False
+        try:
+            got = [d.score for d in model.detect(img, max_dogs=max_dogs, min_score=min_score, refine=False)]
+        finally:
+            model.whole_frame_fallback = True
         np.testing.assert_allclose(got, expected, rtol=1e-5)
         pruned_boxes, _, _ = model.candidates(img, max_dogs=max_dogs, min_score=threshold)
         assert len(pruned_boxes) <= len(boxes)
@@ -208,10 +214,12 @@ def test_refined_box_is_fitted_around_the_first_pass_keypoints(model):
     assert model.box_refinement is not None, "the shipped manifest gives box_from_keypoints"
     coarse = model.detect(img, refine=False)
     refined = model.detect(img)  # the manifest turns refinement on
-    assert coarse and len(refined) == len(coarse)
+    assert coarse and 1 <= len(refined) <= len(coarse)
+    assert len(suppress_duplicates(refined)) == len(refined)  # refined twins of one dog are dropped
     cfg = model.box_refinement
-    for c, r in zip(coarse, refined, strict=True):
-        assert r.score == c.score
+    by_score = {c.score: c for c in coarse}
+    for r in refined:
+        c = by_score[r.score]
         ok = c.keypoints[:, 2] >= cfg["min_confidence"]
         assert ok.sum() >= cfg["min_points"]
         want = box_around_points(c.keypoints[ok, :2], tuple(cfg["margins"]), img.shape)
@@ -228,3 +236,61 @@ def test_refinement_keeps_a_detection_without_confident_keypoints(model):
     kp[:3, 2] = 0.9  # three confident points: fewer than min_points
     det = DogDetection(np.array([10, 10, 90, 90], np.float32), 0.7, kp)
     assert model.refine_boxes(img, [det])[0] is det
+
+
+def _dog(box: list[float], score: float) -> DogDetection:
+    return DogDetection(np.array(box, np.float32), score, np.zeros((20, 3), np.float32))
+
+
+def test_suppress_duplicates_keeps_the_better_of_overlapping_boxes():
+    best, twin, apart, half = (
+        _dog([0, 0, 100, 100], 0.9),
+        _dog([5, 5, 105, 105], 0.8),  # IoU 0.82 with best
+        _dog([200, 0, 300, 100], 0.7),
+        _dog([50, 0, 150, 100], 0.6),  # IoU 0.33 with best: a second dog beside it
+    )
+    assert suppress_duplicates([best, twin, apart, half]) == [best, apart, half]
+    assert suppress_duplicates([best, twin], max_iou=0.9) == [best, twin]
+    assert suppress_duplicates([]) == []
+
+
+def test_whole_frame_is_reported_exactly_when_no_detector_candidate_passes(model):
+    """The fallback changes nothing when a candidate passes, else reports the whole-frame dog if it scores enough."""
+    assert model.whole_frame_fallback, "the shipped manifest turns the whole-frame fallback on"
+    frames = [cv2.cvtColor(cv2.imread(str(DATA / "images" / r.file)), cv2.COLOR_BGR2RGB) for r in _val_dogs(0)[:25]]
+    frames.append(np.full((240, 320, 3), 128, np.uint8))
+    rescued = 0
+    for img in frames:
+        whole = model.whole_frame_candidate(img)
+        _check(whole, *img.shape[:2])
+        for t in (model.score_threshold, 0.6):
+            with_fallback = model.detect(img, min_score=t)
+            model.whole_frame_fallback = False
+            try:
+                without = model.detect(img, min_score=t)
+            finally:
+                model.whole_frame_fallback = True
+            if without:
+                assert [d.score for d in with_fallback] == [d.score for d in without]
+            elif whole.score >= t:
+                assert len(with_fallback) == 1
+                np.testing.assert_allclose(with_fallback[0].bbox_xyxy, whole.bbox_xyxy)
+                np.testing.assert_allclose(with_fallback[0].keypoints, whole.keypoints)
+                rescued += 1
+            else:
+                assert with_fallback == []
+    assert rescued > 0, "no frame exercised the fallback"
+
+
+def test_whole_frame_candidate_outlines_a_dog_filling_the_frame(model):
+    """In a tight crop of a labelled dog the refined whole-frame box covers the crop (close-up)."""
+    ious = []
+    for rec in [r for r in _val_dogs(0) if len(r.instances) == 1][:12]:
+        img = cv2.cvtColor(cv2.imread(str(DATA / "images" / rec.file)), cv2.COLOR_BGR2RGB)
+        x0, y0, x1, y1 = (int(round(v)) for v in rec.instances[0].bbox)
+        crop = np.ascontiguousarray(img[max(y0, 0) : y1 + 1, max(x0, 0) : x1 + 1])
+        frame = np.array([[0, 0, crop.shape[1] - 1, crop.shape[0] - 1]], np.float32)
+        from vision.model.metrics import box_iou
+
+        ious.append(float(box_iou(model.whole_frame_candidate(crop).bbox_xyxy[None], frame)[0, 0]))
+    assert np.median(ious) >= 0.7, ious

@@ -22,6 +22,7 @@ import numpy as np
 
 from vision.anatomy import CANONICAL_KEYPOINTS, symmetric_pairs
 from vision.model.dataset import read_rgb
+from vision.model.metrics import box_iou
 from vision.model.geometry import STRIDE, box_around_keypoints, crop_matrix, from_cells, letterbox, warp_square
 
 #: Box refinement without ``box_from_keypoints`` in the manifest, and the cut-offs ``export`` writes there:
@@ -149,6 +150,16 @@ def decode_detections(det: np.ndarray, max_dets: int, min_score: float) -> np.nd
     return np.array(kept, np.float32).reshape(-1, 5)
 
 
+def suppress_duplicates(detections: list[DogDetection], max_iou: float = 0.5) -> list[DogDetection]:
+    """Detections (best first) without those whose box overlaps a better kept one by more than ``max_iou``."""
+    kept: list[DogDetection] = []
+    for d in detections:
+        box = tuple(float(v) for v in d.bbox_xyxy)
+        if all(_iou(box, tuple(float(v) for v in k.bbox_xyxy)) <= max_iou for k in kept):
+            kept.append(d)
+    return kept
+
+
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -202,6 +213,8 @@ class DogPoseModel:
         #: ``{"margins": [left, top, right, bottom], "min_confidence": c, "min_points": n}`` or None.
         refine = meta.get("inference", {}).get("box_from_keypoints")
         self.box_refinement: dict[str, Any] | None = refine if isinstance(refine, dict) else None
+        #: Try the whole frame as a candidate when no detector candidate passes (see :meth:`detect`).
+        self.whole_frame_fallback = bool(meta.get("inference", {}).get("whole_frame_fallback", False))
 
     @classmethod
     def load(cls, path: str | Path | None = None, threads: int = 2) -> DogPoseModel:
@@ -265,7 +278,10 @@ class DogPoseModel:
         The detector's boxes are coarse (a 256 px view of the frame). With ``refine``, each dog's
         keypoints are read a second time in a box around its confident first-pass keypoints, widened
         by the margins fitted on the training labels (``box_from_keypoints`` in the manifest); that
-        box is the one returned. It costs one more keypoint pass per dog.
+        box is the one returned, and a refined box overlapping a better one (IoU > 0.5) is dropped.
+        It costs one more keypoint pass per dog. When no candidate reaches the threshold and the
+        manifest sets ``inference.whole_frame_fallback``, the whole frame is tried as a last
+        candidate (:meth:`whole_frame_candidate`): close-ups fill the frame and give weak peaks.
 
         Parameters
         ----------
@@ -284,18 +300,59 @@ class DogPoseModel:
             Sorted by score, empty when no dog.
         """
         threshold = self.score_threshold if min_score is None else min_score
+        refine = refine or (refine is None and self.box_refinement is not None)
         boxes, raw, dog_prob = self.candidates(image_rgb, max_dogs, threshold)
-        if len(boxes) == 0:
-            return []
-        score = self.combined_score(raw, dog_prob)
-        keep = np.flatnonzero(score >= threshold)
-        keep = keep[np.argsort(-score[keep], kind="stable")]
-        if len(keep) == 0:
-            return []
-        found = self._keypoints(image_rgb, boxes[keep], score[keep])
-        if refine or (refine is None and self.box_refinement is not None):
-            found = self.refine_boxes(image_rgb, found)
+        found: list[DogDetection] = []
+        if len(boxes):
+            score = self.combined_score(raw, dog_prob)
+            keep = np.flatnonzero(score >= threshold)
+            keep = keep[np.argsort(-score[keep], kind="stable")]
+            if len(keep):
+                found = self._keypoints(image_rgb, boxes[keep], score[keep])
+                if refine:
+                    found = suppress_duplicates(self.refine_boxes(image_rgb, found))
+        if not found and self.whole_frame_fallback:
+            whole = self.whole_frame_candidate(image_rgb, (boxes, raw), refine=refine)
+            if whole.score >= threshold:
+                found = [whole]
         return found
+
+    def whole_frame_candidate(
+        self, image_rgb: np.ndarray, peaks: tuple[np.ndarray, np.ndarray] | None = None, refine: bool = True
+    ) -> DogDetection:
+        """The dog read in the whole frame, scored like a detector candidate.
+
+        For close-ups, where the detector's peaks are weak: keypoints in the whole frame, the box
+        refined around them (as in :meth:`refine_boxes`), the verifier on that box. Its raw detector
+        score is that of the best peak overlapping the box (IoU >= 0.5), else ``candidate_floor``.
+
+        Parameters
+        ----------
+        image_rgb : np.ndarray
+            HxWx3 uint8 RGB.
+        peaks : (boxes, raw) or None
+            Detector peaks of this frame (:meth:`candidates`); None runs the detector.
+        refine : bool
+            Refine the whole-frame box from the keypoints.
+        """
+        dog, raw, dog_prob = self.whole_frame_features(image_rgb, peaks, refine)
+        score = float(self.combined_score(np.array([raw]), None if dog_prob is None else np.array([dog_prob]))[0])
+        return DogDetection(dog.bbox_xyxy, score, dog.keypoints)
+
+    def whole_frame_features(
+        self, image_rgb: np.ndarray, peaks: tuple[np.ndarray, np.ndarray] | None = None, refine: bool = True
+    ) -> tuple[DogDetection, float, float | None]:
+        """The whole-frame dog of :meth:`whole_frame_candidate` (score 0) with its raw score and verifier probability."""
+        h, w = image_rgb.shape[:2]
+        whole = np.array([0, 0, w - 1, h - 1], np.float32)
+        dog = self.keypoints_in_box(image_rgb, whole, 0.0)
+        if refine:
+            dog = self.refine_boxes(image_rgb, [dog])[0]
+        boxes, raw = peaks if peaks is not None else self._detector_boxes(image_rgb, 5)
+        overlap = box_iou(np.asarray(boxes, np.float32).reshape(-1, 4), dog.bbox_xyxy[None])[:, 0]
+        best_raw = max([self.candidate_floor, *(float(r) for r, o in zip(raw, overlap, strict=True) if o >= 0.5)])
+        dog_prob = float(self._verify(image_rgb, dog.bbox_xyxy[None])[0]) if self._verifier is not None else None
+        return dog, best_raw, dog_prob
 
     def refine_boxes(self, image_rgb: np.ndarray, detections: list[DogDetection]) -> list[DogDetection]:
         """Keypoints read again in boxes fitted around each detection's confident keypoints.

@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
         nonlocal best
         t = time.time()
         if kp_task:
-            m = val_gt_box(net, data)
+            m = val_gt_box(net, data, size=crop_sizes[-1])
             score = m["hind_pck10"] or 0.0
             log(
                 f"[val] step {step} hind PCK@0.1 {score:.3f} all {m['all_pck10']:.3f} ({time.time() - t:.0f}s)",
