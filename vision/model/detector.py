@@ -22,8 +22,8 @@ import numpy as np
 
 from vision.anatomy import CANONICAL_KEYPOINTS, symmetric_pairs
 from vision.model.dataset import read_rgb
-from vision.model.metrics import box_iou
 from vision.model.geometry import STRIDE, box_around_keypoints, crop_matrix, from_cells, letterbox, warp_square
+from vision.model.metrics import box_iou
 
 #: Box refinement without ``box_from_keypoints`` in the manifest, and the cut-offs ``export`` writes there:
 #: keypoints at this confidence or more count, at least ``min_points`` of them, else the detector box stays.
@@ -342,7 +342,7 @@ class DogPoseModel:
     def whole_frame_features(
         self, image_rgb: np.ndarray, peaks: tuple[np.ndarray, np.ndarray] | None = None, refine: bool = True
     ) -> tuple[DogDetection, float, float | None]:
-        """The whole-frame dog of :meth:`whole_frame_candidate` (score 0) with its raw score and verifier probability."""
+        """The whole-frame dog of :meth:`whole_frame_candidate` (score 0), its raw score and verifier probability."""
         h, w = image_rgb.shape[:2]
         whole = np.array([0, 0, w - 1, h - 1], np.float32)
         dog = self.keypoints_in_box(image_rgb, whole, 0.0)

@@ -304,9 +304,9 @@ def fit_score_calibration(manifest_path: Path, data_root: Path, n_images: int = 
         gt = np.array([x.bbox for x in rec.instances if x.species == "dog"], np.float32).reshape(-1, 4)
         iou = box_iou(refined, gt)
         for j in range(len(refined)):
-            f = [float(_logit(raws[j])), 1.0]
+            f = [float(_logit(np.array(raws[j]))), 1.0]
             if probs[j] is not None:
-                f.append(float(_logit(probs[j])))
+                f.append(float(_logit(np.array(probs[j]))))
             feats.append(f)
             ys.append(float(iou.shape[1] > 0 and iou[j].max() >= 0.5))
     x, y = np.array(feats), np.array(ys)
