@@ -109,3 +109,22 @@ def test_box_margins_fit_the_labelled_gaps_and_pool_left_right():
     assert fit["fitted_on"].startswith("30 training dogs")  # val split and sparse cats ignored
     with pytest.raises(ValueError, match="no training horse"):
         fit_box_margins(records, species="horse")
+
+
+def test_score_fits_on_training_images_weigh_both_networks_and_bound_false_positives():
+    """Calibration and threshold fitted on a few training images of ``../shared`` with the shipped networks."""
+    from pathlib import Path
+
+    from vision.model.detector import default_model_path
+    from vision.model.export import fit_score_calibration, fit_score_threshold
+
+    data = Path(__file__).resolve().parents[3] / "shared" / "data" / "animalpose"
+    if not data.is_dir():
+        pytest.skip("../shared/data/animalpose not present")
+    cal = fit_score_calibration(default_model_path(), data, n_images=40)
+    # Both the detector peak and the verifier raise the odds of a dog; some candidates are dogs, most are not.
+    assert cal["a"] > 0 and cal["c"] > 0
+    assert 0 < cal["n_positive"] < cal["n_peaks"]
+    fit = fit_score_threshold(default_model_path(), data, n_images=20, max_false_positive=0.2)
+    assert 0.02 <= fit["threshold"] < 0.9
+    assert fit["false_positive"] <= 0.2 and fit["found"] > 0.5
