@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from vision.anatomy import ANIMALPOSE_TO_CANONICAL, CANONICAL_KEYPOINTS, symmetric_pairs
 from vision.model import dataset as ds
@@ -128,3 +129,25 @@ def test_load_animalpose_maps_to_canonical(tmp_path):
     assert inst.keypoints[IDX["right_hind_paw"], 0] == 16.0
     assert inst.keypoints[IDX["tail_base"], 0] == 19.0
     assert inst.keypoints[IDX["left_ear"], 2] == 0.0
+
+
+def test_detection_zoom_above_one_cuts_close_ups():
+    """zoom > 1 scales the image beyond the letterbox: no padding, boxes grow, dogs cut by the edge are dropped."""
+    img = np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    box = np.array([[125, 80, 175, 120]], np.float32)  # 50 x 40 px
+    full = 50 * 256 / 300 * 2.0  # width at twice the letterbox scale
+    widths = []
+    for seed in range(30):
+        canvas, _, reg, mask = ds.detection_sample(img, box, 256, np.random.default_rng(seed), zoom=(2.0, 2.0))
+        assert canvas.shape == (256, 256, 3)
+        if mask.sum():
+            iy, ix = np.argwhere(mask[0])[0]
+            widths.append(float(np.exp(reg[2, iy, ix]) * 4))
+    assert widths and max(widths) == pytest.approx(full, abs=1.0)  # seen whole
+    assert all(w <= full + 1.0 for w in widths)
+    corner = np.array([[10, 10, 60, 50]], np.float32)
+    marked = [
+        ds.detection_sample(img, corner, 256, np.random.default_rng(seed), zoom=(2.0, 2.0))[3].sum()
+        for seed in range(30)
+    ]
+    assert 0 < sum(marked) < 30  # a dog near the image corner is cut out of some views

@@ -242,6 +242,7 @@ def detection_sample(
     boxes: np.ndarray,
     size: int,
     rng: np.random.Generator | None = None,
+    zoom: tuple[float, float] = (0.45, 1.3),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Whole-image letterbox with CenterNet targets for the positive (dog) boxes.
 
@@ -255,6 +256,9 @@ def detection_sample(
         Canvas side (multiple of 32).
     rng : np.random.Generator or None
         Augment when given (scale, placement, flip, colour, blur).
+    zoom : (float, float)
+        Range of the scale relative to the letterbox (log-uniform); above 1 the image is cut
+        (close-ups, dogs cut by the frame edge).
 
     Returns
     -------
@@ -269,7 +273,7 @@ def detection_sample(
     """
     h, w = image.shape[:2]
     if rng is not None:
-        k = size / max(w, h) * float(np.exp(rng.uniform(np.log(0.45), np.log(1.3))))
+        k = size / max(w, h) * float(np.exp(rng.uniform(np.log(zoom[0]), np.log(zoom[1]))))
         sw, sh = w * k, h * k
         ox = rng.uniform(min(0.0, size - sw), max(0.0, size - sw))
         oy = rng.uniform(min(0.0, size - sh), max(0.0, size - sh))

@@ -1,7 +1,7 @@
 """Train the Hindsight dog detector and keypoint networks on Animal-Pose (CPU).
 
 Usage: ``python -m vision.model.train [--task {both,keypoints,detector}] [--minutes N] [--resume] [--init PATH]
-[--crop-sizes 160,192] [--p-dog 0.35,0.85] [--lr 1e-3]``
+[--crop-sizes 160,192] [--p-dog 0.35,0.85] [--det-zoom 0.45,1.3] [--lr 1e-3]``
 
 ``--init models/dog_pose.json`` continues training the shipped networks (rebuilt from their ONNX
 files by ``vision.model.recover``): checkpoints stay on the machine that made them.
@@ -77,7 +77,9 @@ class Data:
             ws.append(w)
         return np.stack(crops), np.stack(hms), np.stack(ws)
 
-    def det_batch(self, seed: int, n: int, size: int) -> tuple[np.ndarray, ...]:
+    def det_batch(
+        self, seed: int, n: int, size: int, zoom: tuple[float, float] = (0.45, 1.3)
+    ) -> tuple[np.ndarray, ...]:
         """Augmented whole images with CenterNet targets (see ``dataset.detection_sample``)."""
         rng = np.random.default_rng(seed)
         out: list[list[np.ndarray]] = [[], [], [], []]
@@ -92,7 +94,7 @@ class Data:
                 img = self.images[r.file]
                 dog_boxes = [i.bbox for i in r.instances if i.species == "dog"]
                 boxes = np.array(dog_boxes, np.float32).reshape(-1, 4)
-            for lst, arr in zip(out, ds.detection_sample(img, boxes, size, rng), strict=True):
+            for lst, arr in zip(out, ds.detection_sample(img, boxes, size, rng, zoom), strict=True):
                 lst.append(arr)
         return tuple(np.stack(lst) for lst in out)
 
@@ -238,6 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kp-batch", type=int, default=24)
     ap.add_argument("--det-batch", type=int, default=16)
     ap.add_argument("--det-size", type=int, default=256)
+    ap.add_argument(
+        "--det-zoom", default="0.45,1.3", help="detector scale range relative to the letterbox (above 1: close-ups)"
+    )
     ap.add_argument("--det-every", type=int, default=1, help="train the detection head every N steps")
     ap.add_argument(
         "--crop-sizes",
@@ -319,6 +324,8 @@ def main(argv: list[str] | None = None) -> None:
     _freeze_bn(net)
 
     crop_sizes = [int(v) for v in args.crop_sizes.split(",")]
+    zoom_lo, zoom_hi = (float(v) for v in args.det_zoom.split(","))
+    det_zoom = (zoom_lo, zoom_hi)
     p_dog_from, p_dog_to = (float(v) for v in (args.p_dog.split(",") * 2)[:2])
 
     def spec(s: int, prog: float) -> tuple[int, int, float]:
@@ -338,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
             db = (
                 None
                 if kp_task or s % args.det_every
-                else data.det_batch(args.seed * 1_000_003 + 2 * s + 1, args.det_batch, args.det_size)
+                else data.det_batch(args.seed * 1_000_003 + 2 * s + 1, args.det_batch, args.det_size, det_zoom)
             )
             produced["step"] = s + 1
             while not stop.is_set():
@@ -356,6 +363,7 @@ def main(argv: list[str] | None = None) -> None:
             "kp_batch": args.kp_batch,
             "det_batch": args.det_batch,
             "det_size": args.det_size,
+            "det_zoom": None if kp_task else list(det_zoom),
             "crop_sizes": crop_sizes if kp_task else [],
             "p_dog": [p_dog_from, p_dog_to] if kp_task else None,
             "lr": args.lr,
