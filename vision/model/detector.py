@@ -390,9 +390,8 @@ class DogPoseModel:
             Maximum number of candidates.
         min_score : float or None
             None: every detector peak >= ``candidate_floor`` is verified and returned. Otherwise only
-            the candidates that can be among the best ``max_dogs`` scoring >= ``min_score`` are
-            (branch and bound in order of the best possible score, with the verifier's probability
-            bounded by ``verifier_ceiling``); the verifier is the costly part of detection.
+            the candidates that could score >= ``min_score`` with the verifier's probability at
+            ``verifier_ceiling`` are (the verifier is the costly part of detection).
 
         Returns
         -------
@@ -410,17 +409,12 @@ class DogPoseModel:
             return boxes, raw, self._verify(image_rgb, boxes)
         best_p = self.verifier_ceiling if self.calibration[2] > 0 else 1.0 - self.verifier_ceiling
         bound = self.combined_score(raw, np.full(len(raw), best_p, np.float32))
-        dog_prob = np.full(len(raw), np.nan, np.float32)
-        passed: list[float] = []
-        for i in np.argsort(-bound, kind="stable"):
-            if bound[i] < min_score or (len(passed) >= max_dogs and bound[i] <= sorted(passed)[-max_dogs]):
-                break
-            dog_prob[i] = self._verify(image_rgb, boxes[i : i + 1])[0]
-            score = float(self.combined_score(raw[i : i + 1], dog_prob[i : i + 1])[0])
-            if score >= min_score:
-                passed.append(score)
-        done = np.isfinite(dog_prob)
-        return boxes[done], raw[done], dog_prob[done]
+        # At most max_dogs peaks come from the detector, so a bound below min_score is the only
+        # reason to skip one; the others are verified in one batch (3 vs 5 ms a crop).
+        done = np.flatnonzero(bound >= min_score)
+        if len(done) == 0:
+            return boxes[:0], raw[:0], np.zeros(0, np.float32)
+        return boxes[done], raw[done], self._verify(image_rgb, boxes[done])
 
     def _detector_boxes(self, image_rgb: np.ndarray, max_dogs: int) -> tuple[np.ndarray, np.ndarray]:
         """Detector peaks of a whole frame: boxes (N, 4) float32 in image pixels, raw scores (N,) float32."""

@@ -24,7 +24,7 @@ from vision.anatomy import CANONICAL_KEYPOINTS
 from vision.model.dataset import Record, load_animalpose, read_rgb
 
 REPO = Path(__file__).resolve().parents[2]
-VERSION = "0.4.0"
+VERSION = "0.5.0"
 DET_SIZE = 256
 KP_SIZE = 192
 
