@@ -39,3 +39,20 @@ def test_focal_loss_rewards_the_right_centre():
     wrong = torch.full((1, 1, 16, 16), -6.0)
     wrong[0, 0, 2, 12] = 6.0
     assert focal_loss(right, gt) < 0.01 < focal_loss(wrong, gt)
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet-lite0", "efficientnet-lite2"])
+def test_keypoint_network_backbones_give_stride_4_heatmaps(backbone):
+    from vision.model.network import KeypointNet
+
+    net = KeypointNet(pretrained=False, backbone=backbone).eval()
+    with torch.no_grad():
+        out = net(torch.zeros(2, 3, 96, 128))
+    assert out.shape == (2, 20, 24, 32)
+
+
+def test_unknown_backbone_is_refused():
+    from vision.model.network import KeypointNet
+
+    with pytest.raises(ValueError, match="unknown backbone 'resnet50'"):
+        KeypointNet(pretrained=False, backbone="resnet50")

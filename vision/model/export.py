@@ -440,8 +440,9 @@ def _load_source(role: str, source: Path) -> tuple[Any, dict[str, Any]]:
         from vision.model.recover import recover_network, shipped_training
 
         return recover_network(source, role), shipped_training(source, role)
-    net = DogPoseNet(pretrained=False) if role == "detector" else KeypointNet(pretrained=False)
     ckpt = torch.load(source, map_location="cpu", weights_only=False)
+    backbone = ckpt.get("summary", {}).get("backbone") or "efficientnet-lite0"
+    net = DogPoseNet(pretrained=False) if role == "detector" else KeypointNet(pretrained=False, backbone=backbone)
     net.load_state_dict(ckpt["model"])
     return net, {**ckpt.get("summary", {}), "validation": ckpt.get("metrics", {})}
 

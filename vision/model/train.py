@@ -252,6 +252,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--p-dog", default="0.35,0.85", help="share of dog crops, rising linearly from the first to the last"
     )
+    ap.add_argument(
+        "--backbone", default="efficientnet-lite0", help="keypoint network backbone (efficientnet-lite0, 1 or 2)"
+    )
     ap.add_argument("--frozen-blocks", type=int, default=3, help="backbone blocks kept at ImageNet weights")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=2)
@@ -289,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
         previous = shipped_training(args.init, args.task)
         log(f"init from {args.init}: the shipped {args.task} network", flush=True)
     else:
-        net = KeypointNet(pretrained=True) if kp_task else DogPoseNet(pretrained=True)
+        net = KeypointNet(pretrained=True, backbone=args.backbone) if kp_task else DogPoseNet(pretrained=True)
     if args.init is not None and args.init.suffix != ".json":
         init = torch.load(args.init, map_location="cpu", weights_only=False)["model"]
         if kp_task:  # backbone only
@@ -364,6 +367,7 @@ def main(argv: list[str] | None = None) -> None:
             "det_batch": args.det_batch,
             "det_size": args.det_size,
             "det_zoom": None if kp_task else list(det_zoom),
+            "backbone": args.backbone if kp_task else "efficientnet-lite0",
             "crop_sizes": crop_sizes if kp_task else [],
             "p_dog": [p_dog_from, p_dog_to] if kp_task else None,
             "lr": args.lr,
