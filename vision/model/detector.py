@@ -141,31 +141,30 @@ def decode_detections(det: np.ndarray, max_dets: int, min_score: float) -> np.nd
         bw = float(np.exp(np.clip(det[3, iy, ix], -3, 6))) * STRIDE
         bh = float(np.exp(np.clip(det[4, iy, ix], -3, 6))) * STRIDE
         boxes.append((cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2, float(score[iy, ix])))
-    kept: list[tuple[float, ...]] = []
-    for b in boxes:
-        if all(_iou(b, k) <= 0.6 for k in kept):
-            kept.append(b)
-        if len(kept) == max_dets:
+    keep = keep_apart(np.array(boxes, np.float64).reshape(-1, 5)[:, :4], 0.6, max_dets)
+    return np.array([boxes[i] for i in keep], np.float32).reshape(-1, 5)
+
+
+def keep_apart(boxes: np.ndarray, max_iou: float, limit: int | None = None) -> list[int]:
+    """Greedy box suppression over (N, 4) xyxy boxes given best first.
+
+    Returns the indices of the boxes that overlap no earlier kept box by more than ``max_iou``,
+    at most ``limit`` of them (all when None).
+    """
+    iou = box_iou(boxes, boxes)
+    kept: list[int] = []
+    for i in range(len(iou)):
+        if limit is not None and len(kept) == limit:
             break
-    return np.array(kept, np.float32).reshape(-1, 5)
+        if all(iou[i, k] <= max_iou for k in kept):
+            kept.append(i)
+    return kept
 
 
 def suppress_duplicates(detections: list[DogDetection], max_iou: float = 0.5) -> list[DogDetection]:
     """Detections (best first) without those whose box overlaps a better kept one by more than ``max_iou``."""
-    kept: list[DogDetection] = []
-    for d in detections:
-        box = tuple(float(v) for v in d.bbox_xyxy)
-        if all(_iou(box, tuple(float(v) for v in k.bbox_xyxy)) <= max_iou for k in kept):
-            kept.append(d)
-    return kept
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    boxes = np.array([d.bbox_xyxy for d in detections], np.float64).reshape(-1, 4)
+    return [detections[i] for i in keep_apart(boxes, max_iou)]
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

