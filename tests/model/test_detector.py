@@ -294,3 +294,11 @@ def test_whole_frame_candidate_outlines_a_dog_filling_the_frame(model):
 
         ious.append(float(box_iou(model.whole_frame_candidate(crop).bbox_xyxy[None], frame)[0, 0]))
     assert np.median(ious) >= 0.7, ious
+
+
+def test_video_backend_loads_the_model_without_the_whole_frame_fallback(model):
+    from vision.pose import default_backend
+
+    assert model.whole_frame_fallback  # the manifest's setting, for images
+    assert DogPoseModel.load(whole_frame_fallback=False).whole_frame_fallback is False
+    assert default_backend().model.whole_frame_fallback is False

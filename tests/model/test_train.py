@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch", reason="torch (the train extra) is not installed")
 
-from vision.model.train import focal_loss, progress_schedule  # noqa: E402
+from vision.anatomy import CANONICAL_KEYPOINTS, HIND_LIMB_KEYPOINTS  # noqa: E402
+from vision.model.train import focal_loss, keypoint_loss_weights, progress_schedule  # noqa: E402
 
 
 def test_head_warms_up_before_the_backbone():
@@ -27,6 +28,17 @@ def test_cosine_decay_is_monotone_and_floored(p1, p2, step):
     assert progress_schedule(hi, step)[0] <= progress_schedule(lo, step)[0] + 1e-12
     assert progress_schedule(1.0, step) == pytest.approx((0.02, 0.02))
     assert progress_schedule(2.0, step) == progress_schedule(1.0, step)  # a resumed, overrun budget stays at the floor
+
+
+def test_hind_weight_scales_exactly_the_hind_limb_heatmaps():
+    w = keypoint_loss_weights(2.5)
+    hind = {CANONICAL_KEYPOINTS.index(n) for n in HIND_LIMB_KEYPOINTS}
+    assert hind == {
+        CANONICAL_KEYPOINTS.index(n) for n in ("tail_base", "left_stifle", "right_hock", "left_hind_paw")
+    } | {CANONICAL_KEYPOINTS.index(n) for n in ("right_stifle", "left_hock", "right_hind_paw")}
+    assert all(w[i] == 2.5 for i in hind)
+    assert all(w[i] == 1.0 for i in range(len(CANONICAL_KEYPOINTS)) if i not in hind)
+    np.testing.assert_array_equal(keypoint_loss_weights(), np.ones(len(CANONICAL_KEYPOINTS), np.float32))
 
 
 def test_focal_loss_rewards_the_right_centre():

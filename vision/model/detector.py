@@ -216,8 +216,10 @@ class DogPoseModel:
         self.whole_frame_fallback = bool(meta.get("inference", {}).get("whole_frame_fallback", False))
 
     @classmethod
-    def load(cls, path: str | Path | None = None, threads: int = 2) -> DogPoseModel:
-        """Load the two ONNX networks named by a model manifest.
+    def load(
+        cls, path: str | Path | None = None, threads: int = 2, whole_frame_fallback: bool | None = None
+    ) -> DogPoseModel:
+        """Load the networks named by a model manifest.
 
         Parameters
         ----------
@@ -225,6 +227,8 @@ class DogPoseModel:
             Manifest (``dog_pose.json``); None -> :func:`default_model_path`.
         threads : int
             onnxruntime intra-op threads.
+        whole_frame_fallback : bool or None
+            Override the manifest's ``inference.whole_frame_fallback`` (see :meth:`detect`); None keeps it.
 
         Raises
         ------
@@ -254,7 +258,10 @@ class DogPoseModel:
         sessions = {
             role: ort.InferenceSession(str(f), opts, providers=["CPUExecutionProvider"]) for role, f in files.items()
         }
-        return cls(sessions["detector"], sessions["keypoints"], meta, sessions.get("verifier"))
+        model = cls(sessions["detector"], sessions["keypoints"], meta, sessions.get("verifier"))
+        if whole_frame_fallback is not None:
+            model.whole_frame_fallback = whole_frame_fallback
+        return model
 
     def _run_detector(self, batch: np.ndarray) -> np.ndarray:
         """(N, 3, H, W) float32 -> (N, 5, H/4, W/4) detection maps."""
@@ -307,7 +314,7 @@ class DogPoseModel:
             keep = np.flatnonzero(score >= threshold)
             keep = keep[np.argsort(-score[keep], kind="stable")]
             if len(keep):
-                found = self._keypoints(image_rgb, boxes[keep], score[keep])
+                found = self.keypoints_in_boxes(image_rgb, boxes[keep], score[keep])
                 if refine:
                     found = suppress_duplicates(self.refine_boxes(image_rgb, found))
         if not found and self.whole_frame_fallback:
@@ -372,7 +379,7 @@ class DogPoseModel:
             return detections
         scores = np.array([detections[i].score for i in todo], np.float32)
         out = list(detections)
-        for i, d in zip(todo, self._keypoints(image_rgb, np.stack(boxes), scores), strict=True):
+        for i, d in zip(todo, self.keypoints_in_boxes(image_rgb, np.stack(boxes), scores), strict=True):
             out[i] = d
         return out
 
@@ -454,9 +461,25 @@ class DogPoseModel:
             Score copied into the result.
         """
         box = np.asarray(bbox_xyxy, np.float32).reshape(1, 4)
-        return self._keypoints(image_rgb, box, np.array([score], np.float32))[0]
+        return self.keypoints_in_boxes(image_rgb, box, np.array([score], np.float32))[0]
 
-    def _keypoints(self, image_rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> list[DogDetection]:
+    def keypoints_in_boxes(self, image_rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> list[DogDetection]:
+        """Keypoints of the dogs in several boxes, one batched pass of the keypoint network.
+
+        Parameters
+        ----------
+        image_rgb : np.ndarray
+            HxWx3 uint8 RGB.
+        boxes : np.ndarray
+            (N, 4) float32 xyxy boxes in input-image pixels.
+        scores : np.ndarray
+            (N,) scores copied into the results.
+
+        Returns
+        -------
+        list of DogDetection
+            One per box, in order, each with its given box.
+        """
         size = self.kp_size
         mats = [crop_matrix(b, size) for b in boxes]
         crops = np.stack([warp_square(image_rgb, m, size) for m in mats])

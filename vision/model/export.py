@@ -296,7 +296,7 @@ def fit_score_calibration(manifest_path: Path, data_root: Path, n_images: int = 
         rec = train[int(i)]
         image = read_rgb(data_root / "images" / rec.file)
         boxes, raw, dog_prob = model.candidates(image, max_dogs=5)
-        dogs = model.refine_boxes(image, model._keypoints(image, boxes, raw)) if len(boxes) else []
+        dogs = model.refine_boxes(image, model.keypoints_in_boxes(image, boxes, raw)) if len(boxes) else []
         whole, whole_raw, whole_prob = model.whole_frame_features(image, (boxes, raw))
         refined = np.array([d.bbox_xyxy for d in [*dogs, whole]], np.float32).reshape(-1, 4)
         raws = [*(float(r) for r in raw), whole_raw]
@@ -390,7 +390,9 @@ def fit_score_threshold(
     from vision.model.detector import DogPoseModel
     from vision.model.metrics import box_iou
 
-    model = DogPoseModel.load(manifest_path)
+    # Detections without the fallback; the whole-frame candidate is computed once, beside them.
+    model = DogPoseModel.load(manifest_path, whole_frame_fallback=False)
+    fallback = bool(model.meta.get("inference", {}).get("whole_frame_fallback", False))
     train = [r for r in load_animalpose(data_root) if r.split == "train"]
     dogs = [r for r in train if len(r.instances) == 1 and r.instances[0].species == "dog"]
     negs = [r for r in train if not any(i.species == "dog" for i in r.instances)]
@@ -400,7 +402,7 @@ def fit_score_threshold(
     def reported(image: np.ndarray) -> tuple[list[Any], Any]:
         """Detections down to 0.01 and the whole-frame candidate (reported when none passes)."""
         dets = model.detect(image, max_dogs=5, min_score=0.01)
-        return dets, (model.whole_frame_candidate(image) if model.whole_frame_fallback else None)
+        return dets, (model.whole_frame_candidate(image) if fallback else None)
 
     def at(dets: list[Any], whole: Any, t: float) -> list[Any]:
         passed = [d for d in dets if d.score >= t]

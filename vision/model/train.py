@@ -1,7 +1,8 @@
 """Train the Hindsight dog detector and keypoint networks on Animal-Pose (CPU).
 
 Usage: ``python -m vision.model.train [--task {both,keypoints,detector}] [--minutes N] [--resume] [--init PATH]
-[--crop-sizes 160,192] [--p-dog 0.35,0.85] [--det-zoom 0.45,1.3] [--lr 1e-3]``
+[--crop-sizes 160,192] [--p-dog 0.35,0.85] [--det-zoom 0.45,1.3] [--lr 1e-3] [--backbone efficientnet-lite0]
+[--hind-weight 1]``
 
 ``--init models/dog_pose.json`` continues training the shipped networks (rebuilt from their ONNX
 files by ``vision.model.recover``): checkpoints stay on the machine that made them.
@@ -11,8 +12,8 @@ which then exports them to ``models/`` and evaluates:
 
 - ``keypoints``: the top-down ``KeypointNet`` (EfficientNet-Lite0 + three transposed convolutions
   to stride 4) on augmented box crops of dogs, cats and horses (the dog share rises from 35% to
-  85%), plain MSE on sigma 2.5-cell Gaussian heatmaps of the labelled keypoints; crops 160 px for
-  the first 55% of the time, 192 px after.
+  85%), MSE on sigma 2.5-cell Gaussian heatmaps of the labelled keypoints (``--hind-weight``
+  weighs the hind-limb group's heatmaps); crops 160 px for the first 55% of the time, 192 px after.
 - ``detector``: the CenterNet head of ``DogPoseNet`` (Lite0 + FPN-lite) on whole letterboxed
   images (focal loss + L1 offset/log-size; only dogs are positives, cats/horses/people are
   background, 4% synthetic empty frames).
@@ -39,10 +40,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vision.anatomy import CANONICAL_KEYPOINTS
 from vision.model import dataset as ds
 from vision.model.detector import decode_heatmaps
 from vision.model.geometry import crop_matrix, from_cells, letterbox, warp_square
-from vision.model.metrics import pck_hits, summarise_pck
+from vision.model.metrics import HIND_LIMB_INDEX, pck_hits, summarise_pck
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -105,6 +107,13 @@ def progress_schedule(progress: float, step: int, warm_head: int = 150, warm_bb:
     head = cos * min(1.0, (step + 1) / warm_head)
     bb = 0.0 if step < warm_head else cos * min(1.0, (step - warm_head + 1) / warm_bb)
     return head, bb
+
+
+def keypoint_loss_weights(hind_weight: float = 1.0) -> np.ndarray:
+    """(20,) float32 loss weight of each keypoint heatmap: ``hind_weight`` for the hind-limb group, 1 elsewhere."""
+    w = np.ones(len(CANONICAL_KEYPOINTS), np.float32)
+    w[list(HIND_LIMB_INDEX)] = hind_weight
+    return w
 
 
 def focal_loss(logits: Any, gt: Any) -> Any:
@@ -255,6 +264,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--backbone", default="efficientnet-lite0", help="keypoint network backbone (efficientnet-lite0, 1 or 2)"
     )
+    ap.add_argument(
+        "--hind-weight",
+        type=float,
+        default=1.0,
+        help="loss weight of the hind-limb heatmaps (stifles, hocks, hind paws, tail base) relative to the others",
+    )
     ap.add_argument("--frozen-blocks", type=int, default=3, help="backbone blocks kept at ImageNet weights")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=2)
@@ -371,6 +386,7 @@ def main(argv: list[str] | None = None) -> None:
             "crop_sizes": crop_sizes if kp_task else [],
             "p_dog": [p_dog_from, p_dog_to] if kp_task else None,
             "lr": args.lr,
+            "hind_weight": args.hind_weight if kp_task else None,
             "init": str(args.init.name) if args.init else "ImageNet",
             "init_training": previous,  # lineage: how the starting weights were trained
             "det_every": args.det_every,
@@ -427,6 +443,7 @@ def main(argv: list[str] | None = None) -> None:
     thread.start()
     last_save, last_eval = time.time(), time.time()
     run_loss = {"kp": 0.0, "det": 0.0, "n": 0}
+    channel_weight = torch.from_numpy(keypoint_loss_weights(args.hind_weight))
     # Under CPU contention two intra-op threads can be several times slower than one (threads
     # wait at barriers for a descheduled sibling), so the thread count adapts: every 40 steps the
     # other setting is tried for 6 steps and the faster recent mean is kept.
@@ -451,6 +468,7 @@ def main(argv: list[str] | None = None) -> None:
         kp_loss = torch.zeros(())
         if kb is not None:
             crops, hms, ws = (torch.from_numpy(a) for a in kb)
+            ws = ws * channel_weight
             x = crops.permute(0, 3, 1, 2).float().contiguous(memory_format=torch.channels_last)
             kp = net(x)
             # Plain MSE on labelled heatmaps (scaled: Adam's epsilon should not dominate).

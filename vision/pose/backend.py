@@ -12,6 +12,7 @@ import numpy as np
 
 from vision.anatomy import CANONICAL_KEYPOINTS
 from vision.model.geometry import box_around_keypoints
+from vision.model.metrics import box_iou
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,6 @@ class PoseBackend(Protocol):
 
     def get_pose(self, image_rgb: np.ndarray) -> FramePose:
         """Keypoints of the followed dog in one upright RGB ``uint8`` frame ``(H, W, 3)``."""
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 class ModelTracker:
@@ -113,8 +106,9 @@ class ModelTracker:
                 self._box = None
                 return FramePose.empty(len(self.keypoint_names))
             if self._box is not None:
-                prev = self._box
-                detection = max(found, key=lambda d: (_iou(np.asarray(d.bbox_xyxy), prev), d.score))
+                boxes = np.array([d.bbox_xyxy for d in found], np.float64).reshape(-1, 4)
+                overlap = box_iou(boxes, self._box[None])[:, 0]
+                detection = max(zip(overlap, found, strict=True), key=lambda o: (o[0], o[1].score))[1]
             else:
                 detection = found[0]
         kp = np.asarray(detection.keypoints, dtype=np.float32)
@@ -144,8 +138,7 @@ def default_backend(model_path: str | None = None, threads: int = 2) -> ModelTra
     from vision.model.detector import DogPoseModel, default_model_path
 
     path = Path(model_path) if model_path else default_model_path()
-    model = DogPoseModel.load(path, threads=threads)
     # In video the dog is followed from frame to frame: the whole-frame search for close-ups would
     # cost three more network passes on every frame without a dog (tracker 86 -> 75 fps at 720p).
-    model.whole_frame_fallback = False
+    model = DogPoseModel.load(path, threads=threads, whole_frame_fallback=False)
     return ModelTracker(model, min_score=score_threshold(path))
