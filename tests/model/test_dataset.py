@@ -151,3 +151,12 @@ def test_detection_zoom_above_one_cuts_close_ups():
         for seed in range(30)
     ]
     assert 0 < sum(marked) < 30  # a dog near the image corner is cut out of some views
+
+
+def test_score_holdout_is_a_stable_share_of_names_nested_by_percent():
+    names = [f"{i:04d}_{i * 7919 % 10007}.jpg" for i in range(5000)]
+    held = {p: {n for n in names if ds.in_score_holdout(n, p)} for p in (0, 5, 15)}
+    assert held[0] == set()
+    assert len(held[15]) / len(names) == pytest.approx(0.15, abs=0.02)
+    assert held[5] < held[15]  # a smaller hold-out is part of a larger one
+    assert {n for n in names if ds.in_score_holdout(n, 15)} == held[15]  # same answer every call

@@ -128,3 +128,20 @@ def test_score_fits_on_training_images_weigh_both_networks_and_bound_false_posit
     fit = fit_score_threshold(default_model_path(), data, n_images=20, max_false_positive=0.2)
     assert 0.02 <= fit["threshold"] < 0.9
     assert fit["false_positive"] <= 0.2 and fit["found"] > 0.5
+
+
+def test_score_is_fitted_on_the_detectors_holdout_when_it_had_one():
+    from tests.conftest import ANIMALPOSE, need_shared
+    from vision.model.dataset import in_score_holdout
+    from vision.model.export import score_fit_images
+
+    need_shared(ANIMALPOSE)
+    everything = score_fit_images(ANIMALPOSE)
+    held = score_fit_images(ANIMALPOSE, 15)
+    assert {r.split for r in everything} == {"train"}
+    assert {r.file for r in held} < {r.file for r in everything}
+    assert all(in_score_holdout(r.file, 15) for r in held)
+    assert len(held) / len(everything) == pytest.approx(0.15, abs=0.03)
+    # Both kinds of image the fits need are there: single-dog images and dog-free ones.
+    assert sum(len(r.instances) == 1 and r.instances[0].species == "dog" for r in held) >= 100
+    assert sum(not any(i.species == "dog" for i in r.instances) for r in held) >= 100

@@ -68,3 +68,28 @@ def test_unknown_backbone_is_refused():
 
     with pytest.raises(ValueError, match="unknown backbone 'resnet50'"):
         KeypointNet(pretrained=False, backbone="resnet50")
+
+
+def test_detector_batches_never_show_the_score_holdout(monkeypatch):
+    from tests.conftest import ANIMALPOSE, need_shared
+    from vision.model import dataset as ds
+    from vision.model.train import Data
+
+    need_shared(ANIMALPOSE)
+    shown: list[int] = []
+    # Tiny stand-in images: this checks which images are drawn, not their pixels.
+    monkeypatch.setattr(ds, "read_rgb", lambda path: np.zeros((8, 8, 3), np.uint8))
+
+    def sample(img, boxes, size, rng, zoom):
+        shown.append(id(img))
+        return (np.zeros((size, size, 3), np.uint8), np.zeros((1, 4, 4)), np.zeros((4, 4, 4)), np.zeros((1, 4, 4)))
+
+    monkeypatch.setattr(ds, "detection_sample", sample)
+    data = Data(ANIMALPOSE, score_holdout=15)
+    held = {r.file for r in data.train if ds.in_score_holdout(r.file, 15)}
+    assert held and not held & {r.file for r in data.det_train}
+    assert len(data.det_train) == len(data.train) - len(held)
+    for seed in range(5):
+        data.det_batch(seed, 16, 64)
+    held_ids = {id(data.images[f]) for f in held}
+    assert shown and not held_ids & set(shown)

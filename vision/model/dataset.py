@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,19 @@ from vision.model.geometry import (
 )
 
 NUM_KEYPOINTS = len(CANONICAL_KEYPOINTS)
+
+#: Percent of training images a detector run keeps out of its training (``--score-holdout``), so
+#: that the dog score and its threshold are fitted on images the detector has never seen.
+SCORE_HOLDOUT_PERCENT = 15
+
+
+def in_score_holdout(file: str, percent: int) -> bool:
+    """Whether a training image belongs to the score-fit hold-out: a stable hash of its file name.
+
+    The same images are held out by every run and on every machine (CRC-32 of the name, mod 100,
+    below ``percent``); ``percent`` 0 holds out nothing.
+    """
+    return zlib.crc32(file.encode("utf-8")) % 100 < percent
 
 
 def default_data_root(repo: Path | None = None) -> Path:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from vision.anatomy import CANONICAL_KEYPOINTS
-from vision.model.dataset import Record, load_animalpose, read_rgb
+from vision.model.dataset import Record, in_score_holdout, load_animalpose, read_rgb
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION = "0.5.0"
@@ -268,8 +268,24 @@ def export_verifier_onnx(out: str | Path) -> Path:
     return out
 
 
-def fit_score_calibration(manifest_path: Path, data_root: Path, n_images: int = 400, seed: int = 0) -> dict:
-    """Fit the dog score ``sigmoid(a*logit(raw) + c*logit(dog_prob) + b)`` on *training* images.
+def score_fit_images(data_root: Path, holdout_percent: int = 0) -> list[Record]:
+    """Training images to fit the dog score on: the detector's hold-out if it had one, else all.
+
+    ``holdout_percent`` is the ``score_holdout_percent`` of the detector's training summary: the
+    images :func:`vision.model.dataset.in_score_holdout` picks were never shown to that detector.
+    """
+    train = [r for r in load_animalpose(data_root) if r.split == "train"]
+    if holdout_percent:
+        train = [r for r in train if in_score_holdout(r.file, holdout_percent)]
+    return train
+
+
+def fit_score_calibration(
+    manifest_path: Path, data_root: Path, n_images: int = 400, seed: int = 0, holdout_percent: int = 0
+) -> dict:
+    """Fit the dog score ``sigmoid(a*logit(raw) + c*logit(dog_prob) + b)`` on training images.
+
+    With ``holdout_percent`` (see :func:`score_fit_images`) only on those the detector never saw.
 
     The candidates of each image are those :meth:`DogPoseModel.detect` can report: every detector
     peak (up to 5, raw score >= the candidate floor) and the whole-frame candidate, each with the
@@ -288,7 +304,7 @@ def fit_score_calibration(manifest_path: Path, data_root: Path, n_images: int = 
     from vision.model.metrics import box_iou
 
     model = DogPoseModel.load(manifest_path)
-    train = [r for r in load_animalpose(data_root) if r.split == "train"]
+    train = score_fit_images(data_root, holdout_percent)
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(train), size=min(n_images, len(train)), replace=False)
     feats, ys = [], []
@@ -325,7 +341,9 @@ def fit_score_calibration(manifest_path: Path, data_root: Path, n_images: int = 
         "n_peaks": int(len(y)),
         "n_positive": int(y.sum()),
         "n_images": int(len(pick)),
-        "fitted_on": "Animal-Pose train split (refined boxes, detector peaks and the whole frame)",
+        "fitted_on": "Animal-Pose train split"
+        + (f", the detector's {holdout_percent}% hold-out" if holdout_percent else "")
+        + " (refined boxes, detector peaks and the whole frame)",
     }
 
 
@@ -370,14 +388,19 @@ def fit_box_margins(records: list[Record], species: str = "dog", min_labelled: i
 
 
 def fit_score_threshold(
-    manifest_path: Path, data_root: Path, n_images: int = 300, max_false_positive: float = 0.10
+    manifest_path: Path,
+    data_root: Path,
+    n_images: int = 300,
+    max_false_positive: float = 0.10,
+    holdout_percent: int = 0,
 ) -> dict[str, Any]:
-    """Pick the dog-score threshold on *training* images: the lowest with few false positives.
+    """Pick the dog-score threshold on training images: the lowest with few false positives.
 
     The threshold is the lowest on a 0.02 grid at which at most ``max_false_positive`` of dog-free
     training images (cats, horses) get a detection; ``found`` is the share of single-dog training
-    images with a detection >= it overlapping the dog (IoU >= 0.5). Both sets were seen in
-    training, so both shares are optimistic. (Up to 0.3, Youden's J, found minus false positives,
+    images with a detection >= it overlapping the dog (IoU >= 0.5). Unless ``holdout_percent``
+    limits both sets to the detector's hold-out (:func:`score_fit_images`), the detector was
+    trained on them, so both shares are optimistic. (Up to 0.3, Youden's J, found minus false positives,
     picked it: the better the detector fitted its training dogs, the higher J pushed the threshold,
     and a detector that found 7 points more validation dogs at an equal false-positive share found
     4 fewer.)
@@ -393,7 +416,7 @@ def fit_score_threshold(
     # Detections without the fallback; the whole-frame candidate is computed once, beside them.
     model = DogPoseModel.load(manifest_path, whole_frame_fallback=False)
     fallback = bool(model.meta.get("inference", {}).get("whole_frame_fallback", False))
-    train = [r for r in load_animalpose(data_root) if r.split == "train"]
+    train = score_fit_images(data_root, holdout_percent)
     dogs = [r for r in train if len(r.instances) == 1 and r.instances[0].species == "dog"]
     negs = [r for r in train if not any(i.species == "dog" for i in r.instances)]
     dogs, negs = dogs[:: max(1, len(dogs) // n_images)], negs[:: max(1, len(negs) // n_images)]
@@ -428,7 +451,9 @@ def fit_score_threshold(
         "n_dog_images": len(dogs),
         "n_negative_images": len(negs),
         "max_false_positive": max_false_positive,
-        "fitted_on": "Animal-Pose train split (lowest threshold with at most max_false_positive)",
+        "fitted_on": "Animal-Pose train split"
+        + (f", the detector's {holdout_percent}% hold-out" if holdout_percent else "")
+        + " (lowest threshold with at most max_false_positive)",
     }
 
 
@@ -491,10 +516,12 @@ def main(argv: list[str] | None = None) -> None:
     meta.setdefault("inference", {})["box_from_keypoints"] = fit_box_margins(load_animalpose(args.data))
     meta["inference"]["whole_frame_fallback"] = True
     _atomic_write_bytes(out, json.dumps(meta, indent=1).encode())  # the fits below load the model from it
-    meta["score_calibration"] = fit_score_calibration(out, args.data)
+    # A detector trained without part of the training split is scored on that part only.
+    holdout = int(meta.get("training", {}).get("detector", {}).get("score_holdout_percent") or 0)
+    meta["score_calibration"] = fit_score_calibration(out, args.data, holdout_percent=holdout)
     meta.pop("score_threshold", None)
     _atomic_write_bytes(out, json.dumps(meta, indent=1).encode())
-    fit = fit_score_threshold(out, args.data)
+    fit = fit_score_threshold(out, args.data, holdout_percent=holdout)
     meta["score_threshold"] = fit["threshold"]
     meta["score_threshold_fit"] = fit
     _atomic_write_bytes(out, json.dumps(meta, indent=1).encode())

@@ -16,7 +16,9 @@ which then exports them to ``models/`` and evaluates:
   weighs the hind-limb group's heatmaps); crops 160 px for the first 55% of the time, 192 px after.
 - ``detector``: the CenterNet head of ``DogPoseNet`` (Lite0 + FPN-lite) on whole letterboxed
   images (focal loss + L1 offset/log-size; only dogs are positives, cats/horses/people are
-  background, 4% synthetic empty frames).
+  background, 4% synthetic empty frames). ``--score-holdout`` (default 15) keeps that percent of
+  the training images from it (a stable hash of the file name), and ``export`` fits the dog score
+  and its threshold on them: images the detector never saw.
 
 Both: the head trains alone for 150 steps, then the backbone joins with its own warm-up; the LR
 follows a cosine decay over the *time* budget, so the schedule survives resumes and CPU
@@ -52,10 +54,12 @@ REPO = Path(__file__).resolve().parents[2]
 class Data:
     """In-memory Animal-Pose training data and seeded batch builders."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, score_holdout: int = 0) -> None:
         records = ds.load_animalpose(root)
         self.root = root
         self.train = [r for r in records if r.split == "train"]
+        #: Whole images for the detector: the training split without the score-fit hold-out.
+        self.det_train = [r for r in self.train if not ds.in_score_holdout(r.file, score_holdout)]
         self.val = [r for r in records if r.split == "val"]
         cv2.setNumThreads(1)
         self.images: dict[str, np.ndarray] = {}
@@ -86,7 +90,7 @@ class Data:
         rng = np.random.default_rng(seed)
         out: list[list[np.ndarray]] = [[], [], [], []]
         for _ in range(n):
-            r = self.train[int(rng.integers(len(self.train)))]
+            r = self.det_train[int(rng.integers(len(self.det_train)))]
             if rng.random() < 0.04:  # synthetic empty frames: flat colour or noise
                 img = np.full((r.height, r.width, 3), rng.integers(0, 256, 3), np.uint8)
                 if rng.random() < 0.5:
@@ -252,6 +256,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--det-zoom", default="0.45,1.3", help="detector scale range relative to the letterbox (above 1: close-ups)"
     )
+    ap.add_argument(
+        "--score-holdout",
+        type=int,
+        default=ds.SCORE_HOLDOUT_PERCENT,
+        help="percent of training images the detector never sees; export fits the dog score on them",
+    )
     ap.add_argument("--det-every", type=int, default=1, help="train the detection head every N steps")
     ap.add_argument(
         "--crop-sizes",
@@ -291,14 +301,6 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     log = print
-    t_load = time.time()
-    data = Data(args.data)
-    log(
-        f"data: {len(data.kp_items)} crops ({data.is_dog.sum()} dogs), {len(data.train)} train images, "
-        f"{len(data.val_dogs)} val dogs, loaded in {time.time() - t_load:.0f}s",
-        flush=True,
-    )
-
     previous: dict[str, Any] | None = None
     if args.init is not None and args.init.suffix == ".json":  # a shipped model: continue training it
         from vision.model.recover import recover_network, shipped_training
@@ -309,11 +311,25 @@ def main(argv: list[str] | None = None) -> None:
     else:
         net = KeypointNet(pretrained=True, backbone=args.backbone) if kp_task else DogPoseNet(pretrained=True)
     if args.init is not None and args.init.suffix != ".json":
-        init = torch.load(args.init, map_location="cpu", weights_only=False)["model"]
+        start = torch.load(args.init, map_location="cpu", weights_only=False)
+        init = start["model"]
+        previous = start.get("summary")
         if kp_task:  # backbone only
             init = {k: v for k, v in init.items() if k.startswith(("stem.", "blocks."))}
         missing, _ = net.load_state_dict(init, strict=False)
         log(f"init from {args.init}: {len(init)} tensors, {len(missing)} left fresh", flush=True)
+    score_holdout = 0 if kp_task else args.score_holdout
+    if score_holdout and args.init is not None and (previous or {}).get("score_holdout_percent") != score_holdout:
+        log("the starting weights saw the score hold-out: the dog score will be fitted on all training images")
+        score_holdout = 0
+    t_load = time.time()
+    data = Data(args.data, score_holdout=score_holdout)
+    log(
+        f"data: {len(data.kp_items)} crops ({data.is_dog.sum()} dogs), {len(data.train)} train images "
+        f"({len(data.det_train)} for the detector), "
+        f"{len(data.val_dogs)} val dogs, loaded in {time.time() - t_load:.0f}s",
+        flush=True,
+    )
     net = net.to(memory_format=torch.channels_last)
     # The stride-2/4 stem and first blocks stay at their ImageNet weights: their backward pass is
     # the costliest part of a step on CPU and low-level features transfer well.
@@ -382,6 +398,7 @@ def main(argv: list[str] | None = None) -> None:
             "det_batch": args.det_batch,
             "det_size": args.det_size,
             "det_zoom": None if kp_task else list(det_zoom),
+            "score_holdout_percent": None if kp_task else score_holdout,
             "backbone": args.backbone if kp_task else "efficientnet-lite0",
             "crop_sizes": crop_sizes if kp_task else [],
             "p_dog": [p_dog_from, p_dog_to] if kp_task else None,
