@@ -67,6 +67,27 @@ def test_recovered_keypoint_network_exports_back_to_the_same_function(tmp_path):
     np.testing.assert_allclose(_onnx(out, x), ours, atol=1e-4 * np.abs(ours).max())
 
 
+def test_skip_keypoint_network_is_recovered_from_its_onnx_file(tmp_path):
+    """A network with skip connections: the manifest's training summary says so, recovery rebuilds it."""
+    import json
+
+    from vision.model.network import keypoint_network
+
+    summary = {"backbone": "efficientnet-lite0", "skips": True, "crop_sizes": [128]}
+    net = keypoint_network(summary).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    export_keypoints_onnx(net, tmp_path / "dog_keypoints.onnx", summary)
+    manifest = tmp_path / "dog_pose.json"
+    manifest.write_text(json.dumps({"files": {"keypoints": "dog_keypoints.onnx"}, "training": {"keypoints": summary}}))
+    again = recover_network(manifest, "keypoints").eval()
+    assert again.skip_taps == net.skip_taps
+    x = torch.from_numpy(_smooth_images(1, 96, 96, seed=9))
+    with torch.no_grad():
+        np.testing.assert_allclose(again(x).numpy(), net(x).numpy(), atol=1e-4 * float(net(x).abs().max()))
+
+
 def test_quantized_detector_is_read_back_by_module_path(tmp_path):
     """Quantization re-sorts the graph (the FPN's branches): weights still reach their own modules."""
     net = DogPoseNet(pretrained=False).eval()

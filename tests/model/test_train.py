@@ -93,3 +93,29 @@ def test_detector_batches_never_show_the_score_holdout(monkeypatch):
         data.det_batch(seed, 16, 64)
     held_ids = {id(data.images[f]) for f in held}
     assert shown and not held_ids & set(shown)
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet-lite0", "efficientnet-lite2"])
+def test_skip_head_starts_as_the_plain_network_and_reads_strides_16_8_4(backbone):
+    from vision.model.network import KeypointNet, keypoint_network
+
+    torch.manual_seed(0)
+    plain = KeypointNet(pretrained=False, backbone=backbone).eval()
+    skip = keypoint_network({"backbone": backbone, "skips": True}).eval()
+    missing, unexpected = skip.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("lateral.") for k in missing)
+    x = torch.rand(1, 3, 128, 96) * 255
+    with torch.no_grad():
+        torch.testing.assert_close(skip(x), plain(x))  # zero projections: the same function at start
+        # the taps are the last blocks at strides 16, 8, 4: the shapes the transposed convolutions give
+        feats, y = [], skip.stem(x)
+        for i, block in enumerate(skip.blocks):
+            y = block(y)
+            if i in skip.skip_taps:
+                feats.append(y.shape[-2:])
+        assert sorted(feats) == sorted([(8, 6), (16, 12), (32, 24)])
+        for conv in skip.lateral:
+            conv.weight.normal_(0, 0.1)
+        assert not torch.allclose(skip(x), plain(x))  # and the skips do reach the output
+    if backbone == "efficientnet-lite0":
+        assert skip.skip_taps == (10, 4, 2)  # the detector's taps (network._TAPS) at those strides

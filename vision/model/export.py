@@ -461,15 +461,14 @@ def _load_source(role: str, source: Path) -> tuple[Any, dict[str, Any]]:
     """A network and its training summary from a checkpoint ``.pt`` or a model manifest ``.json`` (kept as is)."""
     import torch
 
-    from vision.model.network import DogPoseNet, KeypointNet
+    from vision.model.network import DogPoseNet, keypoint_network
 
     if source.suffix == ".json":
         from vision.model.recover import recover_network, shipped_training
 
         return recover_network(source, role), shipped_training(source, role)
     ckpt = torch.load(source, map_location="cpu", weights_only=False)
-    backbone = ckpt.get("summary", {}).get("backbone") or "efficientnet-lite0"
-    net = DogPoseNet(pretrained=False) if role == "detector" else KeypointNet(pretrained=False, backbone=backbone)
+    net = DogPoseNet(pretrained=False) if role == "detector" else keypoint_network(ckpt.get("summary"))
     net.load_state_dict(ckpt["model"])
     return net, {**ckpt.get("summary", {}), "validation": ckpt.get("metrics", {})}
 

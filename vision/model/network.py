@@ -137,7 +137,9 @@ class KeypointNet(nn.Module):
     """Top-down keypoint network: EfficientNet-Lite0 + three 4x4 transposed convolutions to stride 4.
 
     The SimpleBaseline design (Xiao et al., 2018) on a mobile backbone. Input is a square box crop;
-    output 20 Gaussian heatmaps at a quarter of the input resolution.
+    output 20 Gaussian heatmaps at a quarter of the input resolution. With ``skips``, the backbone's
+    stride-16, 8 and 4 features are added (1x1 projections, zero at start) after each transposed
+    convolution, as in U-Net-style decoders: finer detail for localisation.
 
     Parameters
     ----------
@@ -147,11 +149,27 @@ class KeypointNet(nn.Module):
         Channels of the transposed-convolution head.
     backbone : str
         One of :data:`BACKBONES`.
+    skips : bool
+        Skip connections from the backbone into the head.
     """
 
-    def __init__(self, pretrained: bool = True, width: int = 128, backbone: str = "efficientnet-lite0") -> None:
+    def __init__(
+        self, pretrained: bool = True, width: int = 128, backbone: str = "efficientnet-lite0", skips: bool = False
+    ) -> None:
         super().__init__()
         self.stem, self.blocks = _lite_trunk(pretrained, backbone)
+        #: Last backbone block at strides 16, 8 and 4 (the outputs the skip connections read).
+        self.skip_taps: tuple[int, ...] = ()
+        self.lateral = nn.ModuleList()
+        if skips:
+            taps = _last_block_per_stride(self.stem, self.blocks)
+            self.skip_taps = tuple(taps[stride][0] for stride in (16, 8, 4))
+            convs = [nn.Conv2d(taps[stride][1], width, 1) for stride in (16, 8, 4)]
+            for conv in convs:  # zero: the network starts as the plain SimpleBaseline
+                nn.init.zeros_(conv.weight)
+                assert conv.bias is not None
+                nn.init.zeros_(conv.bias)
+            self.lateral = nn.ModuleList(convs)
         layers: list[nn.Module] = []
         cin = BACKBONES[backbone]
         for _ in range(3):
@@ -174,7 +192,7 @@ class KeypointNet(nn.Module):
 
     def head_parameters(self) -> list[nn.Parameter]:
         """Parameters of the head (trained from scratch)."""
-        return list(self.deconv.parameters()) + list(self.kp_head.parameters())
+        return list(self.deconv.parameters()) + list(self.lateral.parameters()) + list(self.kp_head.parameters())
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Keypoint heatmaps.
@@ -190,9 +208,45 @@ class KeypointNet(nn.Module):
             (N, 20, S/4, S/4) heatmaps (CANONICAL_KEYPOINTS order).
         """
         x = self.stem((image - self.mean) / self.std)
-        for block in self.blocks:
+        features: dict[int, torch.Tensor] = {}
+        for i, block in enumerate(self.blocks):
             x = block(x)
-        return self.kp_head(self.deconv(x))
+            if i in self.skip_taps:
+                features[i] = x
+        if not self.skip_taps:
+            return self.kp_head(self.deconv(x))
+        for stage, lateral in enumerate(self.lateral):  # strides 16, 8, 4
+            x = self.deconv[3 * stage + 2](self.deconv[3 * stage + 1](self.deconv[3 * stage](x)))
+            x = x + lateral(features[self.skip_taps[stage]])
+        return self.kp_head(x)
+
+
+def _last_block_per_stride(stem: nn.Module, blocks: nn.ModuleList) -> dict[int, tuple[int, int]]:
+    """``{stride: (index of the last block at that stride, its channels)}`` of an EfficientNet trunk."""
+    size = 64
+    x = torch.zeros(1, 3, size, size)
+    out: dict[int, tuple[int, int]] = {}
+    was_training = stem.training
+    stem.eval()
+    blocks.eval()
+    with torch.no_grad():
+        x = stem(x)
+        for i, block in enumerate(blocks):
+            x = block(x)
+            out[size // x.shape[-1]] = (i, x.shape[1])
+    stem.train(was_training)
+    blocks.train(was_training)
+    return out
+
+
+def keypoint_network(summary: dict[str, Any] | None = None, pretrained: bool = False) -> KeypointNet:
+    """The ``KeypointNet`` a training summary describes (its ``backbone`` and ``skips``; Lite0, no skips by default)."""
+    summary = summary or {}
+    return KeypointNet(
+        pretrained=pretrained,
+        backbone=summary.get("backbone") or "efficientnet-lite0",
+        skips=bool(summary.get("skips", False)),
+    )
 
 
 class DetectorExportWrapper(nn.Module):

@@ -24,13 +24,16 @@ def onnx_constants(model: Any) -> dict[str, np.ndarray]:
 
     Quantized weights (``export.quantize_int8``) are int8/int32 initializers read through
     ``DequantizeLinear`` (``(q - zero_point) * scale``, per channel along ``axis``); weights stored
-    as float16 or int8 + scale (models before 0.4) through ``Cast`` and ``Mul``.
+    as float16 or int8 + scale (models before 0.4) through ``Cast`` and ``Mul``; equal constants the
+    exporter stored once through ``Identity``.
     """
     from onnx import helper, numpy_helper
 
     values = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     for node in model.graph.node:
-        if node.op_type == "Cast" and node.input[0] in values:
+        if node.op_type == "Identity" and node.input[0] in values:  # the exporter's shared constants
+            values[node.output[0]] = values[node.input[0]]
+        elif node.op_type == "Cast" and node.input[0] in values:
             values[node.output[0]] = values[node.input[0]].astype(np.float32)
         elif node.op_type == "Mul" and all(x in values for x in node.input):
             values[node.output[0]] = (values[node.input[0]] * values[node.input[1]]).astype(np.float32)
@@ -185,11 +188,11 @@ def recover_network(manifest: str | Path, role: str, check_size: int = 128) -> A
     import torch
 
     from vision.model.detector import model_files
-    from vision.model.network import DetectorExportWrapper, DogPoseNet, KeypointNet
+    from vision.model.network import DetectorExportWrapper, DogPoseNet, keypoint_network
 
     path = model_files(manifest)[role]
-    backbone = shipped_training(manifest, role).get("backbone") or "efficientnet-lite0"
-    net: Any = KeypointNet(pretrained=False, backbone=backbone) if role == "keypoints" else DogPoseNet(pretrained=False)
+    summary = shipped_training(manifest, role)
+    net: Any = keypoint_network(summary) if role == "keypoints" else DogPoseNet(pretrained=False)
     traced = net if role == "keypoints" else DetectorExportWrapper(net)
     traced.eval()
     load_onnx_weights(traced, path, check_size)

@@ -2,7 +2,7 @@
 
 Usage: ``python -m vision.model.train [--task {both,keypoints,detector}] [--minutes N] [--resume] [--init PATH]
 [--crop-sizes 160,192] [--p-dog 0.35,0.85] [--det-zoom 0.45,1.3] [--lr 1e-3] [--backbone efficientnet-lite0]
-[--hind-weight 1]``
+[--skips] [--hind-weight 1] [--score-holdout 15]``
 
 ``--init models/dog_pose.json`` continues training the shipped networks (rebuilt from their ONNX
 files by ``vision.model.recover``): checkpoints stay on the machine that made them.
@@ -275,6 +275,9 @@ def main(argv: list[str] | None = None) -> None:
         "--backbone", default="efficientnet-lite0", help="keypoint network backbone (efficientnet-lite0, 1 or 2)"
     )
     ap.add_argument(
+        "--skips", action="store_true", help="keypoint network: skip connections from the backbone into the head"
+    )
+    ap.add_argument(
         "--hind-weight",
         type=float,
         default=1.0,
@@ -295,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from vision.model.export import export_detector_onnx, export_keypoints_onnx
-    from vision.model.network import DogPoseNet, KeypointNet
+    from vision.model.network import DogPoseNet, keypoint_network
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -309,7 +312,8 @@ def main(argv: list[str] | None = None) -> None:
         previous = shipped_training(args.init, args.task)
         log(f"init from {args.init}: the shipped {args.task} network", flush=True)
     else:
-        net = KeypointNet(pretrained=True, backbone=args.backbone) if kp_task else DogPoseNet(pretrained=True)
+        spec_kp = {"backbone": args.backbone, "skips": args.skips}
+        net = keypoint_network(spec_kp, pretrained=True) if kp_task else DogPoseNet(pretrained=True)
     if args.init is not None and args.init.suffix != ".json":
         start = torch.load(args.init, map_location="cpu", weights_only=False)
         init = start["model"]
@@ -400,6 +404,7 @@ def main(argv: list[str] | None = None) -> None:
             "det_zoom": None if kp_task else list(det_zoom),
             "score_holdout_percent": None if kp_task else score_holdout,
             "backbone": args.backbone if kp_task else "efficientnet-lite0",
+            "skips": bool(net.skip_taps) if kp_task else None,
             "crop_sizes": crop_sizes if kp_task else [],
             "p_dog": [p_dog_from, p_dog_to] if kp_task else None,
             "lr": args.lr,
