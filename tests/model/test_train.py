@@ -119,3 +119,15 @@ def test_skip_head_starts_as_the_plain_network_and_reads_strides_16_8_4(backbone
         assert not torch.allclose(skip(x), plain(x))  # and the skips do reach the output
     if backbone == "efficientnet-lite0":
         assert skip.skip_taps == (10, 4, 2)  # the detector's taps (network._TAPS) at those strides
+
+
+def test_checkpoints_live_outside_the_work_tree(monkeypatch, tmp_path):
+    from vision.model.train import REPO, checkpoint_root
+
+    monkeypatch.setenv("HINDSIGHT_CHECKPOINTS", str(tmp_path / "ck"))
+    assert checkpoint_root() == tmp_path / "ck"
+    monkeypatch.delenv("HINDSIGHT_CHECKPOINTS")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    root = checkpoint_root()
+    assert root.name == "checkpoints" and tmp_path / "xdg" in root.parents
+    assert REPO not in root.parents

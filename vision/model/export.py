@@ -1,7 +1,8 @@
 """Export trained checkpoints to ``models/`` (two ONNX networks + the ``dog_pose.json`` manifest).
 
-Usage: ``python -m vision.model.export [--detector checkpoints/detector/best.pt]
-[--keypoints checkpoints/keypoints/best.pt] [--out models/dog_pose.json] [--calibrate-only]``
+Usage: ``python -m vision.model.export [--detector CHECKPOINTS/detector/best.pt]
+[--keypoints CHECKPOINTS/keypoints/best.pt] [--out models/dog_pose.json] [--calibrate-only]``
+(CHECKPOINTS: ``vision.model.train.checkpoint_root``).
 
 ``--detector`` / ``--keypoints`` also take a model manifest (``models/dog_pose.json``): that network
 is rebuilt from its ONNX file and exported unchanged, e.g. to ship a new keypoint network with the
@@ -475,13 +476,15 @@ def _load_source(role: str, source: Path) -> tuple[Any, dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> None:
     """CLI: export both checkpoints, write the manifest and fit the score calibration."""
+    from vision.model.train import checkpoint_root
+
     ap = argparse.ArgumentParser(description=__doc__)
     keep = "; a model manifest (.json) re-exports that model's network unchanged"
     ap.add_argument(
-        "--detector", type=Path, default=REPO / "checkpoints" / "detector" / "best.pt", help="checkpoint" + keep
+        "--detector", type=Path, default=checkpoint_root() / "detector" / "best.pt", help="checkpoint" + keep
     )
     ap.add_argument(
-        "--keypoints", type=Path, default=REPO / "checkpoints" / "keypoints" / "best.pt", help="checkpoint" + keep
+        "--keypoints", type=Path, default=checkpoint_root() / "keypoints" / "best.pt", help="checkpoint" + keep
     )
     ap.add_argument("--out", type=Path, default=REPO / "models" / "dog_pose.json", help="manifest path")
     ap.add_argument("--calibrate-only", action="store_true", help="only refit the score calibration")

@@ -23,7 +23,8 @@ which then exports them to ``models/`` and evaluates:
 Both: the head trains alone for 150 steps, then the backbone joins with its own warm-up; the LR
 follows a cosine decay over the *time* budget, so the schedule survives resumes and CPU
 contention. The stem and first 3 blocks stay frozen, BatchNorm statistics of the backbone too.
-Batches depend only on (seed, step). Checkpoints every 5 min in ``checkpoints/<task>/``; every
+Batches depend only on (seed, step). Checkpoints every 5 min in ``<checkpoint_root>/<task>/``
+(:func:`checkpoint_root`: ``$HINDSIGHT_CHECKPOINTS`` or the user data folder, outside the work tree); every
 15 min a validation (keypoints: GT-box hind-limb PCK@0.1; detector: dogs found at IoU >= 0.5)
 and an ONNX export of the best checkpoint next to it.
 """
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import queue
 import threading
 import time
@@ -49,6 +51,19 @@ from vision.model.geometry import crop_matrix, from_cells, letterbox, warp_squar
 from vision.model.metrics import HIND_LIMB_INDEX, pck_hits, summarise_pck
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def checkpoint_root() -> Path:
+    """Folder of training checkpoints: ``$HINDSIGHT_CHECKPOINTS``, else ``checkpoints`` in the user data folder.
+
+    Outside the work tree, so that a run survives a fresh checkout on the same machine and ``--resume`` finds it.
+    """
+    env = os.environ.get("HINDSIGHT_CHECKPOINTS")
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("hindsight")) / "checkpoints"
 
 
 class Data:
@@ -208,7 +223,7 @@ def train_both(args: argparse.Namespace) -> None:
         common += ["--init", str(args.init)]
     procs = []
     for task, extra in (("keypoints", ["--lr", str(args.lr)]), ("detector", ["--lr", str(args.lr / 2)])):
-        out = REPO / "checkpoints" / task
+        out = checkpoint_root() / task
         out.mkdir(parents=True, exist_ok=True)
         log = (out / "train.log").open("a")
         cmd = [sys.executable, "-m", "vision.model.train", "--task", task, *common, *extra]
@@ -220,7 +235,7 @@ def train_both(args: argparse.Namespace) -> None:
             failed.append(task)
         log.close()
     if failed:
-        raise SystemExit(f"training failed: {', '.join(failed)} (see checkpoints/<task>/train.log)")
+        raise SystemExit(f"training failed: {', '.join(failed)} (see {checkpoint_root()}/<task>/train.log)")
     from vision import evaluate
     from vision.model import export
 
@@ -247,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, default=ds.default_data_root(REPO))
     ap.add_argument("--minutes", type=float, default=85.0, help="total training time budget (all runs)")
     ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--out", type=Path, default=None, help="checkpoint folder (default checkpoints/<task>)")
+    ap.add_argument("--out", type=Path, default=None, help="checkpoint folder (default <checkpoint_root>/<task>)")
     ap.add_argument("--onnx", type=Path, default=None, help="ONNX written at each best validation")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--kp-batch", type=int, default=24)
@@ -292,7 +307,7 @@ def main(argv: list[str] | None = None) -> None:
         train_both(args)
         return
     kp_task = args.task == "keypoints"
-    args.out = args.out or REPO / "checkpoints" / args.task
+    args.out = args.out or checkpoint_root() / args.task
     args.onnx = args.onnx or args.out / ("dog_keypoints.onnx" if kp_task else "dog_detector.onnx")
 
     import torch
