@@ -127,6 +127,7 @@ def test_checkpoints_live_outside_the_work_tree(monkeypatch, tmp_path):
     monkeypatch.setenv("HINDSIGHT_CHECKPOINTS", str(tmp_path / "ck"))
     assert checkpoint_root() == tmp_path / "ck"
     monkeypatch.delenv("HINDSIGHT_CHECKPOINTS")
+    monkeypatch.delenv("HINDSIGHT_DATA_DIR", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     root = checkpoint_root()
     assert root.name == "checkpoints" and tmp_path / "xdg" in root.parents

@@ -54,16 +54,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def checkpoint_root() -> Path:
-    """Folder of training checkpoints: ``$HINDSIGHT_CHECKPOINTS``, else ``checkpoints`` in the user data folder.
+    """Folder of training checkpoints: ``$HINDSIGHT_CHECKPOINTS``, else ``checkpoints`` in Hindsight's data folder.
 
-    Outside the work tree, so that a run survives a fresh checkout on the same machine and ``--resume`` finds it.
+    The data folder is the dashboard's (``vision.storage.db.default_data_dir``). Outside the work tree, so that a
+    run survives a fresh checkout on the same machine and ``--resume`` finds it.
     """
     env = os.environ.get("HINDSIGHT_CHECKPOINTS")
     if env:
         return Path(env)
-    from platformdirs import user_data_dir
+    from vision.storage.db import default_data_dir
 
-    return Path(user_data_dir("hindsight")) / "checkpoints"
+    return default_data_dir() / "checkpoints"
 
 
 class Data:
