@@ -302,3 +302,26 @@ def test_video_backend_loads_the_model_without_the_whole_frame_fallback(model):
     assert model.whole_frame_fallback  # the manifest's setting, for images
     assert DogPoseModel.load(whole_frame_fallback=False).whole_frame_fallback is False
     assert default_backend().model.whole_frame_fallback is False
+
+
+def test_dog_score_weighs_each_verifier_output():
+    from vision.model.detector import DogPoseModel
+
+    def logit(p):
+        return np.log(p / (1 - p))
+
+    raw = np.array([0.2, 0.6], np.float32)
+    probs = np.array([[0.9, 0.3], [0.4, 0.8]], np.float32)
+    two = DogPoseModel(None, None, {"score_calibration": {"a": 1.5, "b": -0.5, "c": [0.7, 1.2]}})
+    z = 1.5 * logit(raw) - 0.5 + logit(probs) @ np.array([0.7, 1.2])
+    np.testing.assert_allclose(two.combined_score(raw, probs), 1 / (1 + np.exp(-z)), rtol=1e-5)
+    # A higher probe probability alone raises the score; the manifest's scalar c (up to 0.5) still reads.
+    more = probs.copy()
+    more[:, 1] += 0.1
+    assert (two.combined_score(raw, more) > two.combined_score(raw, probs)).all()
+    one = DogPoseModel(None, None, {"score_calibration": {"a": 1.0, "b": 0.0, "c": 0.8}})
+    np.testing.assert_allclose(
+        one.combined_score(raw, probs[:, 0]), 1 / (1 + np.exp(-(logit(raw) + 0.8 * logit(probs[:, 0])))), rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="2 outputs"):
+        one.combined_score(raw, probs)

@@ -97,13 +97,43 @@ def test_verifier_network_with_a_probe_is_the_logistic_of_its_features(tmp_path)
     net = DogVerifier(pretrained=False, probe=(weight, bias)).eval()
     x = torch.from_numpy(rng.uniform(0, 255, (2, 3, 224, 224)).astype(np.float32))
     with torch.no_grad():
-        feats = net.features(x).numpy()
+        feats = net.features(x)
+        mass = net.breed_mass(feats).numpy()
         out = net(x).numpy()
-    np.testing.assert_allclose(out, 1 / (1 + np.exp(-(feats @ weight + bias))), rtol=1e-4)
+    assert out.shape == (2, 2)  # the breed mass, then the probe
+    np.testing.assert_allclose(out[:, 0], mass, rtol=1e-5)
+    np.testing.assert_allclose(out[:, 1], 1 / (1 + np.exp(-(feats.numpy() @ weight + bias))), rtol=1e-4)
+    with torch.no_grad():
+        assert DogVerifier(pretrained=False).eval()(x).shape == (2,)  # untrained: the breed mass alone
     # Exported (ImageNet weights, the same probe): onnxruntime gives what torch gives.
     probe = Probe(weight, bias, {})
     path = export_verifier_onnx(tmp_path / "verifier.onnx", probe)
     with torch.no_grad():
         expected = DogVerifier(pretrained=True, probe=(weight, bias)).eval()(x).numpy()
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    np.testing.assert_allclose(sess.run(None, {"image": x.numpy()})[0].reshape(-1), expected, atol=1e-4)
+    np.testing.assert_allclose(sess.run(None, {"image": x.numpy()})[0], expected, atol=1e-4)
+
+
+def test_candidate_boxes_are_labelled_by_their_overlap_with_the_dog():
+    from tests.conftest import ANIMALPOSE, need_shared
+    from vision.model.dataset import load_animalpose, read_rgb
+    from vision.model.detector import DogPoseModel
+    from vision.model.verifier import candidate_boxes
+
+    need_shared(ANIMALPOSE)
+    model = DogPoseModel.load(threads=1)
+    records = [r for r in load_animalpose(ANIMALPOSE) if r.split == "train" and len(r.instances) == 1][:6]
+    seen_dog = False
+    for rec in records:
+        image = read_rgb(ANIMALPOSE / "images" / rec.file)
+        samples = candidate_boxes(model, rec, image)
+        assert samples, "the whole frame is always a candidate"
+        boxes = np.array([s.box for s in samples], np.float32)
+        overlap = box_iou(boxes, boxes) - np.eye(len(boxes))
+        assert overlap.max() <= 0.9  # near duplicates dropped
+        truth = box_iou(boxes, rec.instances[0].bbox[None])[:, 0]
+        for s, iou in zip(samples, truth, strict=True):
+            is_dog = rec.instances[0].species == "dog" and iou >= 0.5
+            assert s.label == int(is_dog) and s.kind == ("candidate_dog" if is_dog else "candidate_other")
+            seen_dog |= is_dog
+    assert seen_dog

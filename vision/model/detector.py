@@ -201,8 +201,15 @@ class DogPoseModel:
         self.det_size = int(meta.get("input", {}).get("det_size", 256))
         self.kp_size = int(meta.get("input", {}).get("kp_size", 192))
         cal = meta.get("score_calibration") or {}
-        #: score = sigmoid(a * logit(detector peak) + c * logit(verifier dog probability) + b)
-        self.calibration = (float(cal.get("a", 1.0)), float(cal.get("b", 0.0)), float(cal.get("c", 0.0)))
+        #: score = sigmoid(a * logit(detector peak) + sum_i c_i * logit(verifier output i) + b); ``c``
+        #: has one weight per verifier output (the breed mass, then the trained probe's probability).
+        c = cal.get("c", 0.0)
+        weights = tuple(float(v) for v in (c if isinstance(c, (list, tuple)) else [c]))
+        self.calibration: tuple[float, float, tuple[float, ...]] = (
+            float(cal.get("a", 1.0)),
+            float(cal.get("b", 0.0)),
+            weights,
+        )
         thr = meta.get("score_threshold")
         #: Default minimum dog score of :meth:`detect` (fitted on training images, see ``export``).
         self.score_threshold = float(thr) if isinstance(thr, (int, float)) and 0 < thr < 1 else 0.3
@@ -342,13 +349,13 @@ class DogPoseModel:
             Refine the whole-frame box from the keypoints.
         """
         dog, raw, dog_prob = self.whole_frame_features(image_rgb, peaks, refine)
-        score = float(self.combined_score(np.array([raw]), None if dog_prob is None else np.array([dog_prob]))[0])
+        score = float(self.combined_score(np.array([raw]), None if dog_prob is None else dog_prob[None])[0])
         return DogDetection(dog.bbox_xyxy, score, dog.keypoints)
 
     def whole_frame_features(
         self, image_rgb: np.ndarray, peaks: tuple[np.ndarray, np.ndarray] | None = None, refine: bool = True
-    ) -> tuple[DogDetection, float, float | None]:
-        """The whole-frame dog of :meth:`whole_frame_candidate` (score 0), its raw score and verifier probability."""
+    ) -> tuple[DogDetection, float, np.ndarray | None]:
+        """The whole-frame dog of :meth:`whole_frame_candidate` (score 0), its raw score and verifier outputs (V,)."""
         h, w = image_rgb.shape[:2]
         whole = np.array([0, 0, w - 1, h - 1], np.float32)
         dog = self.keypoints_in_box(image_rgb, whole, 0.0)
@@ -357,7 +364,7 @@ class DogPoseModel:
         boxes, raw = peaks if peaks is not None else self._detector_boxes(image_rgb, 5)
         overlap = box_iou(np.asarray(boxes, np.float32).reshape(-1, 4), dog.bbox_xyxy[None])[:, 0]
         best_raw = max([self.candidate_floor, *(float(r) for r, o in zip(raw, overlap, strict=True) if o >= 0.5)])
-        dog_prob = float(self._verify(image_rgb, dog.bbox_xyxy[None])[0]) if self._verifier is not None else None
+        dog_prob = self._verify(image_rgb, dog.bbox_xyxy[None])[0] if self._verifier is not None else None
         return dog, best_raw, dog_prob
 
     def refine_boxes(self, image_rgb: np.ndarray, detections: list[DogDetection]) -> list[DogDetection]:
@@ -406,15 +413,16 @@ class DogPoseModel:
         raw : np.ndarray
             (N,) float32 raw detector peak scores.
         dog_prob : np.ndarray or None
-            (N,) float32 verifier probability of a dog breed in each box (None without a verifier).
+            (N, V) float32 verifier outputs of each box (:meth:`_verify`; None without a verifier).
         """
         boxes, raw = self._detector_boxes(image_rgb, max_dogs)
         if self._verifier is None or len(boxes) == 0:
             return boxes, raw, None
         if min_score is None:
             return boxes, raw, self._verify(image_rgb, boxes)
-        best_p = self.verifier_ceiling if self.calibration[2] > 0 else 1.0 - self.verifier_ceiling
-        bound = self.combined_score(raw, np.full(len(raw), best_p, np.float32))
+        weights = np.array(self.calibration[2], np.float64)
+        best_p = np.where(weights > 0, self.verifier_ceiling, 1.0 - self.verifier_ceiling)
+        bound = self.combined_score(raw, np.tile(best_p, (len(raw), 1)).astype(np.float32))
         # At most max_dogs peaks come from the detector, so a bound below min_score is the only
         # reason to skip one; the others are verified in one batch (3 vs 5 ms a crop).
         done = np.flatnonzero(bound >= min_score)
@@ -434,21 +442,30 @@ class DogPoseModel:
         return boxes.astype(np.float32), found[:, 4].astype(np.float32)
 
     def _verify(self, image_rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """Verifier dog probability (N,) float32 of each box's square crop, within the ceiling."""
+        """Verifier outputs (N, V) float32 of each box's square crop, within the ceiling.
+
+        V = 1 (the ImageNet dog-breed mass) or 2 (and the trained probe's probability of a whole dog).
+        """
         size = self.verify_size
         crops = np.stack([warp_square(image_rgb, crop_matrix(b, size), size) for b in boxes])
         name = self._verifier.get_inputs()[0].name
-        prob = self._verifier.run(None, {name: _nchw(crops)})[0].reshape(-1)
+        prob = self._verifier.run(None, {name: _nchw(crops)})[0].reshape(len(boxes), -1)
         # Clipped to the probabilities the candidate bound assumes (see ``verifier_ceiling``), so the
         # bound is exact for a trained verifier too, whose output can come closer to 0 or 1.
         return np.clip(prob, 1.0 - self.verifier_ceiling, self.verifier_ceiling).astype(np.float32)
 
     def combined_score(self, raw: np.ndarray, dog_prob: np.ndarray | None) -> np.ndarray:
-        """Calibrated dog score of candidates: ``sigmoid(a*logit(raw) + c*logit(dog_prob) + b)`` (float32)."""
+        """Calibrated dog score of candidates: ``sigmoid(a*logit(raw) + logit(dog_prob) @ c + b)`` (float32).
+
+        ``raw``: (N,) detector peaks; ``dog_prob``: (N, V) verifier outputs, (N,) when V = 1, or None.
+        """
         a, b, c = self.calibration
         z = a * _logit(raw) + b
-        if dog_prob is not None and c != 0.0:
-            z = z + c * _logit(dog_prob)
+        if dog_prob is not None and any(c):
+            probs = np.asarray(dog_prob).reshape(len(z), -1)
+            if probs.shape[1] != len(c):
+                raise ValueError(f"the verifier gives {probs.shape[1]} outputs, the score calibration weighs {len(c)}")
+            z = z + _logit(probs) @ np.array(c, np.float64)
         return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
     def keypoints_in_box(self, image_rgb: np.ndarray, bbox_xyxy: np.ndarray, score: float = 1.0) -> DogDetection:

@@ -59,7 +59,8 @@ def manifest(
             "det": "detector: (N, 5, H/4, W/4) dog score (sigmoid), offset x, offset y, log width, log height (cells)",
             "kp": "keypoints: (N, 20, S/4, S/4) keypoint heatmaps, CANONICAL_KEYPOINTS order",
             "dog_prob": (
-                "verifier: (N,) probability that a 224 px box crop is a whole dog"
+                "verifier: (N, 2) ImageNet probability mass on the 118 dog breeds and the trained probe's "
+                "probability of a whole dog, of a 224 px box crop"
                 if verifier
                 else "verifier: (N,) ImageNet probability mass on the 118 dog breeds of a 224 px box crop"
             ),
@@ -256,8 +257,8 @@ def export_detector_onnx(
 def export_verifier_onnx(out: str | Path, probe: Any = None) -> Path:
     """Export the dog verifier in float32: the PyPI ImageNet EfficientNet-Lite0 and its output.
 
-    ``probe`` (a :class:`vision.model.verifier.Probe`) gives the fitted logistic output; without it
-    the output is the untrained ImageNet probability mass on the dog breeds (up to model 0.5).
+    Output ``dog_prob``: the untrained ImageNet probability mass on the dog breeds, (N,) (up to model
+    0.5); with ``probe`` (a :class:`vision.model.verifier.Probe`) (N, 2), the probe's probability second.
     """
     import torch
 
@@ -298,10 +299,10 @@ def score_holdout_of(training: dict[str, Any]) -> int:
 
 
 def score_fit_images(data_root: Path, holdout_percent: int = 0) -> list[Record]:
-    """Training images to fit the dog score on: the detector's hold-out if it had one, else all.
+    """Training images to fit the dog score on: the score hold-out if a network kept one, else all.
 
-    ``holdout_percent`` is the ``score_holdout_percent`` of the detector's training summary: the
-    images :func:`vision.model.dataset.in_score_holdout` picks were never shown to that detector.
+    ``holdout_percent`` comes from :func:`score_holdout_of`: the network (detector or verifier)
+    that kept out the images :func:`vision.model.dataset.in_score_holdout` picks never saw them.
     """
     train = [r for r in load_animalpose(data_root) if r.split == "train"]
     if holdout_percent:
@@ -312,14 +313,14 @@ def score_fit_images(data_root: Path, holdout_percent: int = 0) -> list[Record]:
 def fit_score_calibration(
     manifest_path: Path, data_root: Path, n_images: int = 400, seed: int = 0, holdout_percent: int = 0
 ) -> dict:
-    """Fit the dog score ``sigmoid(a*logit(raw) + c*logit(dog_prob) + b)`` on training images.
+    """Fit the dog score ``sigmoid(a*logit(raw) + logit(dog_prob) @ c + b)`` on training images.
 
-    With ``holdout_percent`` (see :func:`score_fit_images`) only on those the detector never saw.
+    With ``holdout_percent`` (see :func:`score_fit_images`) only on the score hold-out.
 
     The candidates of each image are those :meth:`DogPoseModel.detect` can report: every detector
     peak (up to 5, raw score >= the candidate floor) and the whole-frame candidate, each with the
     box refined from its keypoints. A candidate is a positive when its refined box, the one
-    reported, overlaps a labelled dog with IoU >= 0.5. a, b (and c with a verifier) are fitted
+    reported, overlaps a labelled dog with IoU >= 0.5. a, b (and c, a weight per verifier output) are fitted
     by Newton's method on the log-loss with a small ridge (logistic regression). (Up to 0.4 the
     labels came from the detector's unrefined boxes, one per dog: that fit trusted the detector's
     peak, inflated on its own training images, three times as much as the verifier.)
@@ -345,13 +346,13 @@ def fit_score_calibration(
         whole, whole_raw, whole_prob = model.whole_frame_features(image, (boxes, raw))
         refined = np.array([d.bbox_xyxy for d in [*dogs, whole]], np.float32).reshape(-1, 4)
         raws = [*(float(r) for r in raw), whole_raw]
-        probs = [*(dog_prob if dog_prob is not None else []), whole_prob]
+        probs = [*(dog_prob if dog_prob is not None else []), whole_prob]  # (V,) arrays or None
         gt = np.array([x.bbox for x in rec.instances if x.species == "dog"], np.float32).reshape(-1, 4)
         iou = box_iou(refined, gt)
         for j in range(len(refined)):
             f = [float(_logit(np.array(raws[j]))), 1.0]
             if probs[j] is not None:
-                f.append(float(_logit(np.array(probs[j]))))
+                f.extend(float(v) for v in _logit(np.asarray(probs[j])).reshape(-1))
             feats.append(f)
             ys.append(float(iou.shape[1] > 0 and iou[j].max() >= 0.5))
     x, y = np.array(feats), np.array(ys)
@@ -366,12 +367,13 @@ def fit_score_calibration(
     return {
         "a": float(w[0]),
         "b": float(w[1]),
-        "c": float(w[2]) if len(w) > 2 else 0.0,
+        # One weight per verifier output: a number for the breed mass alone (up to 0.5), else a list.
+        "c": float(w[2]) if len(w) == 3 else [float(v) for v in w[2:]] if len(w) > 3 else 0.0,
         "n_peaks": int(len(y)),
         "n_positive": int(y.sum()),
         "n_images": int(len(pick)),
         "fitted_on": "Animal-Pose train split"
-        + (f", the detector's {holdout_percent}% hold-out" if holdout_percent else "")
+        + (f", the {holdout_percent}% score hold-out" if holdout_percent else "")
         + " (refined boxes, detector peaks and the whole frame)",
     }
 
@@ -428,7 +430,7 @@ def fit_score_threshold(
     The threshold is the lowest on a 0.02 grid at which at most ``max_false_positive`` of dog-free
     training images (cats, horses) get a detection; ``found`` is the share of single-dog training
     images with a detection >= it overlapping the dog (IoU >= 0.5). Unless ``holdout_percent``
-    limits both sets to the detector's hold-out (:func:`score_fit_images`), the detector was
+    limits both sets to the score hold-out (:func:`score_fit_images`), the networks were
     trained on them, so both shares are optimistic. (Up to 0.3, Youden's J, found minus false positives,
     picked it: the better the detector fitted its training dogs, the higher J pushed the threshold,
     and a detector that found 7 points more validation dogs at an equal false-positive share found
@@ -481,7 +483,7 @@ def fit_score_threshold(
         "n_negative_images": len(negs),
         "max_false_positive": max_false_positive,
         "fitted_on": "Animal-Pose train split"
-        + (f", the detector's {holdout_percent}% hold-out" if holdout_percent else "")
+        + (f", the {holdout_percent}% score hold-out" if holdout_percent else "")
         + " (lowest threshold with at most max_false_positive)",
     }
 

@@ -270,8 +270,8 @@ IMAGENET_DOG_CLASSES = (151, 269)
 class DogVerifier(nn.Module):
     """ImageNet EfficientNet-Lite0 reduced to one output: the probability that a box crop is a dog.
 
-    Without a probe (up to model 0.5): the untrained classifier's probability mass on the 118
-    dog-breed classes. With ``probe`` (weight (1280,), bias; ``vision.model.verifier``):
+    The untrained classifier's probability mass on the 118 dog-breed classes (the only output up
+    to model 0.5) and, with ``probe`` (weight (1280,), bias; ``vision.model.verifier``),
     ``sigmoid(pooled_features @ weight + bias)``, a logistic regression fitted on Animal-Pose crops.
     """
 
@@ -300,8 +300,14 @@ class DogVerifier(nn.Module):
         return prob[:, lo:hi].sum(dim=1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """(N, 3, 224, 224) float32 RGB 0..255 -> (N,) probability of a dog."""
+        """(N, 3, 224, 224) float32 RGB 0..255 -> (N,) dog-breed mass, or (N, 2) with the probe's probability.
+
+        With a probe both opinions are returned and the dog score weighs them (fitted on real
+        detector candidates, ``export.fit_score_calibration``): the breed mass, from 1.2 M ImageNet
+        images, knows unusual dogs; the probe, from a few thousand crops, knows a part from a whole dog.
+        """
         feats = self.features(image)
+        mass = self.breed_mass(feats)
         if self.probe is None:
-            return self.breed_mass(feats)
-        return torch.sigmoid(self.probe(feats)[:, 0])
+            return mass
+        return torch.stack([mass, torch.sigmoid(self.probe(feats)[:, 0])], dim=1)

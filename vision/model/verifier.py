@@ -39,7 +39,7 @@ from vision.model.metrics import box_iou
 #: Side of the verifier's square box crop (the ImageNet input size of EfficientNet-Lite0).
 VERIFY_SIZE = 224
 FEATURE_DIM = 1280
-RIDGE_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+RIDGE_GRID = (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,38 @@ def sample_boxes(record: Record, rng: np.random.Generator, dogs_per_instance: in
         if not len(animals) or box_iou(b[None], animals).max() < 0.1:
             add(b, 0, "background")
             break
+    return out
+
+
+def candidate_boxes(model: Any, record: Record, image: np.ndarray, max_iou: float = 0.9) -> list[CropSample]:
+    """The boxes a model's dog score has to judge in one image, labelled as the score fit labels them.
+
+    The detector's peaks (up to 5), the boxes refined around their keypoints and the whole frame's
+    refined box (:meth:`DogPoseModel.whole_frame_candidate`); a box is a dog when it overlaps a
+    labelled dog with IoU >= 0.5 (``kind`` ``candidate_dog``, else ``candidate_other``). Near
+    duplicates (IoU > ``max_iou`` with a kept box) are dropped.
+    """
+    h, w = image.shape[:2]
+    boxes, raw = model._detector_boxes(image, 5)
+    found = model.keypoints_in_boxes(image, boxes, raw) if len(boxes) else []
+    refined = [d.bbox_xyxy for d in model.refine_boxes(image, found)] if found else []
+    whole = model.refine_boxes(image, [model.keypoints_in_box(image, np.array([0, 0, w - 1, h - 1], np.float32))])
+    dogs = np.array([i.bbox for i in record.instances if i.species == "dog"], np.float32).reshape(-1, 4)
+    kept: list[np.ndarray] = []
+    for box in [*boxes, *refined, whole[0].bbox_xyxy]:
+        box = np.asarray(box, np.float32)
+        if box[2] - box[0] < 8 or box[3] - box[1] < 8:
+            continue
+        if kept and box_iou(box[None], np.stack(kept)).max() > max_iou:
+            continue
+        kept.append(box)
+    out = []
+    for box in kept:
+        is_dog = bool(len(dogs) and box_iou(box[None], dogs).max() >= 0.5)
+        x0, y0, x1, y1 = (float(v) for v in box)
+        out.append(
+            CropSample(record.file, (x0, y0, x1, y1), int(is_dog), f"candidate_{'dog' if is_dog else 'other'}", False)
+        )
     return out
 
 
@@ -225,33 +257,74 @@ def _subset(file: str) -> bool:
     return zlib.adler32(file.encode("utf-8")) % 5 == 0
 
 
-def fit_probe(
-    data_root: Path, holdout_percent: int, seed: int = 0, log: Any = print
-) -> tuple[Probe, dict[str, np.ndarray]]:
-    """Sample boxes, extract features, pick the ridge, fit the probe; measure it on the hold-out.
+def _box_features(
+    samples: list[CropSample], data_root: Path, holdout_percent: int, log: Any, t0: float
+) -> dict[str, np.ndarray]:
+    """Features and labels of boxes (the arrays :func:`probe_features` returns)."""
+    feats = np.zeros((len(samples), FEATURE_DIM), np.float32)
+    chunk = 512
+    for i in range(0, len(samples), chunk):
+        feats[i : i + chunk] = crop_features(verifier_crops(samples[i : i + chunk], data_root / "images"))
+        log(f"features {min(i + chunk, len(samples))}/{len(samples)} ({time.time() - t0:.0f}s)", flush=True)
+    return {
+        "features": feats,
+        "labels": np.array([s.label for s in samples], np.float64),
+        "kinds": np.array([s.kind for s in samples]),
+        "holdout": np.array([in_score_holdout(s.file, holdout_percent) for s in samples], bool),
+        "tuning": np.array([_subset(s.file) for s in samples], bool),
+    }
+
+
+def probe_features(data_root: Path, holdout_percent: int, seed: int = 0, log: Any = print) -> dict[str, np.ndarray]:
+    """Sample the verifier boxes of every training image (:func:`sample_boxes`) and extract their features.
 
     Returns
     -------
-    probe : Probe
-    arrays : dict
-        ``features``, ``labels``, ``kinds``, ``holdout`` (bool: image in the score hold-out) of every
-        sampled box, for inspection.
+    dict
+        ``features`` (N, 1280) float32, ``labels`` (N,) float64, ``kinds`` (N,) str, ``holdout`` (N,)
+        bool (image in the score hold-out), ``tuning`` (N,) bool (image kept to pick the ridge).
     """
     t0 = time.time()
     rng = np.random.default_rng(seed)
     train = [r for r in load_animalpose(data_root) if r.split == "train"]
     samples = [s for r in train for s in sample_boxes(r, rng)]
     log(f"{len(samples)} boxes from {len(train)} training images", flush=True)
-    feats = np.zeros((len(samples), FEATURE_DIM), np.float32)
-    chunk = 512
-    for i in range(0, len(samples), chunk):
-        feats[i : i + chunk] = crop_features(verifier_crops(samples[i : i + chunk], data_root / "images"))
-        log(f"features {min(i + chunk, len(samples))}/{len(samples)} ({time.time() - t0:.0f}s)", flush=True)
-    y = np.array([s.label for s in samples], np.float64)
-    kinds = np.array([s.kind for s in samples])
-    held = np.array([in_score_holdout(s.file, holdout_percent) for s in samples])
-    pick = np.array([_subset(s.file) for s in samples])
-    fit_rows, tune_rows = ~held & ~pick, ~held & pick
+    return _box_features(samples, data_root, holdout_percent, log, t0)
+
+
+def candidate_features(
+    data_root: Path, manifest: Path, holdout_percent: int, every: int = 2, log: Any = print
+) -> dict[str, np.ndarray]:
+    """The boxes a model's dog score judges (:func:`candidate_boxes`) and their features.
+
+    From every ``every``-th training image outside the hold-out and every hold-out image: the
+    probe then also learns on the boxes it will see in use, and is measured on them. Same arrays
+    as :func:`probe_features`.
+    """
+    from vision.model.detector import DogPoseModel
+
+    t0 = time.time()
+    model = DogPoseModel.load(manifest, threads=1)
+    train = [r for r in load_animalpose(data_root) if r.split == "train"]
+    todo = [r for k, r in enumerate(train) if in_score_holdout(r.file, holdout_percent) or k % every == 0]
+    samples: list[CropSample] = []
+    for k, r in enumerate(todo):
+        samples += candidate_boxes(model, r, read_rgb(data_root / "images" / r.file))
+        if k % 200 == 0:
+            log(f"candidates of {k}/{len(todo)} images ({time.time() - t0:.0f}s)", flush=True)
+    log(f"{len(samples)} candidate boxes from {len(todo)} training images", flush=True)
+    return _box_features(samples, data_root, holdout_percent, log, t0)
+
+
+def fit_probe(arrays: dict[str, np.ndarray], holdout_percent: int, seed: int = 0, log: Any = print) -> Probe:
+    """Pick the ridge on the tuning images, fit the probe on all fit images, measure it on the hold-out.
+
+    ``arrays``: as :func:`probe_features` returns them. The features are standardised for the fit;
+    the probe's weight is on the raw features.
+    """
+    t0 = time.time()
+    feats, y, kinds, held = arrays["features"], arrays["labels"], arrays["kinds"], arrays["holdout"]
+    fit_rows, tune_rows = ~held & ~arrays["tuning"], ~held & arrays["tuning"]
     scale = feats[~held].std(axis=0) + 1e-6
     xs = feats / scale
 
@@ -263,32 +336,36 @@ def fit_probe(
     for ridge in RIDGE_GRID:
         w, b = fit_logistic(xs[fit_rows], y[fit_rows], ridge)
         tuned[ridge] = log_loss(w, b, tune_rows)
-        log(f"ridge {ridge}: tuning log-loss {tuned[ridge]:.4f}", flush=True)
+        log(f"ridge {ridge:g}: tuning log-loss {tuned[ridge]:.4f}", flush=True)
     ridge = min(tuned, key=lambda r: tuned[r])
     w, b = fit_logistic(xs[~held], y[~held], ridge)
     weight = (w / scale).astype(np.float32)
     prob = 1 / (1 + np.exp(-(feats @ weight + b)))
     mass = breed_mass(feats)
     auc: dict[str, dict[str, float]] = {"probe": {}, "breed_mass": {}}
-    for kind in ("other_animal", "dog_part", "background", "all"):
-        rows = held & ((kinds == "dog") | (kinds == kind) | (kind == "all"))
-        auc["probe"][f"dog_vs_{kind}"] = round(roc_auc(prob[rows], y[rows]), 4)
-        auc["breed_mass"][f"dog_vs_{kind}"] = round(roc_auc(mass[rows], y[rows]), 4)
+    synthetic = ~np.char.startswith(kinds.astype(str), "candidate_")
+    groups = {f"dog_vs_{k}": (kinds == "dog") | (kinds == k) for k in ("other_animal", "dog_part", "background")}
+    groups["dog_vs_all"] = synthetic
+    if (~synthetic).any():
+        groups["detector_candidates"] = ~synthetic  # the boxes the score judges in use
+    for name, group in groups.items():
+        rows = held & group
+        auc["probe"][name] = round(roc_auc(prob[rows], y[rows]), 4)
+        auc["breed_mass"][name] = round(roc_auc(mass[rows], y[rows]), 4)
     summary = {
         "kind": "logistic probe on pooled ImageNet EfficientNet-Lite0 features",
         "ridge": ridge,
-        "tuning_log_loss": {str(k): round(v, 5) for k, v in tuned.items()},
+        "tuning_log_loss": {f"{k:g}": round(v, 5) for k, v in tuned.items()},
         "n_boxes": int((~held).sum()),
-        "n_boxes_by_kind": {k: int(((kinds == k) & ~held).sum()) for k in np.unique(kinds)},
+        "n_boxes_by_kind": {str(k): int(((kinds == k) & ~held).sum()) for k in np.unique(kinds)},
         "holdout_percent": holdout_percent,
         "holdout_auc": auc,
         "holdout_boxes": int(held.sum()),
         "seed": seed,
-        "seconds": round(time.time() - t0),
+        "fit_seconds": round(time.time() - t0),
         "data": "Animal-Pose train split (dog, cat, horse, sheep, cow), without the score hold-out",
     }
-    arrays: dict[str, np.ndarray] = {"features": feats, "labels": y, "kinds": kinds, "holdout": held}
-    return Probe(weight, b, summary), arrays
+    return Probe(weight, float(b), summary)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -304,11 +381,29 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--holdout", type=int, default=SCORE_HOLDOUT_PERCENT, help="percent kept for the score fit")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--features", type=Path, default=None, help="reuse the features cached by an earlier run")
+    ap.add_argument(
+        "--candidates",
+        type=Path,
+        default=None,
+        help="model manifest whose detector candidates are added to the boxes (e.g. models/dog_pose.json)",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    probe, arrays = fit_probe(args.data, args.holdout, args.seed)
+    cache = args.out.with_name(args.out.stem + "_features.npz")
+    if args.features is not None:
+        with np.load(args.features) as z:
+            arrays = {k: z[k] for k in z.files}
+    else:
+        arrays = probe_features(args.data, args.holdout, args.seed)
+    if args.candidates is not None:
+        extra = candidate_features(args.data, args.candidates, args.holdout)
+        arrays = {k: np.concatenate([arrays[k], extra[k]]) for k in arrays}
+    if args.features is None or args.candidates is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(cache, allow_pickle=False, **arrays)
+    probe = fit_probe(arrays, args.holdout, args.seed)
     probe.save(args.out)
-    np.savez_compressed(args.out.with_name(args.out.stem + "_features.npz"), allow_pickle=False, **arrays)
     print(f"wrote {args.out}: hold-out ROC AUC {probe.summary['holdout_auc']}")
 
 
