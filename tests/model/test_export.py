@@ -156,3 +156,20 @@ def test_score_holdout_comes_from_whichever_network_held_images_out():
     assert score_holdout_of({}) == 0
     with pytest.raises(ValueError, match="15% .* 20%"):
         score_holdout_of({"detector": {"score_holdout_percent": 15}, "verifier": {"holdout_percent": 20}})
+
+
+def test_a_shipped_network_is_copied_byte_for_byte(tmp_path):
+    import json
+
+    from vision.model.detector import default_model_path, model_files
+    from vision.model.export import copy_shipped_network
+
+    shipped = default_model_path()
+    target = tmp_path / "dog_detector.onnx"
+    summary = copy_shipped_network(shipped, "detector", target)
+    assert target.read_bytes() == model_files(shipped)["detector"].read_bytes()
+    meta = json.loads(shipped.read_text())
+    trained = meta["training"]["detector"]
+    assert summary["steps"] == trained["steps"] and summary["version"] == trained.get("version", meta["version"])
+    copy_shipped_network(shipped, "detector", model_files(shipped)["detector"])  # onto itself: left as it is
+    assert model_files(shipped)["detector"].read_bytes() == target.read_bytes()

@@ -4,9 +4,9 @@ Usage: ``python -m vision.model.export [--detector CHECKPOINTS/detector/best.pt]
 [--keypoints CHECKPOINTS/keypoints/best.pt] [--out models/dog_pose.json] [--calibrate-only]``
 (CHECKPOINTS: ``vision.model.train.checkpoint_root``).
 
-``--detector`` / ``--keypoints`` also take a model manifest (``models/dog_pose.json``): that network
-is rebuilt from its ONNX file and exported unchanged, e.g. to ship a new keypoint network with the
-current detector.
+``--detector`` / ``--keypoints`` also take a model manifest (``models/dog_pose.json``): that network's
+ONNX file is copied unchanged, e.g. to ship a new keypoint network with the current detector. (Up to
+0.5 it was rebuilt and quantized again, which moved the int8 detector's peaks.)
 """
 
 from __future__ import annotations
@@ -488,16 +488,23 @@ def fit_score_threshold(
     }
 
 
-def _load_source(role: str, source: Path) -> tuple[Any, dict[str, Any]]:
-    """A network and its training summary from a checkpoint ``.pt`` or a model manifest ``.json`` (kept as is)."""
+def copy_shipped_network(manifest_path: Path, role: str, target: Path) -> dict[str, Any]:
+    """Copy one network of a model manifest unchanged to ``target``; return its training summary."""
+    from vision.model.detector import model_files
+    from vision.model.recover import shipped_training
+
+    source = model_files(manifest_path)[role]
+    if source.resolve() != target.resolve():
+        _atomic_write_bytes(target, source.read_bytes())
+    return shipped_training(manifest_path, role)
+
+
+def _load_checkpoint(role: str, source: Path) -> tuple[Any, dict[str, Any]]:
+    """A network and its training summary from a training checkpoint ``.pt``."""
     import torch
 
     from vision.model.network import DogPoseNet, keypoint_network
 
-    if source.suffix == ".json":
-        from vision.model.recover import recover_network, shipped_training
-
-        return recover_network(source, role), shipped_training(source, role)
     ckpt = torch.load(source, map_location="cpu", weights_only=False)
     net = DogPoseNet(pretrained=False) if role == "detector" else keypoint_network(ckpt.get("summary"))
     net.load_state_dict(ckpt["model"])
@@ -509,7 +516,7 @@ def main(argv: list[str] | None = None) -> None:
     from vision.model.train import checkpoint_root
 
     ap = argparse.ArgumentParser(description=__doc__)
-    keep = "; a model manifest (.json) re-exports that model's network unchanged"
+    keep = "; a model manifest (.json) keeps that model's network file unchanged"
     ap.add_argument(
         "--detector", type=Path, default=checkpoint_root() / "detector" / "best.pt", help="checkpoint" + keep
     )
@@ -539,11 +546,17 @@ def main(argv: list[str] | None = None) -> None:
         # heatmaps stay float (int8 lost 2 points of agreement on the real clip, for 1.2x).
         for role in ("detector", "keypoints", "verifier"):
             target = out.parent / files[role]
+            source = args.detector if role == "detector" else args.keypoints
+            if role != "verifier" and source.suffix == ".json":
+                # A shipped network is kept byte for byte: quantizing an int8 network again would change it.
+                summaries[role] = copy_shipped_network(source, role, target)
+                print(f"kept {target} from {source} ({target.stat().st_size / 1e6:.1f} MB)")
+                continue
             fp32 = target.with_name(target.stem + ".fp32.onnx")
             if role == "verifier":
                 export_verifier_onnx(fp32, probe)
             else:
-                net, summaries[role] = _load_source(role, args.detector if role == "detector" else args.keypoints)
+                net, summaries[role] = _load_checkpoint(role, source)
                 (export_detector_onnx if role == "detector" else export_keypoints_onnx)(net, fp32)
                 fp32.with_suffix(".json").unlink(missing_ok=True)
             if role == "keypoints":

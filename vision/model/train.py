@@ -8,8 +8,7 @@ Usage: ``python -m vision.model.train [--task {both,keypoints,detector}] [--minu
 files by ``vision.model.recover``): checkpoints stay on the machine that made them.
 
 Two networks (since model 0.2), trained side by side with one thread each by ``--task both``,
-which then fits the verifier probe (``vision.model.verifier``, about 5 minutes), exports all three
-to ``models/`` and evaluates:
+which then exports them to ``models/`` and evaluates:
 
 - ``keypoints``: the top-down ``KeypointNet`` (EfficientNet-Lite0 + three transposed convolutions
   to stride 4) on augmented box crops of dogs, cats and horses (the dog share rises from 35% to
@@ -214,7 +213,7 @@ def _freeze_bn(net: Any) -> None:
 
 
 def train_both(args: argparse.Namespace) -> None:
-    """Train the detector and the keypoint network in two processes, fit the verifier, export and evaluate."""
+    """Train the detector and the keypoint network in two processes, then export and evaluate."""
     import subprocess
     import sys
 
@@ -239,11 +238,9 @@ def train_both(args: argparse.Namespace) -> None:
     if failed:
         raise SystemExit(f"training failed: {', '.join(failed)} (see {checkpoint_root()}/<task>/train.log)")
     from vision import evaluate
-    from vision.model import export, verifier
+    from vision.model import export
 
-    probe = checkpoint_root() / "verifier" / "probe.npz"
-    verifier.main(["--data", str(args.data), "--out", str(probe), "--threads", "2", "--seed", str(args.seed)])
-    export.main(["--data", str(args.data), "--verifier", str(probe)])
+    export.main(["--data", str(args.data)])
     evaluate.main(["--data", str(args.data), "--write-sidecar"])
 
 
