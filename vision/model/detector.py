@@ -442,17 +442,14 @@ class DogPoseModel:
         return boxes.astype(np.float32), found[:, 4].astype(np.float32)
 
     def _verify(self, image_rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """Verifier outputs (N, V) float32 of each box's square crop, within the ceiling.
+        """Verifier outputs (N, V) float32 of each box's square crop.
 
         V = 1 (the ImageNet dog-breed mass) or 2 (and the trained probe's probability of a whole dog).
         """
         size = self.verify_size
         crops = np.stack([warp_square(image_rgb, crop_matrix(b, size), size) for b in boxes])
         name = self._verifier.get_inputs()[0].name
-        prob = self._verifier.run(None, {name: _nchw(crops)})[0].reshape(len(boxes), -1)
-        # Clipped to the probabilities the candidate bound assumes (see ``verifier_ceiling``), so the
-        # bound is exact for a trained verifier too, whose output can come closer to 0 or 1.
-        return np.clip(prob, 1.0 - self.verifier_ceiling, self.verifier_ceiling).astype(np.float32)
+        return self._verifier.run(None, {name: _nchw(crops)})[0].reshape(len(boxes), -1).astype(np.float32)
 
     def combined_score(self, raw: np.ndarray, dog_prob: np.ndarray | None) -> np.ndarray:
         """Calibrated dog score of candidates: ``sigmoid(a*logit(raw) + logit(dog_prob) @ c + b)`` (float32).
