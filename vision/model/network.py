@@ -268,7 +268,7 @@ IMAGENET_DOG_CLASSES = (151, 269)
 
 
 class DogVerifier(nn.Module):
-    """ImageNet EfficientNet-Lite0 reduced to one output: the probability that a box crop is a dog.
+    """ImageNet EfficientNet-Lite0 as the dog verifier of box crops: one opinion, or two with a trained probe.
 
     The untrained classifier's probability mass on the 118 dog-breed classes (the only output up
     to model 0.5) and, with ``probe`` (weight (1280,), bias; ``vision.model.verifier``),
