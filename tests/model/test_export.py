@@ -171,5 +171,3 @@ def test_a_shipped_network_is_copied_byte_for_byte(tmp_path):
     meta = json.loads(shipped.read_text())
     trained = meta["training"]["detector"]
     assert summary["steps"] == trained["steps"] and summary["version"] == trained.get("version", meta["version"])
-    copy_shipped_network(shipped, "detector", model_files(shipped)["detector"])  # onto itself: left as it is
-    assert model_files(shipped)["detector"].read_bytes() == target.read_bytes()
