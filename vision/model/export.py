@@ -321,7 +321,7 @@ def fit_score_calibration(
     peak (up to 5, raw score >= the candidate floor) and the whole-frame candidate, each with the
     box refined from its keypoints. A candidate is a positive when its refined box, the one
     reported, overlaps a labelled dog with IoU >= 0.5. a, b (and c, a weight per verifier output) are fitted
-    by Newton's method on the log-loss with a small ridge (logistic regression). (Up to 0.4 the
+    on the log-loss with a small ridge (logistic regression, :func:`vision.model.verifier.fit_logistic`). (Up to 0.4 the
     labels came from the detector's unrefined boxes, one per dog: that fit trusted the detector's
     peak, inflated on its own training images, three times as much as the verifier.)
 
@@ -332,6 +332,7 @@ def fit_score_calibration(
     """
     from vision.model.detector import DogPoseModel, _logit
     from vision.model.metrics import box_iou
+    from vision.model.verifier import fit_logistic
 
     model = DogPoseModel.load(manifest_path)
     train = score_fit_images(data_root, holdout_percent)
@@ -356,14 +357,7 @@ def fit_score_calibration(
             feats.append(f)
             ys.append(float(iou.shape[1] > 0 and iou[j].max() >= 0.5))
     x, y = np.array(feats), np.array(ys)
-    w = np.zeros(x.shape[1])
-    w[0] = 1.0
-    ridge = 1e-3 * np.eye(len(w))
-    for _ in range(50):
-        pr = 1 / (1 + np.exp(-(x @ w)))
-        grad = x.T @ (pr - y) + ridge @ w
-        hess = x.T @ (x * (pr * (1 - pr))[:, None]) + ridge
-        w = w - np.linalg.solve(hess, grad)
+    w, _ = fit_logistic(x, y, ridge=1e-3, balanced=False, intercept=False)  # x carries the constant column
     return {
         "a": float(w[0]),
         "b": float(w[1]),

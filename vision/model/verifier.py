@@ -192,21 +192,30 @@ def breed_mass(features: np.ndarray) -> np.ndarray:
         return DogVerifier(pretrained=True).eval().breed_mass(torch.from_numpy(features)).numpy()
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, float]:
-    """L2-regularised logistic regression (L-BFGS): weights (D,) float64 and bias; classes weighed equally."""
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, ridge: float, balanced: bool = True, intercept: bool = True
+) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression (L-BFGS): weights (D,) float64 and bias (0.0 without ``intercept``).
+
+    Minimises ``sum_i s_i * logloss_i + ridge / 2 * |w|^2``; ``balanced`` weighs the two classes equally
+    (``s_i`` = 0.5 / class share), else every row counts 1. The bias is not penalised. Without
+    ``intercept``, ``x`` carries its own constant column (penalised like the others).
+    """
     n, d = x.shape
     pos = y.mean()
-    sw = np.where(y > 0, 0.5 / pos, 0.5 / (1 - pos))
+    sw = np.where(y > 0, 0.5 / pos, 0.5 / (1 - pos)) if balanced else np.ones(n)
+    k = d + int(intercept)
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        w, b = theta[:d], theta[d]
+        w, b = theta[:d], (theta[d] if intercept else 0.0)
         z = x @ w + b
         ll = sw * (np.logaddexp(0, z) - y * z)
         g = sw * (1 / (1 + np.exp(-z)) - y)
-        return float(ll.sum() + 0.5 * ridge * w @ w), np.concatenate([x.T @ g + ridge * w, [g.sum()]])
+        grad = x.T @ g + ridge * w
+        return float(ll.sum() + 0.5 * ridge * w @ w), np.concatenate([grad, [g.sum()]]) if intercept else grad
 
-    res = optimize.minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B", options={"maxiter": 500})
-    return res.x[:d], float(res.x[d])
+    res = optimize.minimize(loss, np.zeros(k), jac=True, method="L-BFGS-B", options={"maxiter": 500})
+    return res.x[:d], float(res.x[d]) if intercept else 0.0
 
 
 def roc_auc(score: np.ndarray, label: np.ndarray) -> float:
