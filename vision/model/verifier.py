@@ -15,8 +15,8 @@ tell apart in Hindsight, from the Animal-Pose training split:
 - positives: dog boxes, jittered as detector boxes are (IoU >= 0.6 with the labelled box);
 - negatives: cats, horses, sheep and cows (jittered), parts of a dog (IoU 0.05-0.35 with it: a box
   on a head or a leg must not pass as the dog) and background boxes away from every labelled animal;
-- with ``--candidates MANIFEST``, also the boxes that model's dog score judges (detector peaks,
-  refined boxes, the whole frame), labelled as the score fit labels them (IoU >= 0.5 with a dog).
+- with ``--candidates MANIFEST``, also the boxes around that model's candidates (detector peaks,
+  their refined boxes, the whole frame), each a dog when its IoU with a dog is >= 0.5.
 
 Images in the detector's score hold-out (:func:`vision.model.dataset.in_score_holdout`) are left out
 of the fit, so the dog score (``export.fit_score_calibration``) and its threshold are still fitted
@@ -125,12 +125,14 @@ def sample_boxes(record: Record, rng: np.random.Generator, dogs_per_instance: in
 
 
 def candidate_boxes(model: Any, record: Record, image: np.ndarray, max_iou: float = 0.9) -> list[CropSample]:
-    """The boxes a model's dog score has to judge in one image, labelled as the score fit labels them.
+    """The boxes around a model's candidates in one image, each labelled by its own overlap with a dog.
 
     The detector's peaks (up to 5), the boxes refined around their keypoints and the whole frame's
     refined box (:meth:`DogPoseModel.whole_frame_candidate`); a box is a dog when it overlaps a
     labelled dog with IoU >= 0.5 (``kind`` ``candidate_dog``, else ``candidate_other``). Near
-    duplicates (IoU > ``max_iou`` with a kept box) are dropped.
+    duplicates (IoU > ``max_iou`` with a kept box) are dropped. In use the verifier sees the peaks'
+    own boxes and the whole frame's refined box, and the score fit labels a peak by its *refined*
+    box; the refined peak boxes here are extra training boxes of the same kind.
     """
     h, w = image.shape[:2]
     boxes, raw = model._detector_boxes(image, 5)
