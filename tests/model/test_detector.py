@@ -7,6 +7,7 @@ import pytest
 
 from vision.anatomy import CANONICAL_KEYPOINTS
 from vision.model.detector import (
+    DEFAULT_BOX_REFINEMENT,
     DogDetection,
     DogPoseModel,
     decode_heatmaps,
@@ -325,3 +326,55 @@ def test_dog_score_weighs_each_verifier_output():
     )
     with pytest.raises(ValueError, match="2 outputs"):
         one.combined_score(raw, probs)
+
+
+class _PeakSession:
+    """A stand-in keypoint network: every crop gets the same heatmaps, peaks at given crop cells."""
+
+    def __init__(self, cells: np.ndarray) -> None:
+        self.cells = cells  # (20, 2) x, y cell of each keypoint's peak
+        self.batches = 0
+
+    def get_inputs(self):
+        return [type("Input", (), {"name": "image"})()]
+
+    def run(self, _outputs, feeds):
+        batch = feeds["image"]
+        n, side = len(batch), batch.shape[-1] // 4
+        heat = np.zeros((n, 20, side, side), np.float32)
+        for k, (x, y) in enumerate(self.cells):
+            heat[:, k, y, x] = 0.9
+        self.batches += 1
+        return [heat]
+
+
+def test_box_network_places_the_box_and_the_keypoint_network_reads_the_dog():
+    """With ``box_keypoints`` the first pass (the box) and the second (the keypoints) come from different networks."""
+    rng = np.random.default_rng(5)
+    box_cells = rng.integers(4, 12, (20, 2))  # a compact dog in the middle of a 64 px crop (16 cells)
+    kp_cells = rng.integers(0, 16, (20, 2))
+    box_net, kp_net = _PeakSession(box_cells), _PeakSession(kp_cells)
+    meta = {"input": {"kp_size": 64}, "inference": {"box_from_keypoints": dict(DEFAULT_BOX_REFINEMENT)}}
+    model = DogPoseModel(None, kp_net, meta, box_kp_session=box_net)
+    img = rng.integers(0, 255, (200, 300, 3), dtype=np.uint8)
+    boxes = np.array([[40, 30, 200, 170], [100, 60, 260, 190]], np.float32)
+    dogs = model.read_dogs(img, boxes, np.array([0.9, 0.6], np.float32))
+    assert box_net.batches == 1 and kp_net.batches == 1  # one batched pass each
+    # the box is the one fitted around the box network's keypoints in the candidate box ...
+    first = model.keypoints_in_boxes(img, boxes, np.zeros(2, np.float32), session=box_net)
+    for dog, seed, score in zip(dogs, first, (0.9, 0.6), strict=True):
+        want = model._box_around(seed.keypoints, img.shape)
+        assert want is not None
+        np.testing.assert_allclose(dog.bbox_xyxy, want, atol=1e-4)
+        assert dog.score == pytest.approx(score)
+        # ... and the keypoints are the keypoint network's, read in that box
+        again = DogPoseModel(None, kp_net, meta).keypoints_in_box(img, want)
+        np.testing.assert_allclose(dog.keypoints, again.keypoints, atol=1e-4)
+        assert not np.allclose(dog.keypoints[:, :2], seed.keypoints[:, :2], atol=1.0)
+    # one network for both passes (the default) is the first pass refined by refine_boxes, as before
+    single = DogPoseModel(None, kp_net, meta)
+    alone = single.read_dogs(img, boxes, np.array([0.9, 0.6], np.float32))
+    before = single.refine_boxes(img, single.keypoints_in_boxes(img, boxes, np.array([0.9, 0.6], np.float32)))
+    for a, b in zip(alone, before, strict=True):
+        np.testing.assert_allclose(a.bbox_xyxy, b.bbox_xyxy, atol=1e-4)
+        np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-4)

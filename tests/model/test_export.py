@@ -1,5 +1,7 @@
 """Export helpers: float16 storage, int8 quantization, the manifest's box margins (needs onnx, not torch)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -171,3 +173,25 @@ def test_a_shipped_network_is_copied_byte_for_byte(tmp_path):
     meta = json.loads(shipped.read_text())
     trained = meta["training"]["detector"]
     assert summary["steps"] == trained["steps"] and summary["version"] == trained.get("version", meta["version"])
+
+
+def test_keypoint_ensemble_of_checkpoints_keeps_their_summaries_and_refuses_mixed_crop_sizes(tmp_path):
+    torch = pytest.importorskip("torch", reason="torch (the train extra) is not installed")
+    from vision.model.export import keypoint_ensemble
+    from vision.model.network import KeypointEnsemble, keypoint_network
+
+    def checkpoint(name: str, summary: dict) -> Path:
+        path = tmp_path / name / "best.pt"
+        path.parent.mkdir()
+        torch.save({"model": keypoint_network(summary).state_dict(), "summary": summary}, path)
+        return path
+
+    plain = checkpoint("plain", {"skips": False, "crop_sizes": [160, 192]})
+    skips = checkpoint("skips", {"skips": True, "crop_sizes": [192]})
+    net, summary = keypoint_ensemble([plain, skips])
+    assert isinstance(net, KeypointEnsemble)
+    assert summary["crop_sizes"] == [192] and summary["sources"] == ["plain/best.pt", "skips/best.pt"]
+    assert [m["skips"] for m in summary["members"]] == [False, True]
+    small = checkpoint("small", {"skips": False, "crop_sizes": [160]})
+    with pytest.raises(ValueError, match="different crop sizes"):
+        keypoint_ensemble([plain, small])

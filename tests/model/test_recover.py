@@ -110,3 +110,40 @@ def test_wrong_architecture_is_refused():
     detector = DetectorExportWrapper(DogPoseNet(pretrained=False)).eval()
     with pytest.raises(ValueError, match="convolutions"):
         load_onnx_weights(detector, model_files(default_model_path())["keypoints"], 64)
+
+
+def test_keypoint_ensemble_is_one_onnx_graph_recovered_member_by_member(tmp_path):
+    """An ensemble (plain + skips) exports as one graph giving the members' mean; recovery rebuilds both members."""
+    import json
+
+    from vision.model.network import KeypointEnsemble, keypoint_network
+
+    members = [{"skips": False, "crop_sizes": [128]}, {"skips": True, "crop_sizes": [128]}]
+    summary = {"members": members, "crop_sizes": [128]}
+    torch.manual_seed(3)
+    net = keypoint_network(summary).eval()
+    assert isinstance(net, KeypointEnsemble) and len(net.members) == 2
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    x = torch.from_numpy(_smooth_images(1, 96, 96, seed=4))
+    with torch.no_grad():
+        mean = 0.5 * (net.members[0](x) + net.members[1](x))
+        torch.testing.assert_close(net(x), mean)
+        assert not torch.allclose(net.members[0](x), mean, atol=1e-3)  # the members differ: the mean is a real mix
+    export_keypoints_onnx(net, tmp_path / "dog_keypoints.onnx", summary)
+    np.testing.assert_allclose(_onnx(tmp_path / "dog_keypoints.onnx", x.numpy()), mean.numpy(), atol=1e-4)
+    manifest = tmp_path / "dog_pose.json"
+    manifest.write_text(json.dumps({"files": {"keypoints": "dog_keypoints.onnx"}, "training": {"keypoints": summary}}))
+    again = recover_network(manifest, "keypoints").eval()
+    assert isinstance(again, KeypointEnsemble)
+    with torch.no_grad():
+        for ours, theirs in zip(again.members, net.members, strict=True):
+            np.testing.assert_allclose(ours(x).numpy(), theirs(x).numpy(), atol=1e-4 * float(theirs(x).abs().max()))
+
+
+def test_an_ensemble_needs_two_members():
+    from vision.model.network import KeypointEnsemble, KeypointNet
+
+    with pytest.raises(ValueError, match="at least two"):
+        KeypointEnsemble([KeypointNet(pretrained=False)])

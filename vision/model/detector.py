@@ -6,7 +6,12 @@ The model is a pair of networks named by a JSON manifest (``models/dog_pose.json
   ``det_size``, default 256) and a CenterNet head gives dog centres, scores and box sizes;
 - the *keypoint network* (``dog_keypoints.onnx``): each box is cropped (square, 1.25 x its
   longer side, ``kp_size`` default 192) and 20 heatmaps are decoded with a sub-pixel
-  log-quadratic fit around the peak.
+  log-quadratic fit around the peak;
+- optionally a *box keypoint network* (``files.box_keypoints``): the first keypoint pass, whose
+  keypoints only place the box the keypoint network then reads (:meth:`DogPoseModel.place_boxes`).
+  It lets a slower, more precise keypoint network (an ensemble) read the dog while the boxes,
+  and so the fitted dog score, stay those of a single fast network;
+- optionally a *verifier* (``dog_verifier.onnx``) scoring each candidate box's crop.
 """
 
 from __future__ import annotations
@@ -58,13 +63,17 @@ def default_model_path() -> Path:
 
 
 def model_files(manifest: str | Path) -> dict[str, Path]:
-    """The ONNX files a manifest names: ``{"detector", "keypoints"[, "verifier"]}`` -> path (next to the manifest)."""
+    """The ONNX files a manifest names, role -> path (next to the manifest).
+
+    Roles: ``detector`` and ``keypoints`` always; ``verifier`` and ``box_keypoints`` when named.
+    """
     manifest = Path(manifest)
     meta = json.loads(manifest.read_text(encoding="utf-8"))
     files = meta.get("files") or {}
     out = {role: manifest.parent / str(files.get(role, f"dog_{role}.onnx")) for role in ("detector", "keypoints")}
-    if files.get("verifier"):
-        out["verifier"] = manifest.parent / str(files["verifier"])
+    for role in ("verifier", "box_keypoints"):
+        if files.get(role):
+            out[role] = manifest.parent / str(files[role])
     return out
 
 
@@ -193,9 +202,19 @@ class DogPoseModel:
     #: before the (costly) verifier runs.
     verifier_ceiling = 0.99
 
-    def __init__(self, det_session: Any, kp_session: Any, meta: dict[str, Any], verifier: Any = None) -> None:
+    def __init__(
+        self,
+        det_session: Any,
+        kp_session: Any,
+        meta: dict[str, Any],
+        verifier: Any = None,
+        box_kp_session: Any = None,
+    ) -> None:
         self._det = det_session
         self._kp = kp_session
+        #: The first keypoint pass, which places the refined boxes (:meth:`place_boxes`); by default
+        #: the keypoint network itself.
+        self._box_kp = box_kp_session if box_kp_session is not None else kp_session
         self._verifier = verifier
         self.meta = meta
         self.det_size = int(meta.get("input", {}).get("det_size", 256))
@@ -265,7 +284,9 @@ class DogPoseModel:
         sessions = {
             role: ort.InferenceSession(str(f), opts, providers=["CPUExecutionProvider"]) for role, f in files.items()
         }
-        model = cls(sessions["detector"], sessions["keypoints"], meta, sessions.get("verifier"))
+        model = cls(
+            sessions["detector"], sessions["keypoints"], meta, sessions.get("verifier"), sessions.get("box_keypoints")
+        )
         if whole_frame_fallback is not None:
             model.whole_frame_fallback = whole_frame_fallback
         return model
@@ -274,13 +295,17 @@ class DogPoseModel:
         """(N, 3, H, W) float32 -> (N, 5, H/4, W/4) detection maps."""
         return self._det.run(None, {self._det.get_inputs()[0].name: batch})[0]
 
-    def _run_keypoints(self, batch: np.ndarray) -> np.ndarray:
-        """(N, 3, S, S) float32 crops -> (N, 20, S/4, S/4) heatmaps (flip-averaged when ``flip_test``)."""
-        name = self._kp.get_inputs()[0].name
+    def _run_keypoints(self, batch: np.ndarray, session: Any = None) -> np.ndarray:
+        """(N, 3, S, S) float32 crops -> (N, 20, S/4, S/4) heatmaps (flip-averaged when ``flip_test``).
+
+        ``session``: the keypoint network to run (default the keypoint network, not the box one).
+        """
+        session = self._kp if session is None else session
+        name = session.get_inputs()[0].name
         if not self.flip_test:
-            return self._kp.run(None, {name: batch})[0]
+            return session.run(None, {name: batch})[0]
         n = len(batch)
-        both = self._kp.run(None, {name: np.concatenate([batch, batch[..., ::-1]])})[0]
+        both = session.run(None, {name: np.concatenate([batch, batch[..., ::-1]])})[0]
         return 0.5 * (both[:n] + mirror_heatmaps(both[n:]))
 
     def detect(
@@ -321,9 +346,9 @@ class DogPoseModel:
             keep = np.flatnonzero(score >= threshold)
             keep = keep[np.argsort(-score[keep], kind="stable")]
             if len(keep):
-                found = self.keypoints_in_boxes(image_rgb, boxes[keep], score[keep])
+                found = self.read_dogs(image_rgb, boxes[keep], score[keep], refine)
                 if refine:
-                    found = suppress_duplicates(self.refine_boxes(image_rgb, found))
+                    found = suppress_duplicates(found)
         if not found and self.whole_frame_fallback:
             whole = self.whole_frame_candidate(image_rgb, (boxes, raw), refine=refine)
             if whole.score >= threshold:
@@ -357,28 +382,76 @@ class DogPoseModel:
     ) -> tuple[DogDetection, float, np.ndarray | None]:
         """The whole-frame dog of :meth:`whole_frame_candidate` (score 0), its raw score and verifier outputs (V,)."""
         h, w = image_rgb.shape[:2]
-        whole = np.array([0, 0, w - 1, h - 1], np.float32)
-        dog = self.keypoints_in_box(image_rgb, whole, 0.0)
-        if refine:
-            dog = self.refine_boxes(image_rgb, [dog])[0]
+        whole = np.array([[0, 0, w - 1, h - 1]], np.float32)
+        dog = self.read_dogs(image_rgb, whole, np.zeros(1, np.float32), refine)[0]
         boxes, raw = peaks if peaks is not None else self._detector_boxes(image_rgb, 5)
         overlap = box_iou(np.asarray(boxes, np.float32).reshape(-1, 4), dog.bbox_xyxy[None])[:, 0]
         best_raw = max([self.candidate_floor, *(float(r) for r, o in zip(raw, overlap, strict=True) if o >= 0.5)])
         dog_prob = self._verify(image_rgb, dog.bbox_xyxy[None])[0] if self._verifier is not None else None
         return dog, best_raw, dog_prob
 
-    def refine_boxes(self, image_rgb: np.ndarray, detections: list[DogDetection]) -> list[DogDetection]:
-        """Keypoints read again in boxes fitted around each detection's confident keypoints.
+    def read_dogs(
+        self, image_rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray, refine: bool = True
+    ) -> list[DogDetection]:
+        """Keypoints of the dogs in candidate boxes, each box first refined from keypoints (``refine``).
 
-        A detection with fewer than ``min_points`` keypoints at ``min_confidence`` is kept as it is.
-        Without ``box_from_keypoints`` in the manifest, :data:`DEFAULT_BOX_REFINEMENT` applies.
+        With ``refine`` the boxes are placed by :meth:`place_boxes` and the keypoint network reads
+        the dogs in them: two keypoint passes per box. Without, one pass in the boxes as given.
+
+        Parameters
+        ----------
+        image_rgb : np.ndarray
+            HxWx3 uint8 RGB.
+        boxes : np.ndarray
+            (N, 4) float32 xyxy candidate boxes in image pixels.
+        scores : np.ndarray
+            (N,) scores copied into the results.
+
+        Returns
+        -------
+        list of DogDetection
+            One per box, in order, with its (refined) box.
         """
+        if len(boxes) == 0:
+            return []
+        if refine:
+            boxes = self.place_boxes(image_rgb, boxes)
+        return self.keypoints_in_boxes(image_rgb, boxes, scores)
+
+    def place_boxes(self, image_rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """Boxes fitted around the confident keypoints read in candidate boxes: (N, 4) float32 xyxy.
+
+        The keypoints come from the box keypoint network (``files.box_keypoints``, by default the
+        keypoint network). A box with fewer than ``min_points`` keypoints at ``min_confidence`` stays
+        as it is. Margins and cut-offs: ``box_from_keypoints`` in the manifest, else
+        :data:`DEFAULT_BOX_REFINEMENT`.
+        """
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        if len(boxes) == 0:
+            return boxes.copy()
+        first = self.keypoints_in_boxes(image_rgb, boxes, np.zeros(len(boxes), np.float32), session=self._box_kp)
+        out = boxes.copy()
+        for i, dog in enumerate(first):
+            box = self._box_around(dog.keypoints, image_rgb.shape)
+            if box is not None:
+                out[i] = box
+        return out
+
+    def _box_around(self, keypoints: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The refined box around one dog's (20, 3) keypoints, or None when too few are confident."""
         cfg = {**DEFAULT_BOX_REFINEMENT, **(self.box_refinement or {})}
         margins = tuple(float(m) for m in cfg["margins"])
-        min_conf, min_points = float(cfg["min_confidence"]), int(cfg["min_points"])
+        return box_around_keypoints(keypoints, margins, shape, float(cfg["min_confidence"]), int(cfg["min_points"]))
+
+    def refine_boxes(self, image_rgb: np.ndarray, detections: list[DogDetection]) -> list[DogDetection]:
+        """Keypoints read again in boxes fitted around each detection's own confident keypoints.
+
+        A detection with fewer than ``min_points`` keypoints at ``min_confidence`` is kept as it is
+        (see :meth:`place_boxes`, which reads the first keypoints itself).
+        """
         todo, boxes = [], []
         for i, d in enumerate(detections):
-            box = box_around_keypoints(d.keypoints, margins, image_rgb.shape, min_conf, min_points)
+            box = self._box_around(d.keypoints, image_rgb.shape)
             if box is not None:
                 todo.append(i)
                 boxes.append(box)
@@ -480,7 +553,9 @@ class DogPoseModel:
         box = np.asarray(bbox_xyxy, np.float32).reshape(1, 4)
         return self.keypoints_in_boxes(image_rgb, box, np.array([score], np.float32))[0]
 
-    def keypoints_in_boxes(self, image_rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> list[DogDetection]:
+    def keypoints_in_boxes(
+        self, image_rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray, session: Any = None
+    ) -> list[DogDetection]:
         """Keypoints of the dogs in several boxes, one batched pass of the keypoint network.
 
         Parameters
@@ -491,6 +566,8 @@ class DogPoseModel:
             (N, 4) float32 xyxy boxes in input-image pixels.
         scores : np.ndarray
             (N,) scores copied into the results.
+        session : onnxruntime session or None
+            The network to run (internal: the box keypoint network); None -> the keypoint network.
 
         Returns
         -------
@@ -500,7 +577,7 @@ class DogPoseModel:
         size = self.kp_size
         mats = [crop_matrix(b, size) for b in boxes]
         crops = np.stack([warp_square(image_rgb, m, size) for m in mats])
-        kp = self._run_keypoints(_nchw(crops))
+        kp = self._run_keypoints(_nchw(crops), session)
         out = []
         for i, m in enumerate(mats):
             pts = decode_heatmaps(kp[i])

@@ -1,8 +1,11 @@
 """Export trained checkpoints to ``models/`` (two ONNX networks + the ``dog_pose.json`` manifest).
 
 Usage: ``python -m vision.model.export [--detector CHECKPOINTS/detector/best.pt]
-[--keypoints CHECKPOINTS/keypoints/best.pt] [--out models/dog_pose.json] [--calibrate-only]``
+[--keypoints CHECKPOINTS/keypoints/best.pt [MORE ...]] [--out models/dog_pose.json] [--calibrate-only]``
 (CHECKPOINTS: ``vision.model.train.checkpoint_root``).
+
+Several ``--keypoints`` make one keypoint network of them, the mean of their heatmaps
+(:func:`keypoint_ensemble`): still one file and one pass for the inference code.
 
 ``--detector`` / ``--keypoints`` also take a model manifest (``models/dog_pose.json``): that network's
 ONNX file is copied unchanged, e.g. to ship a new keypoint network with the current detector. (Up to
@@ -25,7 +28,7 @@ from vision.anatomy import CANONICAL_KEYPOINTS
 from vision.model.dataset import Record, in_score_holdout, load_animalpose, read_rgb
 
 REPO = Path(__file__).resolve().parents[2]
-VERSION = "0.5.0"
+VERSION = "0.6.0"
 DET_SIZE = 256
 KP_SIZE = 192
 
@@ -41,12 +44,26 @@ def manifest(
     keypoints: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     verifier: dict[str, Any] | None = None,
+    box_keypoints: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The model manifest (``dog_pose.json``): files, input conventions, training summaries, metrics."""
+    """The model manifest (``dog_pose.json``): files, input conventions, training summaries, metrics.
+
+    ``box_keypoints``: training summary of a separate first-pass keypoint network that places the
+    boxes (``files.box_keypoints``, see ``vision.model.detector``); None: the keypoint network does.
+    """
+    files = {"detector": "dog_detector.onnx", "keypoints": "dog_keypoints.onnx", "verifier": "dog_verifier.onnx"}
+    training = {
+        "detector": detector or {},
+        "keypoints": keypoints or {},
+        "verifier": verifier or {"kind": "untrained: ImageNet probability mass on the dog breeds"},
+    }
+    if box_keypoints is not None:
+        files["box_keypoints"] = "dog_box_keypoints.onnx"
+        training["box_keypoints"] = box_keypoints
     return {
         "name": "hindsight-dog-pose",
         "version": VERSION,
-        "files": {"detector": "dog_detector.onnx", "keypoints": "dog_keypoints.onnx", "verifier": "dog_verifier.onnx"},
+        "files": files,
         "input": {
             "name": "image",
             "format": "float32 RGB 0-255, NCHW, H and W multiples of 32 (normalisation inside the graph)",
@@ -67,11 +84,7 @@ def manifest(
         },
         "stride": 4,
         "keypoints": list(CANONICAL_KEYPOINTS),
-        "training": {
-            "detector": detector or {},
-            "keypoints": keypoints or {},
-            "verifier": verifier or {"kind": "untrained: ImageNet probability mass on the dog breeds"},
-        },
+        "training": training,
         "metrics": metrics or {},
     }
 
@@ -343,9 +356,8 @@ def fit_score_calibration(
         rec = train[int(i)]
         image = read_rgb(data_root / "images" / rec.file)
         boxes, raw, dog_prob = model.candidates(image, max_dogs=5)
-        dogs = model.refine_boxes(image, model.keypoints_in_boxes(image, boxes, raw)) if len(boxes) else []
         whole, whole_raw, whole_prob = model.whole_frame_features(image, (boxes, raw))
-        refined = np.array([d.bbox_xyxy for d in [*dogs, whole]], np.float32).reshape(-1, 4)
+        refined = np.concatenate([model.place_boxes(image, boxes), whole.bbox_xyxy[None]]).astype(np.float32)
         raws = [*(float(r) for r in raw), whole_raw]
         probs = [*(dog_prob if dog_prob is not None else []), whole_prob]  # (V,) arrays or None
         gt = np.array([x.bbox for x in rec.instances if x.species == "dog"], np.float32).reshape(-1, 4)
@@ -482,12 +494,19 @@ def fit_score_threshold(
     }
 
 
-def copy_shipped_network(manifest_path: Path, role: str, target: Path) -> dict[str, Any]:
-    """Copy one network of a model manifest unchanged to ``target``; return its training summary."""
+def copy_shipped_network(manifest_path: Path, role: str, target: Path, new_role: str | None = None) -> dict[str, Any]:
+    """Copy one network of a model manifest unchanged to ``target``; return its training summary.
+
+    ``new_role``: the role it takes in the new model (default ``role``), e.g. a shipped keypoint
+    network kept as the ``box_keypoints`` network. A source already in that role keeps its summary.
+    """
     from vision.model.detector import model_files
     from vision.model.recover import shipped_training
 
-    source = model_files(manifest_path)[role]
+    files = model_files(manifest_path)
+    if new_role is not None and new_role in files:  # e.g. 0.6 given as --box-keypoints: its own box network
+        role = new_role
+    source = files[role]
     if source.resolve() != target.resolve():
         _atomic_write_bytes(target, source.read_bytes())
     return shipped_training(manifest_path, role)
@@ -505,6 +524,43 @@ def _load_checkpoint(role: str, source: Path) -> tuple[Any, dict[str, Any]]:
     return net, {**ckpt.get("summary", {}), "validation": ckpt.get("metrics", {})}
 
 
+def keypoint_ensemble(sources: list[Path]) -> tuple[Any, dict[str, Any]]:
+    """One :class:`~vision.model.network.KeypointEnsemble` from several keypoint networks, and its summary.
+
+    Each source is a training checkpoint ``.pt`` or a model manifest (its shipped network, rebuilt
+    from the ONNX file by ``vision.model.recover``). The summary lists the members' summaries under
+    ``members`` (how the ensemble is rebuilt) and their common ``crop_sizes``.
+
+    Raises
+    ------
+    ValueError
+        When the members were trained at different crop sizes.
+    """
+    from vision.model.network import KeypointEnsemble
+    from vision.model.recover import recover_network, shipped_training
+
+    nets, summaries = [], []
+    for source in sources:
+        if source.suffix == ".json":
+            nets.append(recover_network(source, "keypoints"))
+            summaries.append(shipped_training(source, "keypoints"))
+        else:
+            net, summary = _load_checkpoint("keypoints", source)
+            nets.append(net)
+            summaries.append(summary)
+    sizes = {trained_crop_size(s) for s in summaries}
+    if len(sizes) != 1:
+        raise ValueError(f"ensemble members were trained at different crop sizes: {sorted(sizes)}")
+    summary = {
+        "task": "keypoints",
+        "ensemble": "mean of the members' heatmaps",
+        "crop_sizes": [sizes.pop()],
+        "sources": [s.name if s.suffix == ".json" else f"{s.parent.name}/{s.name}" for s in sources],
+        "members": summaries,
+    }
+    return KeypointEnsemble(nets), summary
+
+
 def main(argv: list[str] | None = None) -> None:
     """CLI: export both checkpoints, write the manifest and fit the score calibration."""
     from vision.model.train import checkpoint_root
@@ -515,7 +571,17 @@ def main(argv: list[str] | None = None) -> None:
         "--detector", type=Path, default=checkpoint_root() / "detector" / "best.pt", help="checkpoint" + keep
     )
     ap.add_argument(
-        "--keypoints", type=Path, default=checkpoint_root() / "keypoints" / "best.pt", help="checkpoint" + keep
+        "--keypoints",
+        type=Path,
+        nargs="+",
+        default=[checkpoint_root() / "keypoints" / "best.pt"],
+        help="checkpoint" + keep + "; several: one network, the mean of their heatmaps",
+    )
+    ap.add_argument(
+        "--box-keypoints",
+        type=Path,
+        default=None,
+        help="checkpoint" + keep + ": a separate first keypoint pass that places the boxes (default: --keypoints)",
     )
     ap.add_argument(
         "--verifier",
@@ -532,38 +598,59 @@ def main(argv: list[str] | None = None) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         from vision.model.verifier import Probe
 
-        files = manifest()["files"]
-        summaries: dict[str, Any] = {}
+        files = manifest(box_keypoints={} if args.box_keypoints else None)["files"]
+        summaries: dict[str, Any] = {"box_keypoints": None}
         probe = Probe.load(args.verifier) if args.verifier is not None else None
         summaries["verifier"] = probe.summary if probe is not None else None
         # The detector and the verifier give coarse scores and boxes: int8 (1.5x faster). The keypoint
         # heatmaps stay float (int8 lost 2 points of agreement on the real clip, for 1.2x).
-        for role in ("detector", "keypoints", "verifier"):
+        sources = {"detector": args.detector, "keypoints": args.keypoints[0], "box_keypoints": args.box_keypoints}
+        # The box network first: given the manifest being replaced, it copies the old keypoint file.
+        for role in [r for r in ("detector", "box_keypoints", "keypoints", "verifier") if r in files]:
             target = out.parent / files[role]
-            source = args.detector if role == "detector" else args.keypoints
-            if role != "verifier" and source.suffix == ".json":
+            source = sources.get(role)
+            ensemble = role == "keypoints" and len(args.keypoints) > 1
+            if role != "verifier" and not ensemble and source is not None and source.suffix == ".json":
                 # A shipped network is kept byte for byte: quantizing an int8 network again would change it.
-                summaries[role] = copy_shipped_network(source, role, target)
+                # (A manifest given as box network lends its keypoint network.)
+                shipped_role = "keypoints" if role == "box_keypoints" else role
+                summaries[role] = copy_shipped_network(source, shipped_role, target, role)
                 print(f"kept {target} from {source} ({target.stat().st_size / 1e6:.1f} MB)")
                 continue
             fp32 = target.with_name(target.stem + ".fp32.onnx")
             if role == "verifier":
                 export_verifier_onnx(fp32, probe)
             else:
-                net, summaries[role] = _load_checkpoint(role, source)
+                assert source is not None
+                if ensemble:
+                    net, summaries[role] = keypoint_ensemble(args.keypoints)
+                else:
+                    net, summaries[role] = _load_checkpoint("detector" if role == "detector" else "keypoints", source)
                 (export_detector_onnx if role == "detector" else export_keypoints_onnx)(net, fp32)
                 fp32.with_suffix(".json").unlink(missing_ok=True)
-            if role == "keypoints":
+            if role in ("keypoints", "box_keypoints"):
                 os.replace(store_weights_fp16(fp32), target)
             else:
                 quantize_int8(fp32, target, calibration_inputs(args.data, role))
                 fp32.unlink()
-            kind = "float16 weights" if role == "keypoints" else "int8"
+            kind = "float16 weights" if role in ("keypoints", "box_keypoints") else "int8"
             print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB, {kind})")
+        box_summary = summaries["box_keypoints"]
+        if box_summary is not None and trained_crop_size(box_summary) != trained_crop_size(summaries["keypoints"]):
+            raise SystemExit(
+                f"error: the box keypoint network reads {trained_crop_size(box_summary)} px crops, "
+                f"the keypoint network {trained_crop_size(summaries['keypoints'])} px: one crop size serves both"
+            )
         _atomic_write_bytes(
             out,
             json.dumps(
-                manifest(summaries["detector"], summaries["keypoints"], verifier=summaries["verifier"]), indent=1
+                manifest(
+                    summaries["detector"],
+                    summaries["keypoints"],
+                    verifier=summaries["verifier"],
+                    box_keypoints=summaries["box_keypoints"],
+                ),
+                indent=1,
             ).encode(),
         )
     meta = json.loads(out.read_text())

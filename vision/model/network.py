@@ -239,9 +239,42 @@ def _last_block_per_stride(stem: nn.Module, blocks: nn.ModuleList) -> dict[int, 
     return out
 
 
-def keypoint_network(summary: dict[str, Any] | None = None, pretrained: bool = False) -> KeypointNet:
-    """The ``KeypointNet`` a training summary describes (its ``backbone`` and ``skips``; Lite0, no skips by default)."""
+class KeypointEnsemble(nn.Module):
+    """Several keypoint networks read as one: the mean of their heatmaps.
+
+    Exported as one ONNX graph with the single network's input and output (``(N, 3, S, S)`` ->
+    ``(N, 20, S/4, S/4)``), so inference needs no change. Members must share the crop size they
+    were trained at; averaging networks trained apart cancels part of each one's own errors.
+
+    Parameters
+    ----------
+    members : list of nn.Module
+        Keypoint networks (``KeypointNet``), at least two.
+    """
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two keypoint networks")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) float32 RGB 0..255 -> (N, 20, S/4, S/4) mean heatmaps."""
+        total = self.members[0](image)
+        for member in self.members[1:]:
+            total = total + member(image)
+        return total / len(self.members)
+
+
+def keypoint_network(summary: dict[str, Any] | None = None, pretrained: bool = False) -> nn.Module:
+    """The keypoint network a training summary describes.
+
+    A ``KeypointNet`` of the summary's ``backbone`` and ``skips`` (Lite0, no skips by default), or a
+    :class:`KeypointEnsemble` when the summary lists ``members`` (one summary each).
+    """
     summary = summary or {}
+    if summary.get("members"):
+        return KeypointEnsemble([keypoint_network(m, pretrained) for m in summary["members"]])
     return KeypointNet(
         pretrained=pretrained,
         backbone=summary.get("backbone") or "efficientnet-lite0",

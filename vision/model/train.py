@@ -324,8 +324,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.init is not None and args.init.suffix == ".json":  # a shipped model: continue training it
         from vision.model.recover import recover_network, shipped_training
 
-        net: Any = recover_network(args.init, args.task)
         previous = shipped_training(args.init, args.task)
+        if previous.get("members"):
+            raise SystemExit(
+                f"error: {args.init} ships an ensemble of keypoint networks; continue one member's checkpoint instead"
+            )
+        net: Any = recover_network(args.init, args.task)
         log(f"init from {args.init}: the shipped {args.task} network", flush=True)
     else:
         spec_kp = {"backbone": args.backbone, "skips": args.skips}

@@ -136,12 +136,11 @@ def candidate_boxes(model: Any, record: Record, image: np.ndarray, max_iou: floa
     """
     h, w = image.shape[:2]
     boxes, raw = model._detector_boxes(image, 5)
-    found = model.keypoints_in_boxes(image, boxes, raw) if len(boxes) else []
-    refined = [d.bbox_xyxy for d in model.refine_boxes(image, found)] if found else []
-    whole = model.refine_boxes(image, [model.keypoints_in_box(image, np.array([0, 0, w - 1, h - 1], np.float32))])
+    refined = list(model.place_boxes(image, boxes))
+    whole = model.place_boxes(image, np.array([[0, 0, w - 1, h - 1]], np.float32))
     dogs = np.array([i.bbox for i in record.instances if i.species == "dog"], np.float32).reshape(-1, 4)
     kept: list[np.ndarray] = []
-    for box in [*boxes, *refined, whole[0].bbox_xyxy]:
+    for box in [*boxes, *refined, whole[0]]:
         box = np.asarray(box, np.float32)
         if box[2] - box[0] < 8 or box[3] - box[1] < 8:
             continue
