@@ -195,3 +195,73 @@ def test_keypoint_ensemble_of_checkpoints_keeps_their_summaries_and_refuses_mixe
     small = checkpoint("small", {"skips": False, "crop_sizes": [160]})
     with pytest.raises(ValueError, match="different crop sizes"):
         keypoint_ensemble([plain, small])
+
+
+def test_int8_weight_storage_is_a_quarter_and_expands_back_within_half_a_step(tmp_path):
+    """``store_weights_int8`` keeps float arithmetic; ``weights_as_float32`` gives the float graph back."""
+    from vision.model.detector import open_network, weights_as_float32
+    from vision.model.export import store_weights_int8
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 1, (16, 8, 3, 3)).astype(np.float32) * rng.uniform(0.01, 2, (16, 1, 1, 1)).astype(np.float32)
+    wt = rng.normal(0, 0.1, (16, 4, 2, 2)).astype(np.float32) * np.linspace(0.1, 3, 4).reshape(1, 4, 1, 1)
+    wt = wt.astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1]),
+        helper.make_node("ConvTranspose", ["y", "wt"], ["z"], strides=[2, 2]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 6, 6])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4, 12, 12])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(wt, "wt")],
+    )
+    path = tmp_path / "net.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    x = rng.normal(0, 1, (1, 8, 6, 6)).astype(np.float32)
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    size = path.stat().st_size
+    store_weights_int8(path)
+    assert path.stat().st_size < 0.4 * size
+    model = onnx.load(str(path))
+    assert {i.name: numpy_helper.to_array(i).dtype for i in model.graph.initializer}["w__int8"] == np.int8
+    # one scale per output channel: axis 0 of the Conv weight, axis 1 of the ConvTranspose weight
+    scales = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer if i.name.endswith("__scale")}
+    np.testing.assert_allclose(scales["w__scale"], np.abs(w).reshape(16, -1).max(1) / 127, rtol=1e-6)
+    np.testing.assert_allclose(scales["wt__scale"], np.abs(wt).transpose(1, 0, 2, 3).reshape(4, -1).max(1) / 127)
+    expanded = weights_as_float32(model)
+    assert not [n for n in expanded.graph.node if n.op_type == "DequantizeLinear"]
+    weights = {i.name: numpy_helper.to_array(i) for i in expanded.graph.initializer}
+    assert np.all(np.abs(weights["w"] - w) <= 0.5 * scales["w__scale"].reshape(-1, 1, 1, 1) + 1e-7)
+    assert np.all(np.abs(weights["wt"] - wt) <= 0.5 * scales["wt__scale"].reshape(1, -1, 1, 1) + 1e-7)
+    got = open_network(path).run(None, {"x": x})[0]
+    raw = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, raw, rtol=1e-5, atol=1e-5)  # the same function as the file as written
+    assert 0 < np.abs(got - want).max() < 0.02 * np.abs(want).max()  # int8 rounding, small
+
+
+def test_an_ensemble_file_gives_its_first_member_alone_as_the_box_network(tmp_path):
+    torch = pytest.importorskip("torch", reason="torch (the train extra) is not installed")
+    from vision.model.detector import open_network
+    from vision.model.export import export_keypoints_onnx
+    from vision.model.network import keypoint_network
+
+    summary = {"members": [{"crop_sizes": [64]}, {"skips": True, "crop_sizes": [64]}], "crop_sizes": [64]}
+    torch.manual_seed(1)
+    net = keypoint_network(summary).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    path = export_keypoints_onnx(net, tmp_path / "kp.onnx", summary)
+    x = np.random.default_rng(2).uniform(0, 255, (2, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        first, mean = net.members[0](torch.from_numpy(x)).numpy(), net(torch.from_numpy(x)).numpy()
+    full = open_network(path)
+    assert [o.name for o in full.get_outputs()] == ["kp", "kp_box"]
+    np.testing.assert_allclose(full.run(None, {"image": x})[0], mean, atol=1e-4 * np.abs(mean).max())
+    box = open_network(path, output="kp_box")
+    assert [o.name for o in box.get_outputs()] == ["kp_box"]
+    np.testing.assert_allclose(box.run(None, {"image": x})[0], first, atol=1e-4 * np.abs(first).max())
+    with pytest.raises(ValueError, match="no output 'nope'"):
+        open_network(path, output="nope")

@@ -40,8 +40,11 @@ def test_module_path_follows_the_exporter_scopes():
 
 @pytest.mark.parametrize("role", ["keypoints", "detector"])
 def test_recovered_network_matches_shipped_onnx(role):
+    from vision.model.network import keypoint_network
+    from vision.model.recover import shipped_training
+
     net = recover_network(default_model_path(), role).eval()
-    module = net if role == "keypoints" else DetectorExportWrapper(net)
+    module = net if role != "detector" else DetectorExportWrapper(net)
     x = _smooth_images(2, 96, 160, seed=5)
     path = model_files(default_model_path())[role]
     ref = _onnx(path, x)
@@ -53,7 +56,8 @@ def test_recovered_network_matches_shipped_onnx(role):
     else:
         np.testing.assert_allclose(ours, ref, atol=1e-4 * np.abs(ref).max())
     # a fresh network of the same architecture is far from it: the comparison has teeth
-    fresh = (type(net)(pretrained=False) if role == "keypoints" else DetectorExportWrapper(DogPoseNet(False))).eval()
+    summary = shipped_training(default_model_path(), role)
+    fresh = (keypoint_network(summary) if role != "detector" else DetectorExportWrapper(DogPoseNet(False))).eval()
     with torch.no_grad():
         assert _corr(fresh(torch.from_numpy(x)).numpy(), ref) < 0.9
 

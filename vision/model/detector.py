@@ -7,11 +7,13 @@ The model is a pair of networks named by a JSON manifest (``models/dog_pose.json
 - the *keypoint network* (``dog_keypoints.onnx``): each box is cropped (square, 1.25 x its
   longer side, ``kp_size`` default 192) and 20 heatmaps are decoded with a sub-pixel
   log-quadratic fit around the peak;
-- optionally a *box keypoint network* (``files.box_keypoints``): the first keypoint pass, whose
-  keypoints only place the box the keypoint network then reads (:meth:`DogPoseModel.place_boxes`).
-  It lets a slower, more precise keypoint network (an ensemble) read the dog while the boxes,
-  and so the fitted dog score, stay those of a single fast network;
 - optionally a *verifier* (``dog_verifier.onnx``) scoring each candidate box's crop.
+
+When the keypoint network is an ensemble, its first member alone (graph output
+``inference.box_keypoints_output``, ``kp_box``) reads the first pass, whose keypoints only place
+the box the whole ensemble then reads (:meth:`DogPoseModel.place_boxes`): the boxes, and so the
+fitted dog score, stay those of a single network. Weights stored as int8 (``export``'s
+``store_weights_int8``) are expanded to float32 when a network is loaded.
 """
 
 from __future__ import annotations
@@ -63,18 +65,66 @@ def default_model_path() -> Path:
 
 
 def model_files(manifest: str | Path) -> dict[str, Path]:
-    """The ONNX files a manifest names, role -> path (next to the manifest).
-
-    Roles: ``detector`` and ``keypoints`` always; ``verifier`` and ``box_keypoints`` when named.
-    """
+    """The ONNX files a manifest names: ``{"detector", "keypoints"[, "verifier"]}`` -> path (next to the manifest)."""
     manifest = Path(manifest)
     meta = json.loads(manifest.read_text(encoding="utf-8"))
     files = meta.get("files") or {}
     out = {role: manifest.parent / str(files.get(role, f"dog_{role}.onnx")) for role in ("detector", "keypoints")}
-    for role in ("verifier", "box_keypoints"):
-        if files.get(role):
-            out[role] = manifest.parent / str(files[role])
+    if files.get("verifier"):
+        out["verifier"] = manifest.parent / str(files["verifier"])
     return out
+
+
+def weights_as_float32(model: Any) -> Any:
+    """An ONNX model with the weights ``export.store_weights_int8`` stored as int8 expanded to float32 again.
+
+    onnxruntime keeps a ``DequantizeLinear`` of a constant for quantization fusions, so the file as
+    written would dequantize the weights on every run; expanded once here, it runs as the float
+    network. Other nodes are left alone.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    for node in list(graph.node):
+        if node.op_type != "DequantizeLinear" or not node.name.endswith("__dequantize"):
+            continue
+        if not all(name in inits for name in node.input):
+            continue
+        q, scale, zero = (numpy_helper.to_array(inits[name]) for name in node.input)
+        axis = next((int(a.i) for a in node.attribute if a.name == "axis"), 1)
+        shape = [1] * q.ndim
+        shape[axis] = -1
+        weight = (q.astype(np.float32) - zero.reshape(shape).astype(np.float32)) * scale.reshape(shape)
+        graph.initializer.append(numpy_helper.from_array(weight.astype(np.float32), node.output[0]))
+        graph.node.remove(node)
+        for name in node.input:
+            graph.initializer.remove(inits.pop(name))
+    return model
+
+
+def open_network(path: str | Path, options: Any = None, output: str | None = None) -> Any:
+    """An onnxruntime session of one network file.
+
+    Weights stored as int8 by ``export.store_weights_int8`` are expanded to float32 first (the
+    file as written would dequantize them on every run). With ``output``, the session computes
+    only the part of the graph that gives that output (e.g. an ensemble's first member, ``kp_box``).
+
+    Raises
+    ------
+    ValueError
+        When the graph has no such output.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    model = weights_as_float32(onnx.load(str(path)))
+    if output is not None:
+        outputs = [o.name for o in model.graph.output]
+        if output not in outputs:
+            raise ValueError(f"{Path(path).name} has no output {output!r} (outputs: {', '.join(outputs)})")
+        model = onnx.utils.Extractor(model).extract_model([i.name for i in model.graph.input], [output])
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def decode_heatmaps(heatmaps: np.ndarray) -> np.ndarray:
@@ -212,8 +262,8 @@ class DogPoseModel:
     ) -> None:
         self._det = det_session
         self._kp = kp_session
-        #: The first keypoint pass, which places the refined boxes (:meth:`place_boxes`); by default
-        #: the keypoint network itself.
+        #: The first keypoint pass, which places the refined boxes (:meth:`place_boxes`): an
+        #: ensemble's first member, else the keypoint network itself.
         self._box_kp = box_kp_session if box_kp_session is not None else kp_session
         self._verifier = verifier
         self.meta = meta
@@ -281,12 +331,10 @@ class DogPoseModel:
         # Three sessions run one after another on the same cores: idle worker threads must not spin.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sessions = {
-            role: ort.InferenceSession(str(f), opts, providers=["CPUExecutionProvider"]) for role, f in files.items()
-        }
-        model = cls(
-            sessions["detector"], sessions["keypoints"], meta, sessions.get("verifier"), sessions.get("box_keypoints")
-        )
+        sessions = {role: open_network(f, opts) for role, f in files.items()}
+        box_output = (meta.get("inference") or {}).get("box_keypoints_output")
+        box = open_network(files["keypoints"], opts, output=str(box_output)) if box_output else None
+        model = cls(sessions["detector"], sessions["keypoints"], meta, sessions.get("verifier"), box)
         if whole_frame_fallback is not None:
             model.whole_frame_fallback = whole_frame_fallback
         return model
@@ -421,7 +469,7 @@ class DogPoseModel:
     def place_boxes(self, image_rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Boxes fitted around the confident keypoints read in candidate boxes: (N, 4) float32 xyxy.
 
-        The keypoints come from the box keypoint network (``files.box_keypoints``, by default the
+        The keypoints come from the box keypoint network (an ensemble's first member, else the
         keypoint network). A box with fewer than ``min_points`` keypoints at ``min_confidence`` stays
         as it is. Margins and cut-offs: ``box_from_keypoints`` in the manifest, else
         :data:`DEFAULT_BOX_REFINEMENT`.

@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 VERSION = "0.6.0"
 DET_SIZE = 256
 KP_SIZE = 192
+UNTRAINED_VERIFIER = "untrained: ImageNet probability mass on the dog breeds"
 
 
 def trained_crop_size(keypoints: dict[str, Any] | None) -> int:
@@ -44,26 +45,17 @@ def manifest(
     keypoints: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     verifier: dict[str, Any] | None = None,
-    box_keypoints: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The model manifest (``dog_pose.json``): files, input conventions, training summaries, metrics.
 
-    ``box_keypoints``: training summary of a separate first-pass keypoint network that places the
-    boxes (``files.box_keypoints``, see ``vision.model.detector``); None: the keypoint network does.
+    A keypoint ensemble (``keypoints`` lists ``members``) gets ``inference.box_keypoints_output``:
+    its first member alone places the boxes (see ``vision.model.detector``).
     """
-    files = {"detector": "dog_detector.onnx", "keypoints": "dog_keypoints.onnx", "verifier": "dog_verifier.onnx"}
-    training = {
-        "detector": detector or {},
-        "keypoints": keypoints or {},
-        "verifier": verifier or {"kind": "untrained: ImageNet probability mass on the dog breeds"},
-    }
-    if box_keypoints is not None:
-        files["box_keypoints"] = "dog_box_keypoints.onnx"
-        training["box_keypoints"] = box_keypoints
+    ensemble = bool((keypoints or {}).get("members"))
     return {
         "name": "hindsight-dog-pose",
         "version": VERSION,
-        "files": files,
+        "files": {"detector": "dog_detector.onnx", "keypoints": "dog_keypoints.onnx", "verifier": "dog_verifier.onnx"},
         "input": {
             "name": "image",
             "format": "float32 RGB 0-255, NCHW, H and W multiples of 32 (normalisation inside the graph)",
@@ -74,18 +66,24 @@ def manifest(
         },
         "outputs": {
             "det": "detector: (N, 5, H/4, W/4) dog score (sigmoid), offset x, offset y, log width, log height (cells)",
-            "kp": "keypoints: (N, 20, S/4, S/4) keypoint heatmaps, CANONICAL_KEYPOINTS order",
+            "kp": "keypoints: (N, 20, S/4, S/4) keypoint heatmaps, CANONICAL_KEYPOINTS order"
+            + ("; an ensemble's mean, and kp_box its first member's" if ensemble else ""),
             "dog_prob": (
                 "verifier: (N, 2) ImageNet probability mass on the 118 dog breeds and the trained probe's "
                 "probability of a whole dog, of a 224 px box crop"
-                if verifier
+                if verifier and str(verifier.get("kind", "")).startswith("logistic probe")
                 else "verifier: (N,) ImageNet probability mass on the 118 dog breeds of a 224 px box crop"
             ),
         },
         "stride": 4,
         "keypoints": list(CANONICAL_KEYPOINTS),
-        "training": training,
+        "training": {
+            "detector": detector or {},
+            "keypoints": keypoints or {},
+            "verifier": verifier or {"kind": UNTRAINED_VERIFIER},
+        },
         "metrics": metrics or {},
+        **({"inference": {"box_keypoints_output": "kp_box"}} if ensemble else {}),
     }
 
 
@@ -134,6 +132,52 @@ def store_weights_fp16(path: str | Path, min_size: int = 64) -> Path:
         )
         graph.initializer.remove(init)
     return _replace_weights(model, path, halves, casts)
+
+
+def store_weights_int8(path: str | Path, min_size: int = 64) -> Path:
+    """Rewrite an ONNX file with its large float32 weights stored as int8 (a quarter of the file).
+
+    Each initializer of ``min_size`` elements or more becomes int8 with one float32 scale per output
+    channel (symmetric, ``max |w| / 127``; axis 0 of a Conv weight, 1 of a ConvTranspose weight) and a
+    ``DequantizeLinear`` back to float32.
+    Activations stay float: unlike :func:`quantize_int8` this changes only the stored weights (by at
+    most half a quantization step each), not the arithmetic. ``vision.model.detector.weights_as_float32``
+    expands them again when a session is created, so inference runs at float32 speed.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    path = Path(path)
+    model = onnx.load(str(path))
+    graph = model.graph
+    # One scale per output channel: axis 0 of a Conv weight, axis 1 of a ConvTranspose weight.
+    transposed = {n.input[1] for n in graph.node if n.op_type == "ConvTranspose" and len(n.input) > 1}
+    decode, stored = [], []
+    for init in list(graph.initializer):
+        arr = numpy_helper.to_array(init)
+        if arr.dtype != np.float32 or arr.size < min_size or arr.ndim < 2:
+            continue
+        axis = 1 if init.name in transposed else 0
+        peak = np.abs(np.moveaxis(arr, axis, 0).reshape(arr.shape[axis], -1)).max(axis=1)
+        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+        shape = [1] * arr.ndim
+        shape[axis] = -1
+        q = np.clip(np.round(arr / scale.reshape(shape)), -127, 127).astype(np.int8)
+        q_init = numpy_helper.from_array(q, init.name + "__int8")
+        s_init = numpy_helper.from_array(scale, init.name + "__scale")
+        z_init = numpy_helper.from_array(np.zeros(len(scale), np.int8), init.name + "__zero")
+        stored += [q_init, s_init, z_init]
+        decode.append(
+            helper.make_node(
+                "DequantizeLinear",
+                [q_init.name, s_init.name, z_init.name],
+                [init.name],
+                axis=axis,
+                name=init.name + "__dequantize",
+            )
+        )
+        graph.initializer.remove(init)
+    return _replace_weights(model, path, stored, decode)
 
 
 def quantize_int8(source: str | Path, out: str | Path, inputs: list[np.ndarray]) -> Path:
@@ -236,13 +280,22 @@ def _export(module: Any, out: Path, size: int, outputs: list[str]) -> None:
 def export_keypoints_onnx(
     net: Any, out: str | Path, summary: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None
 ) -> Path:
-    """Export a ``KeypointNet`` (output ``kp``) to ONNX, with a ``.json`` of its training summary."""
+    """Export a keypoint network to ONNX, with a ``.json`` of its training summary.
+
+    A ``KeypointNet`` gives output ``kp``; a ``KeypointEnsemble`` ``kp`` (the mean) and ``kp_box``
+    (its first member, see ``network.EnsembleExportWrapper``).
+    """
     import torch
+
+    from vision.model.network import EnsembleExportWrapper, KeypointEnsemble
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(net).float().eval().to(memory_format=torch.contiguous_format)
-    _export(model, out, trained_crop_size(summary), ["kp"])
+    outputs = ["kp"]
+    if isinstance(model, KeypointEnsemble):
+        model, outputs = EnsembleExportWrapper(model), ["kp", "kp_box"]
+    _export(model, out, trained_crop_size(summary), outputs)
     _atomic_write_bytes(
         out.with_suffix(".json"), json.dumps({"training": summary, "metrics": metrics}, indent=2).encode()
     )
@@ -494,19 +547,12 @@ def fit_score_threshold(
     }
 
 
-def copy_shipped_network(manifest_path: Path, role: str, target: Path, new_role: str | None = None) -> dict[str, Any]:
-    """Copy one network of a model manifest unchanged to ``target``; return its training summary.
-
-    ``new_role``: the role it takes in the new model (default ``role``), e.g. a shipped keypoint
-    network kept as the ``box_keypoints`` network. A source already in that role keeps its summary.
-    """
+def copy_shipped_network(manifest_path: Path, role: str, target: Path) -> dict[str, Any]:
+    """Copy one network of a model manifest unchanged to ``target``; return its training summary."""
     from vision.model.detector import model_files
     from vision.model.recover import shipped_training
 
-    files = model_files(manifest_path)
-    if new_role is not None and new_role in files:  # e.g. 0.6 given as --box-keypoints: its own box network
-        role = new_role
-    source = files[role]
+    source = model_files(manifest_path)[role]
     if source.resolve() != target.resolve():
         _atomic_write_bytes(target, source.read_bytes())
     return shipped_training(manifest_path, role)
@@ -556,6 +602,7 @@ def keypoint_ensemble(sources: list[Path]) -> tuple[Any, dict[str, Any]]:
         "ensemble": "mean of the members' heatmaps",
         "crop_sizes": [sizes.pop()],
         "sources": [s.name if s.suffix == ".json" else f"{s.parent.name}/{s.name}" for s in sources],
+        "data": " + ".join(dict.fromkeys(str(s.get("data", "unknown")) for s in summaries)),
         "members": summaries,
     }
     return KeypointEnsemble(nets), summary
@@ -578,16 +625,16 @@ def main(argv: list[str] | None = None) -> None:
         help="checkpoint" + keep + "; several: one network, the mean of their heatmaps",
     )
     ap.add_argument(
-        "--box-keypoints",
-        type=Path,
-        default=None,
-        help="checkpoint" + keep + ": a separate first keypoint pass that places the boxes (default: --keypoints)",
+        "--keypoint-weights",
+        choices=("fp16", "int8"),
+        default="fp16",
+        help="how the keypoint network's weights are stored (int8: a quarter of float32, float arithmetic)",
     )
     ap.add_argument(
         "--verifier",
         type=Path,
         default=None,
-        help="verifier probe .npz (python -m vision.model.verifier); default: the untrained dog-breed mass",
+        help="verifier probe .npz (python -m vision.model.verifier)" + keep + "; default: the untrained dog-breed mass",
     )
     ap.add_argument("--out", type=Path, default=REPO / "models" / "dog_pose.json", help="manifest path")
     ap.add_argument("--calibrate-only", action="store_true", help="only refit the score calibration")
@@ -598,23 +645,25 @@ def main(argv: list[str] | None = None) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         from vision.model.verifier import Probe
 
-        files = manifest(box_keypoints={} if args.box_keypoints else None)["files"]
-        summaries: dict[str, Any] = {"box_keypoints": None}
-        probe = Probe.load(args.verifier) if args.verifier is not None else None
+        files = manifest()["files"]
+        summaries: dict[str, Any] = {}
+        keep_verifier = args.verifier is not None and args.verifier.suffix == ".json"
+        probe = Probe.load(args.verifier) if args.verifier is not None and not keep_verifier else None
         summaries["verifier"] = probe.summary if probe is not None else None
         # The detector and the verifier give coarse scores and boxes: int8 (1.5x faster). The keypoint
         # heatmaps stay float (int8 lost 2 points of agreement on the real clip, for 1.2x).
-        sources = {"detector": args.detector, "keypoints": args.keypoints[0], "box_keypoints": args.box_keypoints}
-        # The box network first: given the manifest being replaced, it copies the old keypoint file.
-        for role in [r for r in ("detector", "box_keypoints", "keypoints", "verifier") if r in files]:
+        sources = {"detector": args.detector, "keypoints": args.keypoints[0]}
+        if keep_verifier:
+            sources["verifier"] = args.verifier
+        for role in ("detector", "keypoints", "verifier"):
             target = out.parent / files[role]
             source = sources.get(role)
             ensemble = role == "keypoints" and len(args.keypoints) > 1
-            if role != "verifier" and not ensemble and source is not None and source.suffix == ".json":
+            if not ensemble and source is not None and source.suffix == ".json":
                 # A shipped network is kept byte for byte: quantizing an int8 network again would change it.
-                # (A manifest given as box network lends its keypoint network.)
-                shipped_role = "keypoints" if role == "box_keypoints" else role
-                summaries[role] = copy_shipped_network(source, shipped_role, target, role)
+                summaries[role] = copy_shipped_network(source, role, target)
+                if role == "verifier" and "kind" not in summaries[role]:  # up to 0.5 the manifest did not say
+                    summaries[role]["kind"] = UNTRAINED_VERIFIER
                 print(f"kept {target} from {source} ({target.stat().st_size / 1e6:.1f} MB)")
                 continue
             fp32 = target.with_name(target.stem + ".fp32.onnx")
@@ -625,31 +674,22 @@ def main(argv: list[str] | None = None) -> None:
                 if ensemble:
                     net, summaries[role] = keypoint_ensemble(args.keypoints)
                 else:
-                    net, summaries[role] = _load_checkpoint("detector" if role == "detector" else "keypoints", source)
+                    net, summaries[role] = _load_checkpoint(role, source)
                 (export_detector_onnx if role == "detector" else export_keypoints_onnx)(net, fp32)
                 fp32.with_suffix(".json").unlink(missing_ok=True)
-            if role in ("keypoints", "box_keypoints"):
-                os.replace(store_weights_fp16(fp32), target)
+            if role == "keypoints":
+                store = store_weights_int8 if args.keypoint_weights == "int8" else store_weights_fp16
+                os.replace(store(fp32), target)
+                summaries[role] = {**summaries[role], "stored_weights": args.keypoint_weights}
             else:
                 quantize_int8(fp32, target, calibration_inputs(args.data, role))
                 fp32.unlink()
-            kind = "float16 weights" if role in ("keypoints", "box_keypoints") else "int8"
+            kind = f"{args.keypoint_weights} weights" if role == "keypoints" else "int8"
             print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB, {kind})")
-        box_summary = summaries["box_keypoints"]
-        if box_summary is not None and trained_crop_size(box_summary) != trained_crop_size(summaries["keypoints"]):
-            raise SystemExit(
-                f"error: the box keypoint network reads {trained_crop_size(box_summary)} px crops, "
-                f"the keypoint network {trained_crop_size(summaries['keypoints'])} px: one crop size serves both"
-            )
         _atomic_write_bytes(
             out,
             json.dumps(
-                manifest(
-                    summaries["detector"],
-                    summaries["keypoints"],
-                    verifier=summaries["verifier"],
-                    box_keypoints=summaries["box_keypoints"],
-                ),
+                manifest(summaries["detector"], summaries["keypoints"], verifier=summaries["verifier"]),
                 indent=1,
             ).encode(),
         )

@@ -266,6 +266,28 @@ class KeypointEnsemble(nn.Module):
         return total / len(self.members)
 
 
+class EnsembleExportWrapper(nn.Module):
+    """Export-time view of a :class:`KeypointEnsemble`: outputs ``kp`` (the mean) and ``kp_box`` (the first member).
+
+    ``kp_box`` costs nothing in the full graph (it is one of the terms of the mean); cut out on its
+    own (``detector.open_network(..., output="kp_box")``) it is the first member alone, which
+    places the boxes. The members keep their module paths (``members.0...``), so
+    ``vision.model.recover`` reads the file back into a ``KeypointEnsemble``.
+    """
+
+    def __init__(self, ensemble: KeypointEnsemble) -> None:
+        super().__init__()
+        self.members = ensemble.members
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, 3, S, S) -> ((N, 20, S/4, S/4) mean heatmaps, (N, 20, S/4, S/4) first member's heatmaps)."""
+        first = self.members[0](image)
+        total = first
+        for member in self.members[1:]:
+            total = total + member(image)
+        return total / len(self.members), first
+
+
 def keypoint_network(summary: dict[str, Any] | None = None, pretrained: bool = False) -> nn.Module:
     """The keypoint network a training summary describes.
 

@@ -174,7 +174,7 @@ def recover_network(manifest: str | Path, role: str, check_size: int = 128) -> A
     ----------
     manifest : str or Path
         Model manifest (``models/dog_pose.json``).
-    role : {"keypoints", "box_keypoints", "detector"}
+    role : {"keypoints", "detector"}
         Which network.
     check_size : int
         Side of the random image on which torch and onnxruntime outputs are compared.
@@ -192,9 +192,8 @@ def recover_network(manifest: str | Path, role: str, check_size: int = 128) -> A
 
     path = model_files(manifest)[role]
     summary = shipped_training(manifest, role)
-    is_keypoints = role in ("keypoints", "box_keypoints")
-    net: Any = keypoint_network(summary) if is_keypoints else DogPoseNet(pretrained=False)
-    traced = net if is_keypoints else DetectorExportWrapper(net)
+    net: Any = keypoint_network(summary) if role == "keypoints" else DogPoseNet(pretrained=False)
+    traced = net if role == "keypoints" else DetectorExportWrapper(net)
     traced.eval()
     load_onnx_weights(traced, path, check_size)
     # A smooth random image (cubic upsampling of 8 x 8 noise): inside the activation ranges that a

@@ -5,7 +5,8 @@ Usage: ``python -m vision.model.train [--task {both,keypoints,detector}] [--minu
 [--skips] [--hind-weight 1] [--score-holdout 15]``
 
 ``--init models/dog_pose.json`` continues training the shipped networks (rebuilt from their ONNX
-files by ``vision.model.recover``): checkpoints stay on the machine that made them.
+files by ``vision.model.recover``): checkpoints stay on the machine that made them. A shipped keypoint
+ensemble (model 0.6) is refused: continue one member's checkpoint instead.
 
 Two networks (since model 0.2), trained side by side with one thread each by ``--task both``,
 which then exports them to ``models/`` and evaluates:
