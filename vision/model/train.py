@@ -54,6 +54,14 @@ from vision.model.metrics import HIND_LIMB_INDEX, pck_hits, summarise_pck
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _manifest_version(path: Path) -> str | None:
+    """The ``version`` a model manifest records (None when unreadable)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("version")
+    except (OSError, ValueError):
+        return None
+
+
 def checkpoint_root() -> Path:
     """Folder of training checkpoints: ``$HINDSIGHT_CHECKPOINTS``, else ``checkpoints`` in Hindsight's data folder.
 
@@ -302,6 +310,23 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--frozen-blocks", type=int, default=3, help="backbone blocks kept at ImageNet weights")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument(
+        "--init-head",
+        action="store_true",
+        help="keypoints: --init CHECKPOINT loads the head too, not only the backbone (a fine-tune)",
+    )
+    ap.add_argument(
+        "--teacher",
+        type=Path,
+        default=None,
+        help="keypoints: distil a model manifest's keypoint network (e.g. an ensemble) into this one",
+    )
+    ap.add_argument(
+        "--teacher-weight",
+        type=float,
+        default=0.5,
+        help="share of the loss on the teacher's heatmaps (all keypoints); the rest on the labels",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-every", type=float, default=15.0, help="minutes between val + ONNX export")
     args = ap.parse_args(argv)
@@ -339,10 +364,20 @@ def main(argv: list[str] | None = None) -> None:
         start = torch.load(args.init, map_location="cpu", weights_only=False)
         init = start["model"]
         previous = start.get("summary")
-        if kp_task:  # backbone only
+        if kp_task and not args.init_head:  # backbone only
             init = {k: v for k, v in init.items() if k.startswith(("stem.", "blocks."))}
         missing, _ = net.load_state_dict(init, strict=False)
         log(f"init from {args.init}: {len(init)} tensors, {len(missing)} left fresh", flush=True)
+    teacher: Any = None
+    if args.teacher is not None:
+        if not kp_task:
+            raise SystemExit("error: --teacher distils keypoint networks (--task keypoints)")
+        from vision.model.recover import recover_network
+
+        teacher = recover_network(args.teacher, "keypoints").eval().to(memory_format=torch.channels_last)
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        log(f"teacher: the keypoint network of {args.teacher} (weight {args.teacher_weight})", flush=True)
     score_holdout = 0 if kp_task else args.score_holdout
     if score_holdout and args.init is not None and (previous or {}).get("score_holdout_percent") != score_holdout:
         log("the starting weights saw the score hold-out: the dog score will be fitted on all training images")
@@ -431,6 +466,16 @@ def main(argv: list[str] | None = None) -> None:
             "lr": args.lr,
             "hind_weight": args.hind_weight if kp_task else None,
             "init": str(args.init.name) if args.init else "ImageNet",
+            "init_head": bool(args.init_head) if kp_task else None,
+            "teacher": (
+                {
+                    "manifest": args.teacher.name,
+                    "weight": args.teacher_weight,
+                    "version": _manifest_version(args.teacher),
+                }
+                if teacher is not None
+                else None
+            ),
             "init_training": previous,  # lineage: how the starting weights were trained
             "det_every": args.det_every,
             "frozen_blocks": args.frozen_blocks,
@@ -517,6 +562,14 @@ def main(argv: list[str] | None = None) -> None:
             # Plain MSE on labelled heatmaps (scaled: Adam's epsilon should not dominate).
             denom = ws.sum().clamp(min=1.0) * hms[0, 0].numel()
             kp_loss = 1000.0 * (ws[:, :, None, None] * (kp.float() - hms) ** 2).sum() / denom
+            if teacher is not None:
+                # Distillation: the teacher's heatmaps of every keypoint, labelled or not, same scale.
+                with torch.no_grad():
+                    soft = teacher(x).float()
+                tw = channel_weight.expand_as(ws)
+                soft_loss = 1000.0 * (tw[:, :, None, None] * (kp.float() - soft) ** 2).sum()
+                soft_loss = soft_loss / (tw.sum() * hms[0, 0].numel())
+                kp_loss = (1.0 - args.teacher_weight) * kp_loss + args.teacher_weight * soft_loss
         det_loss = torch.zeros(())
         if db is not None:
             canv, heat, reg, mask = (torch.from_numpy(a) for a in db)
