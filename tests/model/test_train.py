@@ -132,3 +132,26 @@ def test_checkpoints_live_outside_the_work_tree(monkeypatch, tmp_path):
     root = checkpoint_root()
     assert root.name == "checkpoints" and tmp_path / "xdg" in root.parents
     assert REPO not in root.parents
+
+
+def test_keypoint_loss_mixes_labels_and_a_teacher():
+    from vision.model.train import keypoint_loss, keypoint_loss_weights
+
+    torch.manual_seed(0)
+    pred, target, soft = (torch.rand(2, 20, 8, 8) for _ in range(3))
+    cw = torch.from_numpy(keypoint_loss_weights(2.0))
+    weights = (torch.rand(2, 20) > 0.3).float() * cw
+    plain = keypoint_loss(pred, target, weights, cw)
+    want = 1000.0 * (weights[:, :, None, None] * (pred - target) ** 2).sum() / (weights.sum() * 64)
+    torch.testing.assert_close(plain, want)
+    assert keypoint_loss(pred, target, weights, cw, soft, teacher_weight=0.0) == plain
+    # all on the teacher: zero when the prediction is the teacher's, labels or not
+    assert keypoint_loss(soft, target, weights, cw, soft, teacher_weight=1.0) == 0
+    # the teacher teaches unlabelled keypoints too: changing one only there moves the teacher term
+    unlabelled = int(torch.nonzero(weights[0] == 0)[0, 0])
+    moved = pred.clone()
+    moved[0, unlabelled] += 0.5
+    assert keypoint_loss(moved, target, weights, cw) == plain
+    assert keypoint_loss(moved, target, weights, cw, soft, 1.0) > keypoint_loss(pred, target, weights, cw, soft, 1.0)
+    half = keypoint_loss(pred, target, weights, cw, soft, 0.5)
+    torch.testing.assert_close(half, 0.5 * plain + 0.5 * keypoint_loss(pred, target, weights, cw, soft, 1.0))

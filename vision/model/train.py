@@ -145,6 +145,36 @@ def keypoint_loss_weights(hind_weight: float = 1.0) -> np.ndarray:
     return w
 
 
+def keypoint_loss(
+    pred: Any, target: Any, weights: Any, channel_weight: Any, soft: Any = None, teacher_weight: float = 0.5
+) -> Any:
+    """Heatmap loss of the keypoint network: weighted MSE, scaled by 1000 (Adam's epsilon should not dominate).
+
+    Parameters
+    ----------
+    pred, target : torch.Tensor
+        (B, 20, h, w) predicted and label heatmaps.
+    weights : torch.Tensor
+        (B, 20) label weights (0 for unlabelled keypoints), already times ``channel_weight``.
+    channel_weight : torch.Tensor
+        (20,) weight of each keypoint (:func:`keypoint_loss_weights`).
+    soft : torch.Tensor or None
+        (B, 20, h, w) a teacher's heatmaps: then ``teacher_weight`` of the loss is the MSE to them on
+        every keypoint (labelled or not), the rest the MSE to the labels.
+    teacher_weight : float
+        Share of the loss on ``soft``.
+    """
+    cells = target[0, 0].numel()
+    label_loss = (
+        1000.0 * (weights[:, :, None, None] * (pred - target) ** 2).sum() / (weights.sum().clamp(min=1.0) * cells)
+    )
+    if soft is None:
+        return label_loss
+    tw = channel_weight.expand_as(weights)
+    soft_loss = 1000.0 * (tw[:, :, None, None] * (pred - soft) ** 2).sum() / (tw.sum() * cells)
+    return (1.0 - teacher_weight) * label_loss + teacher_weight * soft_loss
+
+
 def focal_loss(logits: Any, gt: Any) -> Any:
     """CenterNet focal loss on (B, 1, h, w) logits and Gaussian targets, per positive."""
     import torch
@@ -559,17 +589,11 @@ def main(argv: list[str] | None = None) -> None:
             ws = ws * channel_weight
             x = crops.permute(0, 3, 1, 2).float().contiguous(memory_format=torch.channels_last)
             kp = net(x)
-            # Plain MSE on labelled heatmaps (scaled: Adam's epsilon should not dominate).
-            denom = ws.sum().clamp(min=1.0) * hms[0, 0].numel()
-            kp_loss = 1000.0 * (ws[:, :, None, None] * (kp.float() - hms) ** 2).sum() / denom
+            soft = None
             if teacher is not None:
-                # Distillation: the teacher's heatmaps of every keypoint, labelled or not, same scale.
                 with torch.no_grad():
                     soft = teacher(x).float()
-                tw = channel_weight.expand_as(ws)
-                soft_loss = 1000.0 * (tw[:, :, None, None] * (kp.float() - soft) ** 2).sum()
-                soft_loss = soft_loss / (tw.sum() * hms[0, 0].numel())
-                kp_loss = (1.0 - args.teacher_weight) * kp_loss + args.teacher_weight * soft_loss
+            kp_loss = keypoint_loss(kp.float(), hms, ws, channel_weight, soft, args.teacher_weight)
         det_loss = torch.zeros(())
         if db is not None:
             canv, heat, reg, mask = (torch.from_numpy(a) for a in db)
