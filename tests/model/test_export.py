@@ -265,3 +265,57 @@ def test_an_ensemble_file_gives_its_first_member_alone_as_the_box_network(tmp_pa
     np.testing.assert_allclose(box.run(None, {"image": x})[0], first, atol=1e-4 * np.abs(first).max())
     with pytest.raises(ValueError, match="no output 'nope'"):
         open_network(path, output="nope")
+
+
+def test_the_box_network_of_a_shipped_model_becomes_its_own_file(tmp_path):
+    """``--box-keypoints MANIFEST``: its own box file byte for byte, an ensemble's first member cut out, else its
+    keypoint network."""
+    import json
+
+    torch = pytest.importorskip("torch", reason="torch (the train extra) is not installed")
+    from vision.model.detector import open_network
+    from vision.model.export import copy_box_network, export_keypoints_onnx
+    from vision.model.network import keypoint_network
+
+    members = [{"crop_sizes": [64], "steps": 1}, {"skips": True, "crop_sizes": [64], "steps": 2}]
+    summary = {"members": members, "crop_sizes": [64]}
+    torch.manual_seed(4)
+    net = keypoint_network(summary).eval()
+    export_keypoints_onnx(net, tmp_path / "ens.onnx", summary)
+    files = {"detector": "det.onnx", "keypoints": "ens.onnx"}
+    ensemble = tmp_path / "ensemble.json"
+    ensemble.write_text(
+        json.dumps(
+            {
+                "version": "0.6.0",
+                "files": files,
+                "training": {"keypoints": summary},
+                "inference": {"box_keypoints_output": "kp_box"},
+            }
+        )
+    )
+    got = copy_box_network(ensemble, tmp_path / "box.onnx")
+    assert got["steps"] == 1 and got["version"] == "0.6.0"  # the first member's summary
+    box = open_network(tmp_path / "box.onnx")
+    assert [o.name for o in box.get_outputs()] == ["kp_box"]
+    x = np.random.default_rng(3).uniform(0, 255, (1, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        want = net.members[0](torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(box.run(None, {"image": x})[0], want, atol=1e-4 * np.abs(want).max())
+    (tmp_path / "own_box.onnx").write_bytes(b"box network")
+    own = tmp_path / "own.json"
+    own.write_text(
+        json.dumps(
+            {
+                "version": "0.7.0",
+                "files": {**files, "box_keypoints": "own_box.onnx"},
+                "training": {"keypoints": summary, "box_keypoints": {"steps": 3}},
+            }
+        )
+    )
+    assert copy_box_network(own, tmp_path / "copy.onnx")["steps"] == 3
+    assert (tmp_path / "copy.onnx").read_bytes() == b"box network"
+    single = tmp_path / "single.json"
+    single.write_text(json.dumps({"version": "0.5.0", "files": files, "training": {"keypoints": {"steps": 4}}}))
+    assert copy_box_network(single, tmp_path / "plain.onnx")["steps"] == 4
+    assert (tmp_path / "plain.onnx").read_bytes() == (tmp_path / "ens.onnx").read_bytes()

@@ -9,11 +9,12 @@ The model is a pair of networks named by a JSON manifest (``models/dog_pose.json
   log-quadratic fit around the peak;
 - optionally a *verifier* (``dog_verifier.onnx``) scoring each candidate box's crop.
 
-When the keypoint network is an ensemble, its first member alone (graph output
-``inference.box_keypoints_output``, ``kp_box``) reads the first pass, whose keypoints only place
-the box the whole ensemble then reads (:meth:`DogPoseModel.place_boxes`): the boxes, and so the
-fitted dog score, stay those of a single network. Weights stored as int8 (``export``'s
-``store_weights_int8``) are expanded to float32 when a network is loaded.
+A *box keypoint network* may read the first pass, whose keypoints only place the box the keypoint
+network then reads (:meth:`DogPoseModel.place_boxes`): ``files.box_keypoints`` (its own file), or
+for an ensemble its first member alone (graph output ``inference.box_keypoints_output``,
+``kp_box``). The boxes, and so the fitted dog score, are then those of that single network.
+Weights stored as int8 (``export``'s ``store_weights_int8``) are expanded to float32 when a
+network is loaded.
 """
 
 from __future__ import annotations
@@ -65,13 +66,17 @@ def default_model_path() -> Path:
 
 
 def model_files(manifest: str | Path) -> dict[str, Path]:
-    """The ONNX files a manifest names: ``{"detector", "keypoints"[, "verifier"]}`` -> path (next to the manifest)."""
+    """The ONNX files a manifest names, role -> path (next to the manifest).
+
+    Roles: ``detector`` and ``keypoints`` always; ``verifier`` and ``box_keypoints`` when named.
+    """
     manifest = Path(manifest)
     meta = json.loads(manifest.read_text(encoding="utf-8"))
     files = meta.get("files") or {}
     out = {role: manifest.parent / str(files.get(role, f"dog_{role}.onnx")) for role in ("detector", "keypoints")}
-    if files.get("verifier"):
-        out["verifier"] = manifest.parent / str(files["verifier"])
+    for role in ("verifier", "box_keypoints"):
+        if files.get(role):
+            out[role] = manifest.parent / str(files[role])
     return out
 
 
@@ -262,8 +267,8 @@ class DogPoseModel:
     ) -> None:
         self._det = det_session
         self._kp = kp_session
-        #: The first keypoint pass, which places the refined boxes (:meth:`place_boxes`): an
-        #: ensemble's first member, else the keypoint network itself.
+        #: The first keypoint pass, which places the refined boxes (:meth:`place_boxes`): the box
+        #: keypoint network (its own file, or an ensemble's first member), else the keypoint network.
         self._box_kp = box_kp_session if box_kp_session is not None else kp_session
         self._verifier = verifier
         self.meta = meta
@@ -332,8 +337,10 @@ class DogPoseModel:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         sessions = {role: open_network(f, opts) for role, f in files.items()}
+        box = sessions.get("box_keypoints")
         box_output = (meta.get("inference") or {}).get("box_keypoints_output")
-        box = open_network(files["keypoints"], opts, output=str(box_output)) if box_output else None
+        if box is None and box_output:
+            box = open_network(files["keypoints"], opts, output=str(box_output))
         model = cls(sessions["detector"], sessions["keypoints"], meta, sessions.get("verifier"), box)
         if whole_frame_fallback is not None:
             model.whole_frame_fallback = whole_frame_fallback
@@ -469,10 +476,10 @@ class DogPoseModel:
     def place_boxes(self, image_rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Boxes fitted around the confident keypoints read in candidate boxes: (N, 4) float32 xyxy.
 
-        The keypoints come from the box keypoint network (an ensemble's first member, else the
-        keypoint network). A box with fewer than ``min_points`` keypoints at ``min_confidence`` stays
-        as it is. Margins and cut-offs: ``box_from_keypoints`` in the manifest, else
-        :data:`DEFAULT_BOX_REFINEMENT`.
+        The keypoints come from the box keypoint network (``files.box_keypoints`` or an ensemble's
+        first member), else from the keypoint network. A box with fewer than ``min_points``
+        keypoints at ``min_confidence`` stays as it is. Margins and cut-offs: ``box_from_keypoints``
+        in the manifest, else :data:`DEFAULT_BOX_REFINEMENT`.
         """
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         if len(boxes) == 0:

@@ -45,17 +45,22 @@ def manifest(
     keypoints: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     verifier: dict[str, Any] | None = None,
+    box_keypoints: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The model manifest (``dog_pose.json``): files, input conventions, training summaries, metrics.
 
-    A keypoint ensemble (``keypoints`` lists ``members``) gets ``inference.box_keypoints_output``:
-    its first member alone places the boxes (see ``vision.model.detector``).
+    ``box_keypoints``: training summary of a separate network that places the boxes
+    (``files.box_keypoints``). Else a keypoint ensemble (``keypoints`` lists ``members``) gets
+    ``inference.box_keypoints_output``: its first member alone places them (see ``vision.model.detector``).
     """
-    ensemble = bool((keypoints or {}).get("members"))
+    ensemble = bool((keypoints or {}).get("members")) and box_keypoints is None
+    files = {"detector": "dog_detector.onnx", "keypoints": "dog_keypoints.onnx", "verifier": "dog_verifier.onnx"}
+    if box_keypoints is not None:
+        files["box_keypoints"] = "dog_box_keypoints.onnx"
     return {
         "name": "hindsight-dog-pose",
         "version": VERSION,
-        "files": {"detector": "dog_detector.onnx", "keypoints": "dog_keypoints.onnx", "verifier": "dog_verifier.onnx"},
+        "files": files,
         "input": {
             "name": "image",
             "format": "float32 RGB 0-255, NCHW, H and W multiples of 32 (normalisation inside the graph)",
@@ -81,6 +86,7 @@ def manifest(
             "detector": detector or {},
             "keypoints": keypoints or {},
             "verifier": verifier or {"kind": UNTRAINED_VERIFIER},
+            **({"box_keypoints": box_keypoints} if box_keypoints is not None else {}),
         },
         "metrics": metrics or {},
         **({"inference": {"box_keypoints_output": "kp_box"}} if ensemble else {}),
@@ -558,6 +564,32 @@ def copy_shipped_network(manifest_path: Path, role: str, target: Path) -> dict[s
     return shipped_training(manifest_path, role)
 
 
+def copy_box_network(manifest_path: Path, target: Path) -> dict[str, Any]:
+    """The network that places a shipped model's boxes, written to ``target`` as its own file; its summary.
+
+    Its own box file (``files.box_keypoints``) is copied byte for byte; an ensemble's first member
+    is cut out of the keypoint file (output ``kp_box``, the stored weights unchanged); otherwise the
+    keypoint network is copied.
+    """
+    import onnx
+
+    from vision.model.detector import model_files
+    from vision.model.recover import shipped_training
+
+    meta = json.loads(manifest_path.read_text(encoding="utf-8"))
+    files = model_files(manifest_path)
+    if "box_keypoints" in files:
+        return copy_shipped_network(manifest_path, "box_keypoints", target)
+    output = (meta.get("inference") or {}).get("box_keypoints_output")
+    if not output:
+        return copy_shipped_network(manifest_path, "keypoints", target)
+    model = onnx.load(str(files["keypoints"]))
+    cut = onnx.utils.Extractor(model).extract_model([i.name for i in model.graph.input], [str(output)])
+    _atomic_write_bytes(target, cut.SerializeToString())
+    members = shipped_training(manifest_path, "keypoints").get("members") or [{}]
+    return {"version": meta.get("version"), **members[0]}
+
+
 def _load_checkpoint(role: str, source: Path) -> tuple[Any, dict[str, Any]]:
     """A network and its training summary from a training checkpoint ``.pt``."""
     import torch
@@ -625,6 +657,12 @@ def main(argv: list[str] | None = None) -> None:
         help="checkpoint" + keep + "; several: one network, the mean of their heatmaps",
     )
     ap.add_argument(
+        "--box-keypoints",
+        type=Path,
+        default=None,
+        help="a model manifest whose box network (or keypoint network) places the boxes, kept as its own file",
+    )
+    ap.add_argument(
         "--keypoint-weights",
         choices=("fp16", "int8"),
         default="fp16",
@@ -645,8 +683,12 @@ def main(argv: list[str] | None = None) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         from vision.model.verifier import Probe
 
-        files = manifest()["files"]
-        summaries: dict[str, Any] = {}
+        files = manifest(box_keypoints={} if args.box_keypoints else None)["files"]
+        summaries: dict[str, Any] = {"box_keypoints": None}
+        if args.box_keypoints is not None:  # first: it may read the keypoint file about to be replaced
+            target = out.parent / files["box_keypoints"]
+            summaries["box_keypoints"] = copy_box_network(args.box_keypoints, target)
+            print(f"kept {target} from {args.box_keypoints} ({target.stat().st_size / 1e6:.1f} MB)")
         keep_verifier = args.verifier is not None and args.verifier.suffix == ".json"
         probe = Probe.load(args.verifier) if args.verifier is not None and not keep_verifier else None
         summaries["verifier"] = probe.summary if probe is not None else None
@@ -689,7 +731,12 @@ def main(argv: list[str] | None = None) -> None:
         _atomic_write_bytes(
             out,
             json.dumps(
-                manifest(summaries["detector"], summaries["keypoints"], verifier=summaries["verifier"]),
+                manifest(
+                    summaries["detector"],
+                    summaries["keypoints"],
+                    verifier=summaries["verifier"],
+                    box_keypoints=summaries["box_keypoints"],
+                ),
                 indent=1,
             ).encode(),
         )
