@@ -234,13 +234,15 @@ def test_refined_box_is_fitted_around_the_first_pass_keypoints(model):
         _check(r, *img.shape[:2])
 
 
-def test_refinement_keeps_a_detection_without_confident_keypoints(model):
+def test_placement_keeps_a_box_without_confident_keypoints():
+    cells = np.full((20, 2), 8)
+    weak = _PeakSession(cells, height=0.9, confident=3)  # three confident points: fewer than min_points
+    model = DogPoseModel(None, weak, {"input": {"kp_size": 64}})
     img = np.full((120, 160, 3), 90, np.uint8)
-    kp = np.zeros((20, 3), np.float32)
-    kp[:, :2] = 50
-    kp[:3, 2] = 0.9  # three confident points: fewer than min_points
-    det = DogDetection(np.array([10, 10, 90, 90], np.float32), 0.7, kp)
-    assert model.refine_boxes(img, [det])[0] is det
+    box = np.array([[10, 10, 90, 90]], np.float32)
+    np.testing.assert_array_equal(model.place_boxes(img, box), box)
+    strong = DogPoseModel(None, _PeakSession(cells, height=0.9, confident=20), {"input": {"kp_size": 64}})
+    assert not np.array_equal(strong.place_boxes(img, box), box)  # with enough confident points it moves
 
 
 def _dog(box: list[float], score: float) -> DogDetection:
@@ -339,8 +341,9 @@ def test_dog_score_weighs_each_verifier_output():
 class _PeakSession:
     """A stand-in keypoint network: every crop gets the same heatmaps, peaks at given crop cells."""
 
-    def __init__(self, cells: np.ndarray) -> None:
+    def __init__(self, cells: np.ndarray, height: float = 0.9, confident: int = 20) -> None:
         self.cells = cells  # (20, 2) x, y cell of each keypoint's peak
+        self.height, self.confident = height, confident  # peak height of the first ``confident``, 0.05 after
         self.batches = 0
 
     def get_inputs(self):
@@ -351,7 +354,7 @@ class _PeakSession:
         n, side = len(batch), batch.shape[-1] // 4
         heat = np.zeros((n, 20, side, side), np.float32)
         for k, (x, y) in enumerate(self.cells):
-            heat[:, k, y, x] = 0.9
+            heat[:, k, y, x] = self.height if k < self.confident else 0.05
         self.batches += 1
         return [heat]
 
@@ -379,10 +382,11 @@ def test_box_network_places_the_box_and_the_keypoint_network_reads_the_dog():
         again = DogPoseModel(None, kp_net, meta).keypoints_in_box(img, want)
         np.testing.assert_allclose(dog.keypoints, again.keypoints, atol=1e-4)
         assert not np.allclose(dog.keypoints[:, :2], seed.keypoints[:, :2], atol=1.0)
-    # one network for both passes (the default) is the first pass refined by refine_boxes, as before
+    # one network for both passes (the default): it places the boxes itself
     single = DogPoseModel(None, kp_net, meta)
     alone = single.read_dogs(img, boxes, np.array([0.9, 0.6], np.float32))
-    before = single.refine_boxes(img, single.keypoints_in_boxes(img, boxes, np.array([0.9, 0.6], np.float32)))
-    for a, b in zip(alone, before, strict=True):
-        np.testing.assert_allclose(a.bbox_xyxy, b.bbox_xyxy, atol=1e-4)
-        np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-4)
+    own = single.keypoints_in_boxes(img, boxes, np.zeros(2, np.float32))
+    for a, b in zip(alone, own, strict=True):
+        want = single._box_around(b.keypoints, img.shape)
+        assert want is not None
+        np.testing.assert_allclose(a.bbox_xyxy, want, atol=1e-4)

@@ -1,6 +1,6 @@
 """Dog detection + keypoints with the exported ONNX models (onnxruntime only, no torch).
 
-The model is a pair of networks named by a JSON manifest (``models/dog_pose.json``):
+The model is a set of networks named by a JSON manifest (``models/dog_pose.json``):
 
 - the *detector* (``dog_detector.onnx``): the whole frame is letterboxed (longer side
   ``det_size``, default 256) and a CenterNet head gives dog centres, scores and box sizes;
@@ -416,7 +416,7 @@ class DogPoseModel:
         """The dog read in the whole frame, scored like a detector candidate.
 
         For close-ups, where the detector's peaks are weak: keypoints in the whole frame, the box
-        refined around them (as in :meth:`refine_boxes`), the verifier on that box. Its raw detector
+        refined around them (as in :meth:`place_boxes`), the verifier on that box. Its raw detector
         score is that of the best peak overlapping the box (IoU >= 0.5), else ``candidate_floor``.
 
         Parameters
@@ -461,6 +461,8 @@ class DogPoseModel:
             (N, 4) float32 xyxy candidate boxes in image pixels.
         scores : np.ndarray
             (N,) scores copied into the results.
+        refine : bool
+            Place the boxes from the box network's keypoints first.
 
         Returns
         -------
@@ -497,26 +499,6 @@ class DogPoseModel:
         cfg = {**DEFAULT_BOX_REFINEMENT, **(self.box_refinement or {})}
         margins = tuple(float(m) for m in cfg["margins"])
         return box_around_keypoints(keypoints, margins, shape, float(cfg["min_confidence"]), int(cfg["min_points"]))
-
-    def refine_boxes(self, image_rgb: np.ndarray, detections: list[DogDetection]) -> list[DogDetection]:
-        """Keypoints read again in boxes fitted around each detection's own confident keypoints.
-
-        A detection with fewer than ``min_points`` keypoints at ``min_confidence`` is kept as it is
-        (see :meth:`place_boxes`, which reads the first keypoints itself).
-        """
-        todo, boxes = [], []
-        for i, d in enumerate(detections):
-            box = self._box_around(d.keypoints, image_rgb.shape)
-            if box is not None:
-                todo.append(i)
-                boxes.append(box)
-        if not todo:
-            return detections
-        scores = np.array([detections[i].score for i in todo], np.float32)
-        out = list(detections)
-        for i, d in zip(todo, self.keypoints_in_boxes(image_rgb, np.stack(boxes), scores), strict=True):
-            out[i] = d
-        return out
 
     def candidates(
         self, image_rgb: np.ndarray, max_dogs: int = 5, min_score: float | None = None
