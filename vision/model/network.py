@@ -242,9 +242,10 @@ def _last_block_per_stride(stem: nn.Module, blocks: nn.ModuleList) -> dict[int, 
 class KeypointEnsemble(nn.Module):
     """Several keypoint networks read as one: the mean of their heatmaps.
 
-    Exported as one ONNX graph with the single network's input and output (``(N, 3, S, S)`` ->
-    ``(N, 20, S/4, S/4)``), so inference needs no change. Members must share the crop size they
-    were trained at; averaging networks trained apart cancels part of each one's own errors.
+    Exported as one ONNX graph with the single network's input and output ``kp`` (``(N, 3, S, S)``
+    -> ``(N, 20, S/4, S/4)``), plus ``kp_box`` (:class:`EnsembleExportWrapper`), so inference needs
+    no change. Members must share the crop size they were trained at; averaging networks trained
+    apart cancels part of each one's own errors.
 
     Parameters
     ----------
@@ -260,10 +261,16 @@ class KeypointEnsemble(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) float32 RGB 0..255 -> (N, 20, S/4, S/4) mean heatmaps."""
-        total = self.members[0](image)
-        for member in self.members[1:]:
-            total = total + member(image)
-        return total / len(self.members)
+        return _mean_and_first(self.members, image)[0]
+
+
+def _mean_and_first(members: nn.ModuleList, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The members' mean heatmaps and the first member's, each member run once."""
+    first = members[0](image)
+    total = first
+    for member in members[1:]:
+        total = total + member(image)
+    return total / len(members), first
 
 
 class EnsembleExportWrapper(nn.Module):
@@ -281,11 +288,7 @@ class EnsembleExportWrapper(nn.Module):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 3, S, S) -> ((N, 20, S/4, S/4) mean heatmaps, (N, 20, S/4, S/4) first member's heatmaps)."""
-        first = self.members[0](image)
-        total = first
-        for member in self.members[1:]:
-            total = total + member(image)
-        return total / len(self.members), first
+        return _mean_and_first(self.members, image)
 
 
 def keypoint_network(summary: dict[str, Any] | None = None, pretrained: bool = False) -> nn.Module:

@@ -54,14 +54,6 @@ from vision.model.metrics import HIND_LIMB_INDEX, pck_hits, summarise_pck
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _manifest_version(path: Path) -> str | None:
-    """The ``version`` a model manifest records (None when unreadable)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("version")
-    except (OSError, ValueError):
-        return None
-
-
 def checkpoint_root() -> Path:
     """Folder of training checkpoints: ``$HINDSIGHT_CHECKPOINTS``, else ``checkpoints`` in Hindsight's data folder.
 
@@ -402,7 +394,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.teacher is not None:
         if not kp_task:
             raise SystemExit("error: --teacher distils keypoint networks (--task keypoints)")
-        from vision.model.recover import recover_network
+        from vision.model.recover import recover_network, shipped_training
 
         teacher = recover_network(args.teacher, "keypoints").eval().to(memory_format=torch.channels_last)
         for p in teacher.parameters():
@@ -501,7 +493,7 @@ def main(argv: list[str] | None = None) -> None:
                 {
                     "manifest": args.teacher.name,
                     "weight": args.teacher_weight,
-                    "version": _manifest_version(args.teacher),
+                    "version": shipped_training(args.teacher, "keypoints").get("version"),
                 }
                 if teacher is not None
                 else None
