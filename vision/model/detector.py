@@ -80,6 +80,21 @@ def model_files(manifest: str | Path) -> dict[str, Path]:
     return out
 
 
+def dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray | float = 0.0, axis: int = 1) -> np.ndarray:
+    """ONNX ``DequantizeLinear`` of a constant, ``(q - zero) * scale``: float32 (computed in float64).
+
+    A 1-D ``scale`` (and ``zero``) of a tensor with more than one axis is per channel along ``axis``.
+    """
+    q64 = np.asarray(q, np.float64)
+    s64, z64 = np.asarray(scale, np.float64), np.asarray(zero, np.float64)
+    if s64.ndim == 1 and q64.ndim > 1:
+        shape = [1] * q64.ndim
+        shape[axis % q64.ndim] = -1
+        s64 = s64.reshape(shape)
+        z64 = z64.reshape(shape) if z64.ndim == 1 else z64
+    return ((q64 - z64) * s64).astype(np.float32)
+
+
 def weights_as_float32(model: Any) -> Any:
     """An ONNX model with the weights ``export.store_weights_int8`` stored as int8 expanded to float32 again.
 
@@ -98,10 +113,7 @@ def weights_as_float32(model: Any) -> Any:
             continue
         q, scale, zero = (numpy_helper.to_array(inits[name]) for name in node.input)
         axis = next((int(a.i) for a in node.attribute if a.name == "axis"), 1)
-        shape = [1] * q.ndim
-        shape[axis] = -1
-        weight = (q.astype(np.float32) - zero.reshape(shape).astype(np.float32)) * scale.reshape(shape)
-        graph.initializer.append(numpy_helper.from_array(weight.astype(np.float32), node.output[0]))
+        graph.initializer.append(numpy_helper.from_array(dequantize(q, scale, zero, axis), node.output[0]))
         graph.node.remove(node)
         for name in node.input:
             graph.initializer.remove(inits.pop(name))

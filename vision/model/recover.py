@@ -18,6 +18,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vision.model.detector import dequantize
+
 
 def onnx_constants(model: Any) -> dict[str, np.ndarray]:
     """Float32 values of an ONNX graph's initializers, following the nodes that decode stored weights.
@@ -38,16 +40,9 @@ def onnx_constants(model: Any) -> dict[str, np.ndarray]:
         elif node.op_type == "Mul" and all(x in values for x in node.input):
             values[node.output[0]] = (values[node.input[0]] * values[node.input[1]]).astype(np.float32)
         elif node.op_type == "DequantizeLinear" and node.input[0] in values and node.input[1] in values:
-            q = values[node.input[0]].astype(np.float64)
-            scale = values[node.input[1]].astype(np.float64)
-            zero = values[node.input[2]].astype(np.float64) if len(node.input) > 2 and node.input[2] else 0.0
-            if np.ndim(scale) == 1 and q.ndim > 1:  # per channel
-                axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 1)
-                shape = [1] * q.ndim
-                shape[axis % q.ndim] = -1
-                scale = scale.reshape(shape)
-                zero = np.reshape(zero, shape) if np.ndim(zero) == 1 else zero
-            values[node.output[0]] = ((q - zero) * scale).astype(np.float32)
+            zero = values[node.input[2]] if len(node.input) > 2 and node.input[2] else 0.0
+            axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 1)
+            values[node.output[0]] = dequantize(values[node.input[0]], values[node.input[1]], zero, axis)
     return values
 
 

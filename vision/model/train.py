@@ -391,6 +391,7 @@ def main(argv: list[str] | None = None) -> None:
         missing, _ = net.load_state_dict(init, strict=False)
         log(f"init from {args.init}: {len(init)} tensors, {len(missing)} left fresh", flush=True)
     teacher: Any = None
+    teacher_summary: dict[str, Any] | None = None
     if args.teacher is not None:
         if not kp_task:
             raise SystemExit("error: --teacher distils keypoint networks (--task keypoints)")
@@ -399,6 +400,11 @@ def main(argv: list[str] | None = None) -> None:
         teacher = recover_network(args.teacher, "keypoints").eval().to(memory_format=torch.channels_last)
         for p in teacher.parameters():
             p.requires_grad_(False)
+        teacher_summary = {
+            "manifest": args.teacher.name,
+            "weight": args.teacher_weight,
+            "version": shipped_training(args.teacher, "keypoints").get("version"),
+        }
         log(f"teacher: the keypoint network of {args.teacher} (weight {args.teacher_weight})", flush=True)
     score_holdout = 0 if kp_task else args.score_holdout
     if score_holdout and args.init is not None and (previous or {}).get("score_holdout_percent") != score_holdout:
@@ -489,15 +495,7 @@ def main(argv: list[str] | None = None) -> None:
             "hind_weight": args.hind_weight if kp_task else None,
             "init": str(args.init.name) if args.init else "ImageNet",
             "init_head": bool(args.init_head) if kp_task else None,
-            "teacher": (
-                {
-                    "manifest": args.teacher.name,
-                    "weight": args.teacher_weight,
-                    "version": shipped_training(args.teacher, "keypoints").get("version"),
-                }
-                if teacher is not None
-                else None
-            ),
+            "teacher": teacher_summary,
             "init_training": previous,  # lineage: how the starting weights were trained
             "det_every": args.det_every,
             "frozen_blocks": args.frozen_blocks,
