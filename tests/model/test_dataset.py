@@ -160,3 +160,33 @@ def test_score_holdout_is_a_stable_share_of_names_nested_by_percent():
     assert len(held[15]) / len(names) == pytest.approx(0.15, abs=0.02)
     assert held[5] < held[15]  # a smaller hold-out is part of a larger one
     assert {n for n in names if ds.in_score_holdout(n, 15)} == held[15]  # same answer every call
+
+
+def test_keypoint_sample_crops_around_the_box_given_not_the_label_box():
+    img = np.zeros((200, 300, 3), np.uint8)
+    kps = np.zeros((20, 3), np.float32)
+    kps[IDX["left_hock"]] = (220.0, 150.0, 1.0)  # the centre of the other box
+    inst = ds.Instance("dog", np.array([10, 10, 110, 90], np.float32), kps)
+    _, hm_label, w_label = ds.keypoint_sample(img, inst, 160)
+    _, hm_box, w_box = ds.keypoint_sample(img, inst, 160, box=np.array([180, 110, 260, 190], np.float32))
+    assert w_label[IDX["left_hock"]] == 0  # outside the crop of the label box
+    assert w_box[IDX["left_hock"]] == 1
+    peak = np.unravel_index(hm_box[IDX["left_hock"]].argmax(), hm_box.shape[1:])
+    assert abs(peak[0] - 20) <= 1 and abs(peak[1] - 20) <= 1  # the crop's centre cell (160 px / stride 4 / 2)
+
+
+@pytest.mark.parametrize("jitter", [ds.LABEL_BOX_JITTER, ds.PIPELINE_BOX_JITTER])
+def test_box_jitter_keeps_the_box_centre_within_its_shift(jitter):
+    img = np.zeros((200, 300, 3), np.uint8)
+    kps = np.zeros((20, 3), np.float32)
+    kps[IDX["withers"]] = (150.0, 100.0, 1.0)  # the box centre
+    inst = ds.Instance("dog", np.array([100, 60, 200, 140], np.float32), kps)
+    offsets = []
+    for seed in range(40):
+        _, hm, _ = ds.keypoint_sample(img, inst, 160, np.random.default_rng(seed), jitter=jitter)
+        peak = np.unravel_index(hm[IDX["withers"]].argmax(), hm.shape[1:])
+        offsets.append(np.hypot(peak[0] - 20, peak[1] - 20))
+    # the centre moves by up to shift x side on each axis (a rotation turns it, a flip mirrors it),
+    # seen at 160 px / (pad x scale x side) px per image pixel, in 4 px cells; +1 for cell rounding
+    bound = np.sqrt(2) * jitter.shift * 100 * 160 / (geo.CROP_PAD * jitter.scale[0] * 100) / 4 + 1
+    assert max(offsets) <= bound

@@ -155,3 +155,34 @@ def test_keypoint_loss_mixes_labels_and_a_teacher():
     assert keypoint_loss(moved, target, weights, cw, soft, 1.0) > keypoint_loss(pred, target, weights, cw, soft, 1.0)
     half = keypoint_loss(pred, target, weights, cw, soft, 0.5)
     torch.testing.assert_close(half, 0.5 * plain + 0.5 * keypoint_loss(pred, target, weights, cw, soft, 1.0))
+
+
+def test_keypoint_batches_cut_the_pipeline_share_around_pipeline_boxes(monkeypatch):
+    from tests.conftest import ANIMALPOSE, need_shared
+    from vision.model import dataset as ds
+    from vision.model.train import Data
+
+    need_shared(ANIMALPOSE)
+    monkeypatch.setattr(ds, "read_rgb", lambda path: np.zeros((8, 8, 3), np.uint8))
+    records = [r for r in ds.load_animalpose(ANIMALPOSE) if r.split == "train"]
+    # every animal's pipeline box: its label box moved by a marker offset
+    boxes = {r.file: np.array([[*(i.bbox + 1000), 1] for i in r.instances], np.float32) for r in records}
+    used: list[tuple[object, object]] = []
+
+    def sample(image, inst, size, rng, box=None, jitter=ds.LABEL_BOX_JITTER):
+        used.append((None if box is None else np.asarray(box) - inst.bbox, jitter))
+        return np.zeros((size, size, 3), np.uint8), np.zeros((20, size // 4, size // 4)), np.zeros(20)
+
+    monkeypatch.setattr(ds, "keypoint_sample", sample)
+    data = Data(ANIMALPOSE, pipeline_boxes=boxes)
+    data.kp_batch(0, 200, 64, 0.5, p_pipeline=0.0)
+    assert all(b is None and j == ds.LABEL_BOX_JITTER for b, j in used)
+    used.clear()
+    data.kp_batch(0, 200, 64, 0.5, p_pipeline=0.5)
+    moved = [b for b, j in used if b is not None]
+    assert all(np.allclose(b, 1000) for b in moved)  # the animal's own pipeline box
+    assert all(j == ds.PIPELINE_BOX_JITTER for b, j in used if b is not None)
+    assert 60 < len(moved) < 140
+    # validation dogs without a pipeline box (only training boxes were given) keep their label box
+    assert len(data.val_pipeline_boxes) == len(data.val_dogs)
+    assert all(p is None for p in data.val_pipeline_boxes)

@@ -189,12 +189,28 @@ def occlude(img: np.ndarray, rng: np.random.Generator, n_max: int = 2) -> np.nda
     return out
 
 
+@dataclass(frozen=True)
+class BoxJitter:
+    """Random box of a training crop: side x log-uniform ``scale``, centre moved by up to ``shift`` x box size."""
+
+    scale: tuple[float, float] = (0.8, 1.3)
+    shift: float = 0.12
+
+
+#: Jitter of a label box: the boxes a network may be read in, from a coarse detector.
+LABEL_BOX_JITTER = BoxJitter()
+#: Jitter of a pipeline box (``vision.model.pipeline_boxes``): the box itself is one the pipeline makes.
+PIPELINE_BOX_JITTER = BoxJitter(scale=(0.93, 1.08), shift=0.04)
+
+
 def keypoint_sample(
     image: np.ndarray,
     inst: Instance,
     size: int,
     rng: np.random.Generator | None = None,
     sigma: float = 2.5,
+    box: np.ndarray | None = None,
+    jitter: BoxJitter = LABEL_BOX_JITTER,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Box crop of one animal with keypoint heatmap targets.
 
@@ -210,6 +226,10 @@ def keypoint_sample(
         Augment when given (box jitter, scale, rotation, flip, colour, blur, occlusion).
     sigma : float
         Gaussian sigma in heatmap cells.
+    box : np.ndarray or None
+        (4,) xyxy box to crop around; None -> the label box ``inst.bbox``.
+    jitter : BoxJitter
+        Random scale and shift of that box (with ``rng``).
 
     Returns
     -------
@@ -221,19 +241,21 @@ def keypoint_sample(
         (20,) float32, 1 for labelled keypoints inside the crop.
     """
     kps = inst.keypoints
+    crop_box = inst.bbox if box is None else np.asarray(box, np.float32)
     if rng is not None:
         flip = bool(rng.random() < 0.5)
+        lo, hi = jitter.scale
         mat = crop_matrix(
-            inst.bbox,
+            crop_box,
             size,
-            scale=float(np.exp(rng.uniform(np.log(0.8), np.log(1.3)))),
-            shift=(float(rng.uniform(-0.12, 0.12)), float(rng.uniform(-0.12, 0.12))),
+            scale=float(np.exp(rng.uniform(np.log(lo), np.log(hi)))),
+            shift=(float(rng.uniform(-jitter.shift, jitter.shift)), float(rng.uniform(-jitter.shift, jitter.shift))),
             rot_deg=float(rng.uniform(-30, 30)) if rng.random() < 0.6 else 0.0,
             flip=flip,
         )
     else:
         flip = False
-        mat = crop_matrix(inst.bbox, size)
+        mat = crop_matrix(crop_box, size)
     crop = warp_square(image, mat, size)
     pts = kps.copy()
     pts[:, :2] = apply_affine(kps[:, :2], mat)

@@ -71,7 +71,7 @@ def checkpoint_root() -> Path:
 class Data:
     """In-memory Animal-Pose training data and seeded batch builders."""
 
-    def __init__(self, root: Path, score_holdout: int = 0) -> None:
+    def __init__(self, root: Path, score_holdout: int = 0, pipeline_boxes: dict[str, np.ndarray] | None = None) -> None:
         records = ds.load_animalpose(root)
         self.root = root
         self.train = [r for r in records if r.split == "train"]
@@ -82,19 +82,38 @@ class Data:
         self.images: dict[str, np.ndarray] = {}
         for r in self.train + self.val:
             self.images[r.file] = ds.read_rgb(root / "images" / r.file)
-        self.kp_items = [(r.file, inst) for r in self.train for inst in r.instances if inst.keypoints[:, 2].sum() >= 3]
+        boxes = pipeline_boxes or {}
+
+        def pipeline_box(file: str, k: int) -> np.ndarray | None:
+            found = boxes.get(file)
+            return None if found is None or k >= len(found) else found[k, :4]
+
+        kp_train = [(r.file, k, inst) for r in self.train for k, inst in enumerate(r.instances)]
+        kp_train = [(f, k, inst) for f, k, inst in kp_train if inst.keypoints[:, 2].sum() >= 3]
+        self.kp_items = [(f, inst) for f, _, inst in kp_train]
+        #: The box the pipeline reads each ``kp_items`` animal in (``vision.model.pipeline_boxes``), or None.
+        self.kp_pipeline_boxes = [pipeline_box(f, k) for f, k, _ in kp_train]
         self.is_dog = np.array([inst.species == "dog" for _, inst in self.kp_items])
         self.val_dogs = [(r.file, inst) for r in self.val for inst in r.instances if inst.species == "dog"]
+        self.val_pipeline_boxes = [
+            pipeline_box(r.file, k) for r in self.val for k, inst in enumerate(r.instances) if inst.species == "dog"
+        ]
 
-    def kp_batch(self, seed: int, n: int, size: int, p_dog: float) -> tuple[np.ndarray, ...]:
-        """Augmented crops (n, size, size, 3) uint8, heatmaps (n, 20, s, s), weights (n, 20)."""
+    def kp_batch(self, seed: int, n: int, size: int, p_dog: float, p_pipeline: float = 0.0) -> tuple[np.ndarray, ...]:
+        """Augmented crops (n, size, size, 3) uint8, heatmaps (n, 20, s, s), weights (n, 20).
+
+        A share ``p_pipeline`` of the crops is cut around the animal's pipeline box (when it has one)
+        with :data:`~vision.model.dataset.PIPELINE_BOX_JITTER`, the rest around its jittered label box.
+        """
         rng = np.random.default_rng(seed)
         dogs, others = np.flatnonzero(self.is_dog), np.flatnonzero(~self.is_dog)
         crops, hms, ws = [], [], []
         for _ in range(n):
-            idx = rng.choice(dogs) if rng.random() < p_dog else rng.choice(others)
-            file, inst = self.kp_items[int(idx)]
-            c, h, w = ds.keypoint_sample(self.images[file], inst, size, rng)
+            idx = int(rng.choice(dogs) if rng.random() < p_dog else rng.choice(others))
+            file, inst = self.kp_items[idx]
+            box = self.kp_pipeline_boxes[idx] if rng.random() < p_pipeline else None
+            jitter = ds.LABEL_BOX_JITTER if box is None else ds.PIPELINE_BOX_JITTER
+            c, h, w = ds.keypoint_sample(self.images[file], inst, size, rng, box=box, jitter=jitter)
             crops.append(c)
             hms.append(h)
             ws.append(w)
@@ -178,17 +197,27 @@ def focal_loss(logits: Any, gt: Any) -> Any:
     return -(pos_loss.sum() + neg_loss.sum()) / pos.sum().clamp(min=1.0)
 
 
-def val_gt_box(net: Any, data: Data, size: int = 192, limit: int | None = None) -> dict[str, Any]:
-    """PCK of the torch net on validation dogs with ground-truth boxes (argmax + sub-pixel decode)."""
+def val_gt_box(
+    net: Any, data: Data, size: int = 192, limit: int | None = None, pipeline: bool = False
+) -> dict[str, Any]:
+    """PCK of the torch net on validation dogs (argmax + sub-pixel decode), read in their label boxes.
+
+    With ``pipeline``, read in their pipeline boxes instead (``Data(pipeline_boxes=...)``; a dog
+    without one keeps its label box). PCK is relative to the label box either way.
+    """
     import torch
 
     items = data.val_dogs[:limit] if limit else data.val_dogs
+    crop_boxes = [
+        p if pipeline and p is not None else inst.bbox
+        for (_, inst), p in zip(items, data.val_pipeline_boxes, strict=False)
+    ]
     hits05, hits10 = [], []
     net.eval()
     with torch.no_grad():
         for i in range(0, len(items), 30):
             chunk = items[i : i + 30]
-            mats = [crop_matrix(inst.bbox, size) for _, inst in chunk]
+            mats = [crop_matrix(b, size) for b in crop_boxes[i : i + 30]]
             crops = np.stack([warp_square(data.images[f], m, size) for (f, _), m in zip(chunk, mats, strict=True)])
             x = torch.from_numpy(crops).permute(0, 3, 1, 2).float()
             x = x.contiguous(memory_format=torch.channels_last)
@@ -349,6 +378,14 @@ def main(argv: list[str] | None = None) -> None:
         default=0.5,
         help="share of the loss on the teacher's heatmaps (all keypoints); the rest on the labels",
     )
+    ap.add_argument(
+        "--pipeline-boxes",
+        type=Path,
+        default=None,
+        help="keypoints: boxes the pipeline reads each animal in (python -m vision.model.pipeline_boxes); "
+        "a share --p-pipeline of the crops is cut around them, and validation reads the dogs in them",
+    )
+    ap.add_argument("--p-pipeline", type=float, default=0.5, help="share of crops cut around pipeline boxes")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-every", type=float, default=15.0, help="minutes between val + ONNX export")
     args = ap.parse_args(argv)
@@ -411,7 +448,15 @@ def main(argv: list[str] | None = None) -> None:
         log("the starting weights saw the score hold-out: the dog score will be fitted on all training images")
         score_holdout = 0
     t_load = time.time()
-    data = Data(args.data, score_holdout=score_holdout)
+    pipeline = None
+    if args.pipeline_boxes is not None:
+        if not kp_task:
+            raise SystemExit("error: --pipeline-boxes trains keypoint networks (--task keypoints)")
+        from vision.model.pipeline_boxes import load_pipeline_boxes
+
+        pipeline = load_pipeline_boxes(args.pipeline_boxes)
+    p_pipeline = args.p_pipeline if pipeline is not None else 0.0
+    data = Data(args.data, score_holdout=score_holdout, pipeline_boxes=pipeline)
     log(
         f"data: {len(data.kp_items)} crops ({data.is_dog.sum()} dogs), {len(data.train)} train images "
         f"({len(data.det_train)} for the detector), "
@@ -463,7 +508,9 @@ def main(argv: list[str] | None = None) -> None:
             s = produced["step"]
             prog = (start_elapsed + (time.time() - t0)) / budget
             _, size, p_dog = spec(s, prog)
-            kb = data.kp_batch(args.seed * 1_000_003 + 2 * s, args.kp_batch, size, p_dog) if kp_task else None
+            kb = None
+            if kp_task:
+                kb = data.kp_batch(args.seed * 1_000_003 + 2 * s, args.kp_batch, size, p_dog, p_pipeline)
             db = (
                 None
                 if kp_task or s % args.det_every
@@ -493,6 +540,9 @@ def main(argv: list[str] | None = None) -> None:
             "p_dog": [p_dog_from, p_dog_to] if kp_task else None,
             "lr": args.lr,
             "hind_weight": args.hind_weight if kp_task else None,
+            "pipeline_boxes": (
+                {"file": args.pipeline_boxes.name, "share": p_pipeline} if kp_task and pipeline is not None else None
+            ),
             "init": str(args.init.name) if args.init else "ImageNet",
             "init_head": bool(args.init_head) if kp_task else None,
             "teacher": teacher_summary,
@@ -532,6 +582,11 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
             metrics = {"val_gt_box_hind_pck10": score, "val_gt_box_all_pck10": m["all_pck10"]}
+            if pipeline is not None:  # the best checkpoint is the best in the boxes the pipeline reads
+                mp = val_gt_box(net, data, size=crop_sizes[-1], pipeline=True)
+                score = mp["hind_pck10"] or 0.0
+                log(f"[val] in pipeline boxes: hind PCK@0.1 {score:.3f} all {mp['all_pck10']:.3f}", flush=True)
+                metrics |= {"val_pipeline_box_hind_pck10": score, "val_pipeline_box_all_pck10": mp["all_pck10"]}
         else:
             m = val_detection(net, data, args.det_size)
             score = m["found"]
