@@ -440,22 +440,27 @@ class DogPoseModel:
         refine : bool
             Refine the whole-frame box from the keypoints.
         """
-        dog, raw, dog_prob = self.whole_frame_features(image_rgb, peaks, refine)
+        box, raw, dog_prob = self.whole_frame_features(image_rgb, peaks, refine)
         score = float(self.combined_score(np.array([raw]), None if dog_prob is None else dog_prob[None])[0])
+        dog = self.keypoints_in_boxes(image_rgb, box[None], np.array([score], np.float32))[0]
         return DogDetection(dog.bbox_xyxy, score, dog.keypoints)
 
     def whole_frame_features(
         self, image_rgb: np.ndarray, peaks: tuple[np.ndarray, np.ndarray] | None = None, refine: bool = True
-    ) -> tuple[DogDetection, float, np.ndarray | None]:
-        """The whole-frame dog of :meth:`whole_frame_candidate` (score 0), its raw score and verifier outputs (V,)."""
+    ) -> tuple[np.ndarray, float, np.ndarray | None]:
+        """The whole-frame box of :meth:`whole_frame_candidate` (4,) float32, its raw score and verifier outputs (V,).
+
+        Only the box network runs (to place the box); the dog is not read in it.
+        """
         h, w = image_rgb.shape[:2]
-        whole = np.array([[0, 0, w - 1, h - 1]], np.float32)
-        dog = self.read_dogs(image_rgb, whole, np.zeros(1, np.float32), refine)[0]
+        box = np.array([[0, 0, w - 1, h - 1]], np.float32)
+        if refine:
+            box = self.place_boxes(image_rgb, box)
         boxes, raw = peaks if peaks is not None else self._detector_boxes(image_rgb, 5)
-        overlap = box_iou(np.asarray(boxes, np.float32).reshape(-1, 4), dog.bbox_xyxy[None])[:, 0]
+        overlap = box_iou(np.asarray(boxes, np.float32).reshape(-1, 4), box)[:, 0]
         best_raw = max([self.candidate_floor, *(float(r) for r, o in zip(raw, overlap, strict=True) if o >= 0.5)])
-        dog_prob = self._verify(image_rgb, dog.bbox_xyxy[None])[0] if self._verifier is not None else None
-        return dog, best_raw, dog_prob
+        dog_prob = self._verify(image_rgb, box)[0] if self._verifier is not None else None
+        return box[0], best_raw, dog_prob
 
     def read_dogs(
         self, image_rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray, refine: bool = True

@@ -415,8 +415,8 @@ def fit_score_calibration(
         rec = train[int(i)]
         image = read_rgb(data_root / "images" / rec.file)
         boxes, raw, dog_prob = model.candidates(image, max_dogs=5)
-        whole, whole_raw, whole_prob = model.whole_frame_features(image, (boxes, raw))
-        refined = np.concatenate([model.place_boxes(image, boxes), whole.bbox_xyxy[None]]).astype(np.float32)
+        whole_box, whole_raw, whole_prob = model.whole_frame_features(image, (boxes, raw))
+        refined = np.concatenate([model.place_boxes(image, boxes), whole_box[None]]).astype(np.float32)
         raws = [*(float(r) for r in raw), whole_raw]
         probs = [*(dog_prob if dog_prob is not None else []), whole_prob]  # (V,) arrays or None
         gt = np.array([x.bbox for x in rec.instances if x.species == "dog"], np.float32).reshape(-1, 4)
