@@ -319,3 +319,14 @@ def test_the_box_network_of_a_shipped_model_becomes_its_own_file(tmp_path):
     single.write_text(json.dumps({"version": "0.5.0", "files": files, "training": {"keypoints": {"steps": 4}}}))
     assert copy_box_network(single, tmp_path / "plain.onnx")["steps"] == 4
     assert (tmp_path / "plain.onnx").read_bytes() == (tmp_path / "ens.onnx").read_bytes()
+
+
+def test_the_manifest_names_the_verifier_outputs_of_a_trained_probe_only():
+    from vision.model.export import UNTRAINED_VERIFIER, manifest
+    from vision.model.verifier import PROBE_KIND
+
+    probe = manifest(verifier={"kind": PROBE_KIND})
+    assert probe["outputs"]["dog_prob"].startswith("verifier: (N, 2)")
+    for verifier in (None, {"kind": UNTRAINED_VERIFIER}, {"kind": "logistic probe, some other one"}):
+        assert manifest(verifier=verifier)["outputs"]["dog_prob"].startswith("verifier: (N,) ")
+    assert manifest()["training"]["verifier"] == {"kind": UNTRAINED_VERIFIER}

@@ -26,6 +26,7 @@ import numpy as np
 
 from vision.anatomy import CANONICAL_KEYPOINTS
 from vision.model.dataset import Record, in_score_holdout, load_animalpose, read_rgb
+from vision.model.verifier import PROBE_KIND
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION = "0.6.0"
@@ -76,7 +77,7 @@ def manifest(
             "dog_prob": (
                 "verifier: (N, 2) ImageNet probability mass on the 118 dog breeds and the trained probe's "
                 "probability of a whole dog, of a 224 px box crop"
-                if verifier and str(verifier.get("kind", "")).startswith("logistic probe")
+                if verifier and verifier.get("kind") == PROBE_KIND
                 else "verifier: (N,) ImageNet probability mass on the 118 dog breeds of a 224 px box crop"
             ),
         },

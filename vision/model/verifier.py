@@ -42,6 +42,9 @@ from vision.model.dataset import Record, in_score_holdout, load_animalpose, read
 from vision.model.geometry import crop_matrix, warp_square
 from vision.model.metrics import box_iou
 
+#: ``kind`` of a trained probe's summary (a verifier with two outputs: breed mass and probe).
+PROBE_KIND = "logistic probe on pooled ImageNet EfficientNet-Lite0 features"
+
 #: Side of the verifier's square box crop (the ImageNet input size of EfficientNet-Lite0).
 VERIFY_SIZE = 224
 FEATURE_DIM = 1280
@@ -373,7 +376,7 @@ def fit_probe(arrays: dict[str, np.ndarray], holdout_percent: int, seed: int = 0
         auc["probe"][name] = round(roc_auc(prob[rows], y[rows]), 4)
         auc["breed_mass"][name] = round(roc_auc(mass[rows], y[rows]), 4)
     summary = {
-        "kind": "logistic probe on pooled ImageNet EfficientNet-Lite0 features",
+        "kind": PROBE_KIND,
         "ridge": ridge,
         "tuning_log_loss": {f"{k:g}": round(v, 5) for k, v in tuned.items()},
         "n_boxes": int((~held).sum()),
