@@ -186,3 +186,17 @@ def test_keypoint_batches_cut_the_pipeline_share_around_pipeline_boxes(monkeypat
     # validation dogs without a pipeline box (only training boxes were given) keep their label box
     assert len(data.val_pipeline_boxes) == len(data.val_dogs)
     assert all(p is None for p in data.val_pipeline_boxes)
+
+
+@pytest.mark.parametrize("content", [None, "not json", "[1, 2]", '{"format": 99, "boxes": {}}'])
+def test_an_unreadable_pipeline_boxes_file_stops_training_with_one_line(tmp_path, content):
+    from vision.model.train import main
+
+    path = tmp_path / "boxes.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(SystemExit) as stop:
+        main(["--task", "keypoints", "--pipeline-boxes", str(path), "--out", str(tmp_path / "run")])
+    message = str(stop.value)
+    assert message.startswith("error: --pipeline-boxes: ") and "\n" not in message
+    assert not (tmp_path / "run").exists()  # stopped before anything was written

@@ -122,7 +122,7 @@ def pipeline_boxes(model: BoxPlacer, records: list[ds.Record], image_dir: Path, 
 def load_pipeline_boxes(path: str | Path) -> dict[str, np.ndarray]:
     """Saved pipeline boxes: file -> (N, 5) float32 (xyxy, from_detector) in instance order."""
     data = json.loads(Path(path).read_text())
-    if data.get("format") != FORMAT:
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("boxes"), dict):
         raise ValueError(f"{path}: not a pipeline-boxes file of format {FORMAT}")
     return {f: np.asarray(b, np.float32).reshape(-1, 5) for f, b in data["boxes"].items()}
 

@@ -395,6 +395,16 @@ def main(argv: list[str] | None = None) -> None:
     kp_task = args.task == "keypoints"
     args.out = args.out or checkpoint_root() / args.task
     args.onnx = args.onnx or args.out / ("dog_keypoints.onnx" if kp_task else "dog_detector.onnx")
+    pipeline = None
+    if args.pipeline_boxes is not None:
+        if not kp_task:
+            raise SystemExit("error: --pipeline-boxes trains keypoint networks (--task keypoints)")
+        from vision.model.pipeline_boxes import load_pipeline_boxes
+
+        try:
+            pipeline = load_pipeline_boxes(args.pipeline_boxes)
+        except (OSError, ValueError) as exc:  # missing, unreadable, not JSON or another format
+            raise SystemExit(f"error: --pipeline-boxes: {exc}") from None
 
     import torch
 
@@ -448,13 +458,6 @@ def main(argv: list[str] | None = None) -> None:
         log("the starting weights saw the score hold-out: the dog score will be fitted on all training images")
         score_holdout = 0
     t_load = time.time()
-    pipeline = None
-    if args.pipeline_boxes is not None:
-        if not kp_task:
-            raise SystemExit("error: --pipeline-boxes trains keypoint networks (--task keypoints)")
-        from vision.model.pipeline_boxes import load_pipeline_boxes
-
-        pipeline = load_pipeline_boxes(args.pipeline_boxes)
     p_pipeline = args.p_pipeline if pipeline is not None else 0.0
     data = Data(args.data, score_holdout=score_holdout, pipeline_boxes=pipeline)
     log(
