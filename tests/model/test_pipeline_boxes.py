@@ -74,3 +74,16 @@ def test_a_file_of_another_format_is_refused(tmp_path):
     path.write_text(json.dumps({"format": FORMAT + 1, "boxes": {}}))
     with pytest.raises(ValueError, match="not a pipeline-boxes file"):
         load_pipeline_boxes(path)
+
+
+def test_the_command_stops_with_one_line_without_a_model_or_data(tmp_path):
+    from vision.model.pipeline_boxes import main
+
+    for argv in (
+        ["--model", str(tmp_path / "missing.json"), "--out", str(tmp_path / "b.json")],
+        ["--data", str(tmp_path / "no_data"), "--out", str(tmp_path / "b.json")],
+    ):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert str(stop.value).startswith("error: ") and "\n" not in str(stop.value)
+    assert not (tmp_path / "b.json").exists()

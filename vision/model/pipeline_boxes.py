@@ -138,8 +138,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     out = args.out or checkpoint_root() / "pipeline_boxes.json"
-    model = DogPoseModel.load(args.model)
-    records = ds.load_animalpose(args.data)
+    try:
+        model = DogPoseModel.load(args.model)
+        records = ds.load_animalpose(args.data)
+    except (OSError, ValueError) as exc:  # no model or no Animal-Pose data where given
+        raise SystemExit(f"error: {exc}") from None
     result = pipeline_boxes(model, records, args.data / "images", log=print)
     result["model"] = str(args.model or "shipped")
     out.parent.mkdir(parents=True, exist_ok=True)
