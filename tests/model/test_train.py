@@ -200,3 +200,32 @@ def test_an_unreadable_pipeline_boxes_file_stops_training_with_one_line(tmp_path
     message = str(stop.value)
     assert message.startswith("error: --pipeline-boxes: ") and "\n" not in message
     assert not (tmp_path / "run").exists()  # stopped before anything was written
+
+
+def test_keypoint_batches_without_pipeline_boxes_draw_as_before(monkeypatch):
+    """p_pipeline = 0 draws no extra random number: the crops of (seed, step) match the label-box recipe."""
+    from tests.conftest import ANIMALPOSE, need_shared
+    from vision.model import dataset as ds
+    from vision.model.train import Data
+
+    need_shared(ANIMALPOSE)
+    monkeypatch.setattr(ds, "read_rgb", lambda path: np.zeros((8, 8, 3), np.uint8))
+    picked: list[int] = []
+    monkeypatch.setattr(
+        ds,
+        "keypoint_sample",
+        lambda image, inst, size, rng, box=None, jitter=None: (
+            picked.append(int(rng.integers(1 << 30))) or np.zeros((size, size, 3), np.uint8),
+            np.zeros((20, 1, 1)),
+            np.zeros(20),
+        ),
+    )
+    data = Data(ANIMALPOSE)
+    data.kp_batch(3, 8, 64, 0.5)
+    rng = np.random.default_rng(3)  # the draws of the recipe before pipeline boxes: species, animal, sample
+    dogs, others = np.flatnonzero(data.is_dog), np.flatnonzero(~data.is_dog)
+    expected = []
+    for _ in range(8):
+        rng.choice(dogs) if rng.random() < 0.5 else rng.choice(others)
+        expected.append(int(rng.integers(1 << 30)))
+    assert picked == expected

@@ -111,7 +111,8 @@ class Data:
         for _ in range(n):
             idx = int(rng.choice(dogs) if rng.random() < p_dog else rng.choice(others))
             file, inst = self.kp_items[idx]
-            box = self.kp_pipeline_boxes[idx] if rng.random() < p_pipeline else None
+            # no draw without pipeline boxes: a run without them gets the batches it got before they existed
+            box = self.kp_pipeline_boxes[idx] if p_pipeline > 0 and rng.random() < p_pipeline else None
             jitter = ds.LABEL_BOX_JITTER if box is None else ds.PIPELINE_BOX_JITTER
             c, h, w = ds.keypoint_sample(self.images[file], inst, size, rng, box=box, jitter=jitter)
             crops.append(c)
