@@ -8,8 +8,9 @@ Usage: ``python -m vision.model.train [--task {both,keypoints,detector}] [--minu
 files by ``vision.model.recover``): checkpoints stay on the machine that made them. A shipped keypoint
 ensemble (model 0.6) is refused: continue one member's checkpoint instead.
 
-Two networks (since model 0.2), trained side by side with one thread each by ``--task both``,
-which then exports them to ``models/`` and evaluates:
+Two networks (since model 0.2), trained side by side with one thread each by ``--task both``
+(each run gets the options that concern it, :func:`both_commands`), which then exports them to
+``models/`` and evaluates:
 
 - ``keypoints``: the top-down ``KeypointNet`` (EfficientNet-Lite0 + three transposed convolutions
   to stride 4) on augmented box crops of dogs, cats and horses (the dog share rises from 35% to
@@ -273,22 +274,47 @@ def _freeze_bn(net: Any) -> None:
             m.eval()
 
 
+def both_commands(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """The two runs of ``--task both``: (task, argv) each, one thread each, with the options each run takes."""
+    common = ["--minutes", str(args.minutes), "--threads", "1", "--seed", str(args.seed), "--data", str(args.data)]
+    common += ["--eval-every", str(args.eval_every), "--frozen-blocks", str(args.frozen_blocks)]
+    if args.resume:
+        common.append("--resume")
+    if args.init is not None:
+        common += ["--init", str(args.init)]
+    keypoints = ["--lr", str(args.lr), "--kp-batch", str(args.kp_batch), "--backbone", args.backbone]
+    keypoints += ["--crop-sizes", args.crop_sizes, "--p-dog", args.p_dog, "--hind-weight", str(args.hind_weight)]
+    keypoints += ["--skips"] * bool(args.skips) + ["--init-head"] * bool(args.init_head)
+    if args.pipeline_boxes is not None:
+        keypoints += ["--pipeline-boxes", str(args.pipeline_boxes), "--p-pipeline", str(args.p_pipeline)]
+    if args.teacher is not None:
+        keypoints += ["--teacher", str(args.teacher), "--teacher-weight", str(args.teacher_weight)]
+    detector = ["--lr", str(args.lr / 2), "--det-batch", str(args.det_batch), "--det-size", str(args.det_size)]
+    detector += [
+        "--det-zoom",
+        args.det_zoom,
+        "--score-holdout",
+        str(args.score_holdout),
+        "--det-every",
+        str(args.det_every),
+    ]
+    return [
+        ("keypoints", ["--task", "keypoints", *common, *keypoints]),
+        ("detector", ["--task", "detector", *common, *detector]),
+    ]
+
+
 def train_both(args: argparse.Namespace) -> None:
     """Train the detector and the keypoint network in two processes, then export and evaluate."""
     import subprocess
     import sys
 
-    common = ["--minutes", str(args.minutes), "--threads", "1", "--seed", str(args.seed), "--data", str(args.data)]
-    if args.resume:
-        common.append("--resume")
-    if args.init is not None:
-        common += ["--init", str(args.init)]
     procs = []
-    for task, extra in (("keypoints", ["--lr", str(args.lr)]), ("detector", ["--lr", str(args.lr / 2)])):
+    for task, argv in both_commands(args):
         out = checkpoint_root() / task
         out.mkdir(parents=True, exist_ok=True)
         log = (out / "train.log").open("a")
-        cmd = [sys.executable, "-m", "vision.model.train", "--task", task, *common, *extra]
+        cmd = [sys.executable, "-m", "vision.model.train", *argv]
         procs.append((task, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
         print(f"started {task}: log in {out / 'train.log'}", flush=True)
     failed = []
@@ -305,8 +331,8 @@ def train_both(args: argparse.Namespace) -> None:
     evaluate.main(["--data", str(args.data), "--write-sidecar"])
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Train (or resume) within a time budget, checkpointing and exporting as it goes."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of :func:`main`."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
         "--task",
@@ -389,7 +415,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--p-pipeline", type=float, default=0.5, help="share of crops cut around pipeline boxes")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-every", type=float, default=15.0, help="minutes between val + ONNX export")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train (or resume) within a time budget, checkpointing and exporting as it goes."""
+    args = build_parser().parse_args(argv)
     if args.task == "both":
         train_both(args)
         return
