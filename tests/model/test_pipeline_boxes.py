@@ -39,6 +39,17 @@ def test_a_matching_candidate_stands_for_the_label_box_else_the_label_box_is_pla
     assert len(model.placed) == 1  # one batched placement per image
 
 
+def test_one_candidate_stands_for_one_label_only():
+    # Two dogs side by side, one candidate overlapping both: it goes to the dog it overlaps best
+    # (as the evaluation matches detections), the other dog keeps its label box.
+    labels = np.array([[0, 0, 100, 100], [60, 0, 160, 100]], np.float32)
+    model = ShrinkingModel([[40, 0, 150, 100]])  # IoU 0.40 with the first label, 0.75 with the second
+    found = pipeline_boxes_of_image(model, np.zeros((200, 200, 3), np.uint8), labels)
+    assert [p.from_detector for p in found] == [False, True]
+    np.testing.assert_allclose(found[0].box, [10, 10, 90, 90])
+    np.testing.assert_allclose(found[1].box, [50, 10, 140, 90])
+
+
 def test_no_candidates_places_every_label_box():
     labels = np.array([[0, 0, 100, 100]], np.float32)
     found = pipeline_boxes_of_image(ShrinkingModel(np.zeros((0, 4))), np.zeros((200, 200, 3), np.uint8), labels)

@@ -7,9 +7,11 @@ and miss what the box network missed, so a network fine-tuned only on label boxe
 them and lose in the pipeline (model card, "Tried after 0.6").
 
 :func:`pipeline_boxes` records, for every labelled animal, the box the pipeline would read it in:
-the detector candidate overlapping it best (IoU >= ``min_iou``) placed by the box network, else (no
-such candidate, as for most cats and horses, which the detector treats as background) its label box
-placed the same way. ``python -m vision.model.train --pipeline-boxes FILE`` then crops from them.
+the detector candidate matched to it one to one (best overlaps first, as
+:func:`~vision.model.metrics.match_by_iou` matches for the evaluation; IoU >= ``min_iou``) placed by
+the box network, else (no such candidate, as for most cats and horses, which the detector treats as
+background) its label box placed the same way. ``python -m vision.model.train --pipeline-boxes FILE``
+then crops from them.
 
 Usage: ``python -m vision.model.pipeline_boxes [--model models/dog_pose.json] [--out FILE]``
 (default ``<checkpoint_root>/pipeline_boxes.json``; about 2 minutes for the 3,309 images).
@@ -27,7 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from vision.model import dataset as ds
-from vision.model.metrics import box_iou
+from vision.model.metrics import box_iou, match_by_iou
 
 #: File format version of the saved boxes.
 FORMAT = 1
@@ -92,11 +94,12 @@ def pipeline_boxes_of_image(
     start = labels.copy()
     from_detector = np.zeros(len(labels), bool)
     if len(cand):
-        iou = box_iou(labels, cand)
-        best = iou.argmax(axis=1)
-        hit = iou[np.arange(len(labels)), best] >= min_iou
-        start[hit] = cand[best[hit]]
-        from_detector = hit
+        match = match_by_iou(cand, labels)  # one to one, as the evaluation matches detections
+        iou = box_iou(cand, labels)
+        for g, c in enumerate(match):
+            if c >= 0 and iou[c, g] >= min_iou:
+                start[g] = cand[c]
+                from_detector[g] = True
     placed = model.place_boxes(image_rgb, start)
     return [PipelineBox(placed[i].astype(np.float32), bool(from_detector[i])) for i in range(len(labels))]
 
