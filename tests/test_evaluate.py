@@ -1,12 +1,15 @@
-"""``python -m vision.evaluate --clip``: the model's tracks on the real clip against the reference track."""
+"""``python -m vision.evaluate``: paired comparison of two models; ``--clip``: tracks against a reference track."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from vision import evaluate
+from vision.anatomy import CANONICAL_KEYPOINTS
+from vision.model.metrics import HIND_LIMB_INDEX
 
 
 def test_clip_agreement_with_the_reference_track(forever_dog, capsys):
@@ -40,3 +43,33 @@ def test_clip_and_reference_of_different_lengths_is_one_line_error(forever_dog, 
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err == "error: dog.mp4 has 278 frames, short.json 100"
+
+
+def _collected(hits10: np.ndarray, found: list[bool]) -> dict:
+    """What :func:`evaluate.collect_hits` returns, for given hits (the same at both alphas)."""
+    modes = {mode: {a: hits10.copy() for a in evaluate.ALPHAS} for mode in ("gt_box", "pipeline")}
+    return {**modes, "found": np.array(found), "n_instances": len(hits10)}
+
+
+def test_comparison_reports_the_candidates_gain_where_it_is():
+    k = len(CANONICAL_KEYPOINTS)
+    base = np.zeros((40, k))
+    cand = base.copy()
+    cand[:, list(HIND_LIMB_INDEX)] = 1.0  # better on the hind limbs only
+    result = evaluate.compare_hits(_collected(base, [True, False]), _collected(cand, [True, True]))
+    hind, every = result["pipeline"]["pck10"]["hind_limb"], result["pipeline"]["pck10"]["all"]
+    assert hind["difference"] == 1.0 and hind["low"] == 1.0
+    assert every["difference"] == pytest.approx(len(HIND_LIMB_INDEX) / k)
+    assert result["found"]["a"] == 0.5 and result["found"]["b"] == 1.0
+    table = evaluate.format_comparison(result, "old.json", "new.json")
+    assert "new.json against old.json" in table
+    assert "pipeline hind_limb @.1" in table and "+1.000" in table and "found (single-animal)" in table
+
+
+def test_a_missing_model_or_baseline_is_a_one_line_error(tmp_path, capsys):
+    for args in (["--model", str(tmp_path / "none.json")], ["--baseline", str(tmp_path / "none.json")]):
+        with pytest.raises(SystemExit) as exit_info:
+            evaluate.main(args)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: dog pose model not found") and "\n" not in err

@@ -2,12 +2,15 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vision.anatomy import CANONICAL_KEYPOINTS, HIND_LIMB_KEYPOINTS
 from vision.model.metrics import (
     HIND_LIMB_INDEX,
     box_iou,
     match_by_iou,
+    paired_difference,
     pck_hits,
     reference_agreement,
     summarise_pck,
@@ -112,3 +115,56 @@ def test_reference_agreement_swap_allowed_accepts_the_other_leg():
     assert out["nose"]["share"] == out["nose"]["swap_allowed"] == 1.0
     with pytest.raises(ValueError, match="shapes differ"):
         reference_agreement(pred[:5], ref, conf, names)
+
+
+def _hits(rng: np.random.Generator, n: int, k: int, rate: float) -> np.ndarray:
+    hits = (rng.random((n, k)) < rate).astype(np.float64)
+    hits[rng.random((n, k)) < 0.2] = np.nan  # unlabelled
+    return hits
+
+
+def test_paired_difference_of_a_model_with_itself_is_exactly_zero():
+    a = _hits(np.random.default_rng(1), 180, 7, 0.6)
+    d = paired_difference(a, a.copy())
+    assert d["a"] == d["b"] and d["difference"] == 0.0 and d["low"] == 0.0 and d["high"] == 0.0
+    assert d["n_instances"] == 180
+
+
+def test_paired_difference_finds_a_real_gain_and_not_a_small_one():
+    rng = np.random.default_rng(2)
+    a = _hits(rng, 180, 7, 0.5)
+    labelled = ~np.isnan(a)
+    big = np.where(labelled, 1.0, np.nan)  # every labelled point right: +0.5
+    d = paired_difference(a, big)
+    assert d["difference"] == pytest.approx(1.0 - np.nanmean(a))
+    assert 0.0 < d["low"] <= d["difference"] <= d["high"]
+    # One animal's points flipped from miss to hit: a gain of well under a point, not resolved.
+    small = a.copy()
+    row = int(np.flatnonzero((a == 0).sum(axis=1) >= 3)[0])
+    small[row] = np.where(labelled[row], 1.0, np.nan)
+    d = paired_difference(a, small)
+    assert 0.0 < d["difference"] < 0.01 and d["low"] <= 0.0 <= d["high"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(min_value=0, max_value=10_000), st.integers(min_value=2, max_value=60))
+def test_swapping_the_two_models_negates_the_difference_and_its_interval(seed, n):
+    rng = np.random.default_rng(seed)
+    a = _hits(rng, n, 5, 0.5)
+    b = np.where(np.isnan(a), np.nan, (rng.random(a.shape) < 0.6).astype(np.float64))
+    if np.isnan(a).all():
+        return
+    ab, ba = paired_difference(a, b, n_boot=200), paired_difference(b, a, n_boot=200)
+    assert ba["difference"] == pytest.approx(-ab["difference"])
+    assert ba["low"] == pytest.approx(-ab["high"]) and ba["high"] == pytest.approx(-ab["low"])
+    assert ab["low"] <= ab["high"]
+
+
+def test_paired_difference_refuses_hits_of_different_animals():
+    a = np.array([[1.0, np.nan], [0.0, 1.0]])
+    with pytest.raises(ValueError, match="same animals"):
+        paired_difference(a, np.array([[1.0, 0.0], [0.0, 1.0]]))  # unlabelled entries differ
+    with pytest.raises(ValueError, match="same animals"):
+        paired_difference(a, a[:1])
+    with pytest.raises(ValueError, match="no labelled"):
+        paired_difference(np.full((2, 2), np.nan), np.full((2, 2), np.nan))

@@ -73,6 +73,62 @@ def summarise_pck(hits: np.ndarray) -> dict[str, object]:
     }
 
 
+def paired_difference(
+    hits_a: np.ndarray, hits_b: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> dict[str, float | int]:
+    """Pooled hit rate of B minus A on the same animals, with a paired bootstrap interval.
+
+    The animals (rows) are resampled with replacement, the same rows for both, and the pooled rate
+    (hits over labelled entries) is recomputed: the interval is how far the difference moves with
+    the choice of animals, so a difference inside it is not evidence that B is better.
+
+    Parameters
+    ----------
+    hits_a, hits_b : np.ndarray
+        (N, K) float: 1 hit, 0 miss, NaN not labelled; the same animals and keypoints in the same
+        order, so the NaNs must coincide.
+    n_boot : int
+        Bootstrap resamples.
+    level : float
+        Coverage of the interval.
+    seed : int
+        Seed of the resampling.
+
+    Returns
+    -------
+    dict
+        ``a``, ``b``, ``difference`` (b - a), ``low``, ``high`` (percentile interval of the
+        difference) and ``n_instances``.
+
+    Raises
+    ------
+    ValueError
+        When the shapes or the unlabelled entries differ, or nothing is labelled.
+    """
+    a = np.asarray(hits_a, np.float64)
+    b = np.asarray(hits_b, np.float64)
+    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    if a.shape != b.shape or not np.array_equal(np.isnan(a), np.isnan(b)):
+        raise ValueError("paired hits must cover the same animals and labelled keypoints")
+    labelled = (~np.isnan(a)).sum(axis=1).astype(np.float64)
+    if labelled.sum() == 0:
+        raise ValueError("no labelled keypoint to compare")
+    sum_a, sum_b = np.nansum(a, axis=1), np.nansum(b, axis=1)
+    rows = np.random.default_rng(seed).integers(0, len(a), size=(n_boot, len(a)))
+    count = np.maximum(labelled[rows].sum(axis=1), 1.0)
+    diffs = (sum_b[rows].sum(axis=1) - sum_a[rows].sum(axis=1)) / count
+    tail = 50.0 * (1.0 - level)
+    rate_a, rate_b = float(sum_a.sum() / labelled.sum()), float(sum_b.sum() / labelled.sum())
+    return {
+        "a": rate_a,
+        "b": rate_b,
+        "difference": rate_b - rate_a,
+        "low": float(np.percentile(diffs, tail)),
+        "high": float(np.percentile(diffs, 100.0 - tail)),
+        "n_instances": int(len(a)),
+    }
+
+
 def match_by_iou(pred_boxes: np.ndarray, gt_boxes: np.ndarray) -> np.ndarray:
     """Greedy one-to-one matching of predictions (best first) to GT boxes by IoU.
 
