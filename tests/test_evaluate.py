@@ -73,3 +73,11 @@ def test_a_missing_model_or_baseline_is_a_one_line_error(tmp_path, capsys):
         assert exit_info.value.code == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: dog pose model not found") and "\n" not in err
+
+
+def test_missing_data_is_a_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--data", str(tmp_path)])
+    assert exit_info.value.code == 2
+    expected = f"error: no Animal-Pose data in {tmp_path} (annotations.json missing); pass --data"
+    assert capsys.readouterr().err.strip() == expected

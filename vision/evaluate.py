@@ -342,9 +342,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         model = DogPoseModel.load(args.model)
         baseline = DogPoseModel.load(args.baseline) if args.baseline is not None else None
-        records = load_animalpose(args.data)
     except FileNotFoundError as exc:
         ap.exit(2, f"error: {exc}\n")
+    if not (args.data / "annotations.json").is_file():
+        ap.exit(2, f"error: no Animal-Pose data in {args.data} (annotations.json missing); pass --data\n")
+    records = load_animalpose(args.data)
     model.flip_test = model.flip_test or args.flip_test
     sel = select_records(records, args.split, args.species)
     if baseline is not None:
