@@ -125,7 +125,7 @@ def main() -> None:
     print("-" * 82)
     rows = [
         (f"detect + keypoints (all dogs found: {n_dogs / len(frames):.2f}/frame)", det_fps),
-        ("detect + keypoints, exactly one dog/frame" + (" (whole-frame fallback)" if fallback else ""), one_dog_fps),
+        ("detect + keypoints, exactly one dog/frame" + (" (as images)" if fallback else ""), one_dog_fps),
         ("  same, no whole-frame fallback (as in video)", video_fps),
         ("  same, detector box (no keypoint refinement)", coarse_fps),
         ("keypoints_in_box only (tracking)", kp_fps),

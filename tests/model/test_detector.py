@@ -16,6 +16,7 @@ from vision.model.detector import (
     model_files,
     suppress_duplicates,
 )
+from vision.model.metrics import box_iou
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data" / "animalpose"
@@ -208,8 +209,10 @@ def test_flip_test_keeps_schema_and_is_mirror_consistent(model):
     np.testing.assert_allclose(back[:, :2], det.keypoints[:, :2], atol=0.05)
 
 
-def test_refined_box_is_fitted_around_the_first_pass_keypoints(model):
+def test_refined_box_is_fitted_around_the_first_pass_keypoints(model, monkeypatch):
     from vision.model.geometry import box_around_points
+
+    monkeypatch.setattr(model, "whole_frame_always", False)  # detector candidates only (see the whole-frame tests)
 
     recs = _val_dogs(5)
     rec = next(r for r in recs if len(r.instances) == 1)
@@ -261,15 +264,22 @@ def test_suppress_duplicates_keeps_the_better_of_overlapping_boxes():
     assert suppress_duplicates([]) == []
 
 
-def test_whole_frame_is_reported_exactly_when_no_detector_candidate_passes(model):
-    """The fallback changes nothing when a candidate passes, else reports the whole-frame dog if it scores enough."""
-    assert model.whole_frame_fallback, "the shipped manifest turns the whole-frame fallback on"
+def _whole_frame_test_frames() -> list[np.ndarray]:
+    """25 validation images, 12 close-ups (dogs cut to their own box) and a grey frame."""
     frames = [cv2.cvtColor(cv2.imread(str(DATA / "images" / r.file)), cv2.COLOR_BGR2RGB) for r in _val_dogs(0)[:25]]
-    for rec in [r for r in _val_dogs(0) if len(r.instances) == 1][:12]:  # close-ups: dogs cut to their own box
+    for rec in [r for r in _val_dogs(0) if len(r.instances) == 1][:12]:
         x0, y0, x1, y1 = (int(round(v)) for v in rec.instances[0].bbox)
         img = cv2.cvtColor(cv2.imread(str(DATA / "images" / rec.file)), cv2.COLOR_BGR2RGB)
         frames.append(np.ascontiguousarray(img[max(y0, 0) : y1 + 1, max(x0, 0) : x1 + 1]))
     frames.append(np.full((240, 320, 3), 128, np.uint8))
+    return frames
+
+
+def test_whole_frame_is_reported_exactly_when_no_detector_candidate_passes(model, monkeypatch):
+    """The fallback alone changes nothing when a candidate passes, else reports the whole-frame dog if it scores."""
+    assert model.whole_frame_fallback, "the shipped manifest turns the whole-frame fallback on"
+    monkeypatch.setattr(model, "whole_frame_always", False)
+    frames = _whole_frame_test_frames()
     rescued = 0
     for img in frames:
         whole = model.whole_frame_candidate(img)
@@ -291,6 +301,31 @@ def test_whole_frame_is_reported_exactly_when_no_detector_candidate_passes(model
             else:
                 assert with_fallback == []
     assert rescued > 0, "no frame exercised the fallback"
+
+
+def test_whole_frame_always_is_reported_beside_the_passing_candidates(model, monkeypatch):
+    """With ``whole_frame_always`` the whole-frame dog joins the detections whenever it scores enough, unless it
+    duplicates one at least as good; otherwise the detections are those without it."""
+    monkeypatch.setattr(model, "whole_frame_always", True)
+    joined = 0
+    for img in _whole_frame_test_frames():
+        whole = model.whole_frame_candidate(img)
+        for t in (model.score_threshold, 0.8):
+            got = model.detect(img, min_score=t)
+            monkeypatch.setattr(model, "whole_frame_fallback", False)
+            without = model.detect(img, min_score=t)
+            monkeypatch.setattr(model, "whole_frame_fallback", True)
+            scores = [d.score for d in got]
+            assert scores == sorted(scores, reverse=True) and len(got) <= 5
+            if whole.score < t:
+                assert [d.score for d in got] == [d.score for d in without]
+                continue
+            better = [d for d in without if d.score >= whole.score]  # a tie keeps the detector candidate
+            duplicate = any(box_iou(d.bbox_xyxy[None], whole.bbox_xyxy[None])[0, 0] > 0.5 for d in better)
+            has_whole = any(np.allclose(d.bbox_xyxy, whole.bbox_xyxy) and d.score == whole.score for d in got)
+            assert has_whole == (not duplicate)
+            joined += int(has_whole and bool(without))
+    assert joined > 0, "no frame had the whole frame beside a passing candidate"
 
 
 def test_whole_frame_candidate_outlines_a_dog_filling_the_frame(model):

@@ -307,6 +307,9 @@ class DogPoseModel:
         self.box_refinement: dict[str, Any] | None = refine if isinstance(refine, dict) else None
         #: Try the whole frame as a candidate when no detector candidate passes (see :meth:`detect`).
         self.whole_frame_fallback = bool(meta.get("inference", {}).get("whole_frame_fallback", False))
+        #: With the fallback on, score the whole frame beside the detector's candidates on every image,
+        #: not only when none passes (``inference.whole_frame_always``).
+        self.whole_frame_always = bool(meta.get("inference", {}).get("whole_frame_always", False))
 
     @classmethod
     def load(
@@ -387,6 +390,9 @@ class DogPoseModel:
         It costs one more keypoint pass per dog. When no candidate reaches the threshold and the
         manifest sets ``inference.whole_frame_fallback``, the whole frame is tried as a last
         candidate (:meth:`whole_frame_candidate`): close-ups fill the frame and give weak peaks.
+        With ``inference.whole_frame_always`` too, it is scored on every image and reported beside
+        the passing candidates (a close-up's peaks may pass on part of the dog); it costs three
+        network passes per image.
 
         Parameters
         ----------
@@ -406,7 +412,9 @@ class DogPoseModel:
         """
         threshold = self.score_threshold if min_score is None else min_score
         refine = refine or (refine is None and self.box_refinement is not None)
-        boxes, raw, dog_prob = self.candidates(image_rgb, max_dogs, threshold)
+        # The whole-frame candidate's raw score comes from every peak, not only those that could pass.
+        peaks = self._detector_boxes(image_rgb, max_dogs)
+        boxes, raw, dog_prob = self.candidates(image_rgb, max_dogs, threshold, peaks)
         found: list[DogDetection] = []
         if len(boxes):
             score = self.combined_score(raw, dog_prob)
@@ -416,10 +424,11 @@ class DogPoseModel:
                 found = self.read_dogs(image_rgb, boxes[keep], score[keep], refine)
                 if refine:
                     found = suppress_duplicates(found)
-        if not found and self.whole_frame_fallback:
-            whole = self.whole_frame_candidate(image_rgb, (boxes, raw), refine=refine)
+        if self.whole_frame_fallback and (not found or self.whole_frame_always):
+            whole = self.whole_frame_candidate(image_rgb, peaks, refine=refine)
             if whole.score >= threshold:
-                found = [whole]
+                found = sorted([*found, whole], key=lambda d: -d.score)
+                found = (suppress_duplicates(found) if refine else found)[:max_dogs]
         return found
 
     def whole_frame_candidate(
@@ -518,7 +527,11 @@ class DogPoseModel:
         return box_around_keypoints(keypoints, margins, shape, float(cfg["min_confidence"]), int(cfg["min_points"]))
 
     def candidates(
-        self, image_rgb: np.ndarray, max_dogs: int = 5, min_score: float | None = None
+        self,
+        image_rgb: np.ndarray,
+        max_dogs: int = 5,
+        min_score: float | None = None,
+        peaks: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Candidate dog boxes before scoring.
 
@@ -532,6 +545,8 @@ class DogPoseModel:
             None: every detector peak >= ``candidate_floor`` is verified and returned. Otherwise only
             the candidates that could score >= ``min_score`` with the verifier's probability at
             ``verifier_ceiling`` are (the verifier is the costly part of detection).
+        peaks : (boxes, raw) or None
+            This frame's detector peaks (:meth:`_detector_boxes`), if already computed.
 
         Returns
         -------
@@ -542,7 +557,7 @@ class DogPoseModel:
         dog_prob : np.ndarray or None
             (N, V) float32 verifier outputs of each box (:meth:`_verify`; None without a verifier).
         """
-        boxes, raw = self._detector_boxes(image_rgb, max_dogs)
+        boxes, raw = peaks if peaks is not None else self._detector_boxes(image_rgb, max_dogs)
         if self._verifier is None or len(boxes) == 0:
             return boxes, raw, None
         if min_score is None:

@@ -29,7 +29,7 @@ from vision.model.dataset import Record, in_score_holdout, load_animalpose, read
 from vision.model.verifier import PROBE_KIND
 
 REPO = Path(__file__).resolve().parents[2]
-VERSION = "0.6.0"
+VERSION = "0.6.1"
 DET_SIZE = 256
 KP_SIZE = 192
 UNTRAINED_VERIFIER = "untrained: ImageNet probability mass on the dog breeds"
@@ -513,6 +513,7 @@ def fit_score_threshold(
     # Detections without the fallback; the whole-frame candidate is computed once, beside them.
     model = DogPoseModel.load(manifest_path, whole_frame_fallback=False)
     fallback = bool(model.meta.get("inference", {}).get("whole_frame_fallback", False))
+    always = fallback and bool(model.meta.get("inference", {}).get("whole_frame_always", False))
     train = score_fit_images(data_root, holdout_percent)
     dogs = [r for r in train if len(r.instances) == 1 and r.instances[0].species == "dog"]
     negs = [r for r in train if not any(i.species == "dog" for i in r.instances)]
@@ -520,13 +521,15 @@ def fit_score_threshold(
     grid = np.round(np.arange(0.02, 0.9, 0.02), 2)
 
     def reported(image: np.ndarray) -> tuple[list[Any], Any]:
-        """Detections down to 0.01 and the whole-frame candidate (reported when none passes)."""
+        """Detections down to 0.01 and the whole-frame candidate (reported when none passes, or always)."""
         dets = model.detect(image, max_dogs=5, min_score=0.01)
         return dets, (model.whole_frame_candidate(image) if fallback else None)
 
     def at(dets: list[Any], whole: Any, t: float) -> list[Any]:
         passed = [d for d in dets if d.score >= t]
-        return passed or ([whole] if whole is not None and whole.score >= t else [])
+        if whole is None or whole.score < t or (passed and not always):
+            return passed
+        return [*passed, whole]  # a dog-free image counts once; a dog is found by any box
 
     found = np.zeros((len(dogs), len(grid)), bool)
     for i, r in enumerate(dogs):
@@ -744,6 +747,7 @@ def main(argv: list[str] | None = None) -> None:
     meta = json.loads(out.read_text())
     meta.setdefault("inference", {})["box_from_keypoints"] = fit_box_margins(load_animalpose(args.data))
     meta["inference"]["whole_frame_fallback"] = True
+    meta["inference"]["whole_frame_always"] = True
     _atomic_write_bytes(out, json.dumps(meta, indent=1).encode())  # the fits below load the model from it
     holdout = score_holdout_of(meta.get("training", {}))
     meta["score_calibration"] = fit_score_calibration(out, args.data, holdout_percent=holdout)
