@@ -32,7 +32,7 @@ import numpy as np
 
 from vision.anatomy import CANONICAL_KEYPOINTS, HIND_LIMB_KEYPOINTS
 from vision.model.dataset import Record, default_data_root, load_animalpose, read_rgb
-from vision.model.detector import DogPoseModel
+from vision.model.detector import DogPoseModel, default_model_path
 from vision.model.metrics import HIND_LIMB_INDEX, box_iou, match_by_iou, paired_difference, pck_hits, summarise_pck
 
 ALPHAS = (0.05, 0.1)
@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         model = DogPoseModel.load(args.model)
         baseline = DogPoseModel.load(args.baseline) if args.baseline is not None else None
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         ap.exit(2, f"error: {exc}\n")
     if not (args.data / "annotations.json").is_file():
         ap.exit(2, f"error: no Animal-Pose data in {args.data} (annotations.json missing); pass --data\n")
@@ -352,8 +352,11 @@ def main(argv: list[str] | None = None) -> None:
     if baseline is not None:
         image_dir = args.data / "images"
         base_hits = collect_hits(baseline, sel, image_dir, args.species, args.max_instances)
-        comparison = compare_hits(base_hits, collect_hits(model, sel, image_dir, args.species, args.max_instances))
-        names = (str(args.baseline), str(args.model or "models/dog_pose.json"))
+        try:
+            comparison = compare_hits(base_hits, collect_hits(model, sel, image_dir, args.species, args.max_instances))
+        except ValueError as exc:  # e.g. no labelled animal selected
+            ap.exit(2, f"error: {exc}\n")
+        names = (str(args.baseline), str(args.model or default_model_path()))
         print(json.dumps(comparison, indent=1) if args.json else format_comparison(comparison, *names))
         return
     result = evaluate_records(model, sel, args.data / "images", args.species, args.max_instances)

@@ -168,3 +168,7 @@ def test_paired_difference_refuses_hits_of_different_animals():
         paired_difference(a, a[:1])
     with pytest.raises(ValueError, match="no labelled"):
         paired_difference(np.full((2, 2), np.nan), np.full((2, 2), np.nan))
+    with pytest.raises(ValueError, match="no labelled"):
+        paired_difference(np.zeros(0), np.zeros(0))
+    one_column = paired_difference(np.array([0.0, 1.0]), np.array([1.0, 1.0]))  # (N,) is one value per animal
+    assert one_column["difference"] == 0.5 and one_column["n_instances"] == 2

@@ -107,7 +107,7 @@ def paired_difference(
     """
     a = np.asarray(hits_a, np.float64)
     b = np.asarray(hits_b, np.float64)
-    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    a, b = (x.reshape(-1, 1) if x.ndim == 1 else x.reshape(len(x), -1) for x in (a, b))
     if a.shape != b.shape or not np.array_equal(np.isnan(a), np.isnan(b)):
         raise ValueError("paired hits must cover the same animals and labelled keypoints")
     labelled = (~np.isnan(a)).sum(axis=1).astype(np.float64)
