@@ -330,3 +330,16 @@ def test_the_manifest_names_the_verifier_outputs_of_a_trained_probe_only():
     for verifier in (None, {"kind": UNTRAINED_VERIFIER}, {"kind": "logistic probe, some other one"}):
         assert manifest(verifier=verifier)["outputs"]["dog_prob"].startswith("verifier: (N,) ")
     assert manifest()["training"]["verifier"] == {"kind": UNTRAINED_VERIFIER}
+
+
+def test_threshold_fit_reports_the_whole_frame_as_detect_does():
+    from types import SimpleNamespace
+
+    from vision.model.export import reported_above
+
+    strong, weak, whole = (SimpleNamespace(score=v) for v in (0.8, 0.3, 0.6))
+    assert reported_above([strong, weak], whole, 0.5, always=False) == [strong]  # fallback: only when none passes
+    assert reported_above([weak], whole, 0.5, always=False) == [whole]
+    assert reported_above([strong, weak], whole, 0.5, always=True) == [strong, whole]
+    assert reported_above([strong], whole, 0.7, always=True) == [strong]  # the whole frame scores too little
+    assert reported_above([weak], None, 0.5, always=True) == []  # no fallback

@@ -484,6 +484,20 @@ def fit_box_margins(records: list[Record], species: str = "dog", min_labelled: i
     }
 
 
+def reported_above(detections: list[Any], whole: Any, threshold: float, always: bool) -> list[Any]:
+    """The dogs :meth:`DogPoseModel.detect` reports at ``threshold``, for the threshold fit.
+
+    ``detections``: those of the detector's candidates (any score); ``whole``: the whole-frame
+    candidate or None (no fallback). It is reported when it passes and no candidate does, or with
+    ``always`` beside them (the duplicate rule is left out: a dog-free image counts once either way,
+    and a dog counts as found by any box).
+    """
+    passed = [d for d in detections if d.score >= threshold]
+    if whole is None or whole.score < threshold or (passed and not always):
+        return passed
+    return [*passed, whole]
+
+
 def fit_score_threshold(
     manifest_path: Path,
     data_root: Path,
@@ -526,10 +540,7 @@ def fit_score_threshold(
         return dets, (model.whole_frame_candidate(image) if fallback else None)
 
     def at(dets: list[Any], whole: Any, t: float) -> list[Any]:
-        passed = [d for d in dets if d.score >= t]
-        if whole is None or whole.score < t or (passed and not always):
-            return passed
-        return [*passed, whole]  # a dog-free image counts once; a dog is found by any box
+        return reported_above(dets, whole, t, always)
 
     found = np.zeros((len(dogs), len(grid)), bool)
     for i, r in enumerate(dogs):
