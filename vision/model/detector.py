@@ -425,8 +425,9 @@ class DogPoseModel:
                 if refine:
                     found = suppress_duplicates(found)
         if self.whole_frame_fallback and (not found or self.whole_frame_always):
-            whole = self.whole_frame_candidate(image_rgb, peaks, refine=refine)
-            if whole.score >= threshold:
+            box, whole_score = self._scored_whole_frame(image_rgb, peaks, refine)
+            if whole_score >= threshold:  # the dog is read only in a whole frame that passes
+                whole = self.keypoints_in_boxes(image_rgb, box[None], np.array([whole_score], np.float32))[0]
                 found = sorted([*found, whole], key=lambda d: -d.score)
                 found = (suppress_duplicates(found) if refine else found)[:max_dogs]
         return found
@@ -449,10 +450,15 @@ class DogPoseModel:
         refine : bool
             Refine the whole-frame box from the keypoints.
         """
+        box, score = self._scored_whole_frame(image_rgb, peaks, refine)
+        return self.keypoints_in_boxes(image_rgb, box[None], np.array([score], np.float32))[0]
+
+    def _scored_whole_frame(
+        self, image_rgb: np.ndarray, peaks: tuple[np.ndarray, np.ndarray] | None, refine: bool
+    ) -> tuple[np.ndarray, float]:
+        """The whole-frame candidate's box (4,) float32 and dog score, before its dog is read."""
         box, raw, dog_prob = self.whole_frame_features(image_rgb, peaks, refine)
-        score = float(self.combined_score(np.array([raw]), None if dog_prob is None else dog_prob[None])[0])
-        dog = self.keypoints_in_boxes(image_rgb, box[None], np.array([score], np.float32))[0]
-        return DogDetection(dog.bbox_xyxy, score, dog.keypoints)
+        return box, float(self.combined_score(np.array([raw]), None if dog_prob is None else dog_prob[None])[0])
 
     def whole_frame_features(
         self, image_rgb: np.ndarray, peaks: tuple[np.ndarray, np.ndarray] | None = None, refine: bool = True

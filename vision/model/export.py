@@ -539,19 +539,16 @@ def fit_score_threshold(
         dets = model.detect(image, max_dogs=5, min_score=0.01)
         return dets, (model.whole_frame_candidate(image) if fallback else None)
 
-    def at(dets: list[Any], whole: Any, t: float) -> list[Any]:
-        return reported_above(dets, whole, t, always)
-
     found = np.zeros((len(dogs), len(grid)), bool)
     for i, r in enumerate(dogs):
         dets, whole = reported(read_rgb(data_root / "images" / r.file))
         for k, t in enumerate(grid):
-            boxes = np.array([d.bbox_xyxy for d in at(dets, whole, t)], np.float32).reshape(-1, 4)
+            boxes = np.array([d.bbox_xyxy for d in reported_above(dets, whole, t, always)], np.float32).reshape(-1, 4)
             found[i, k] = bool(len(boxes) and box_iou(boxes, r.instances[0].bbox[None]).max() >= 0.5)
     false_pos = np.zeros((len(negs), len(grid)), bool)
     for i, r in enumerate(negs):
         dets, whole = reported(read_rgb(data_root / "images" / r.file))
-        false_pos[i] = [len(at(dets, whole, t)) > 0 for t in grid]
+        false_pos[i] = [len(reported_above(dets, whole, t, always)) > 0 for t in grid]
     found, false_pos = found.mean(axis=0), false_pos.mean(axis=0)
     ok = false_pos <= max_false_positive  # false_pos falls as t rises
     k = int(np.argmax(ok)) if ok.any() else len(grid) - 1
