@@ -238,7 +238,7 @@ def test_task_both_passes_each_option_to_the_run_it_concerns(tmp_path):
     given = parser.parse_args(
         ["--minutes", "7", "--skips", "--hind-weight", "2", "--backbone", "efficientnet-lite2", "--crop-sizes", "192"]
         + ["--pipeline-boxes", str(tmp_path / "b.json"), "--p-pipeline", "0.3", "--det-zoom", "0.5,2.0", "--lr", "4e-4"]
-        + ["--score-holdout", "10", "--resume", "--eval-every", "5"]
+        + ["--score-holdout", "10", "--resume", "--eval-every", "5", "--ema", "0.998"]
     )
     runs = dict(both_commands(given))
     kp, det = parser.parse_args(runs["keypoints"]), parser.parse_args(runs["detector"])
@@ -247,7 +247,65 @@ def test_task_both_passes_each_option_to_the_run_it_concerns(tmp_path):
         assert (run.minutes, run.threads, run.resume, run.eval_every) == (7.0, 1, True, 5.0)
     assert kp.skips and kp.hind_weight == 2.0 and kp.backbone == "efficientnet-lite2" and kp.crop_sizes == "192"
     assert kp.pipeline_boxes == tmp_path / "b.json" and kp.p_pipeline == 0.3 and kp.lr == 4e-4
+    assert kp.ema == 0.998 and det.ema == 0.0
     assert det.det_zoom == "0.5,2.0" and det.score_holdout == 10 and det.lr == 2e-4
     # the keypoint-only options stay out of the detector run and the detector's out of the keypoint run
     assert not det.skips and det.pipeline_boxes is None and det.hind_weight == 1.0
     assert "--det-zoom" not in runs["keypoints"] and "--score-holdout" not in runs["keypoints"]
+
+
+def test_ema_decay_ramps_up_to_the_given_decay():
+    from vision.model.train import ema_decay
+
+    ramp = [ema_decay(0.998, step) for step in range(0, 20_000, 50)]
+    assert ema_decay(0.998, 0) == pytest.approx(0.1)  # the start is mostly forgotten
+    assert all(a <= b for a, b in zip(ramp, ramp[1:], strict=False))
+    assert ramp[-1] == 0.998 and max(ramp) == 0.998
+
+
+def _tiny_net(seed: int):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+
+
+def test_ema_update_moves_the_average_by_one_minus_decay():
+    from vision.model.train import ema_update
+
+    net, average = _tiny_net(0), _tiny_net(1)
+    net[1].num_batches_tracked.fill_(7)
+    before = {k: v.clone() for k, v in average.state_dict().items()}
+    ema_update(average, net, 0.9)
+    after, trained = average.state_dict(), net.state_dict()
+    for name, value in after.items():
+        if value.dtype.is_floating_point:
+            torch.testing.assert_close(value, 0.9 * before[name] + 0.1 * trained[name])
+        else:  # counters are copied, not averaged
+            assert int(value) == 7
+    # the trained network is left as it was
+    torch.testing.assert_close(net.state_dict()["0.weight"], _tiny_net(0).state_dict()["0.weight"])
+
+
+@given(st.floats(0.5, 0.99))
+def test_ema_of_a_fixed_network_converges_to_it(decay):
+    from vision.model.train import ema_update
+
+    net, average = _tiny_net(0), _tiny_net(1)
+    gap0 = (average[0].weight - net[0].weight).abs().max().item()
+    for _ in range(400):
+        ema_update(average, net, decay)
+    gap = (average[0].weight - net[0].weight).abs().max().item()
+    assert gap <= gap0 * decay**400 * 1.01 + 1e-6
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"), [(["--task", "detector", "--ema", "0.99"], "keypoint"), (["--ema", "1.5"], "decay")]
+)
+def test_a_wrong_ema_stops_training_with_one_line(tmp_path, argv, needle):
+    from vision.model.train import main
+
+    base = ["--task", "keypoints", "--out", str(tmp_path / "run")]
+    with pytest.raises(SystemExit) as stop:
+        main(base + argv)
+    message = str(stop.value)
+    assert message.startswith("error: --ema") and needle in message and "\n" not in message
+    assert not (tmp_path / "run").exists()

@@ -151,6 +151,32 @@ def progress_schedule(progress: float, step: int, warm_head: int = 150, warm_bb:
     return head, bb
 
 
+def ema_decay(decay: float, step: int) -> float:
+    """Effective decay of the weight average at an optimiser step: ``decay``, lower in the first steps.
+
+    The ramp ``(1 + step) / (10 + step)`` keeps the average from clinging to the random or
+    ImageNet start (as in the EMA of TensorFlow's and timm's training scripts).
+    """
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
+def ema_update(average: Any, net: Any, decay: float) -> None:
+    """Move ``average`` (a copy of ``net``) towards ``net``: ``a <- decay * a + (1 - decay) * w``.
+
+    Floating-point parameters and buffers are averaged; integer buffers (BatchNorm's batch count)
+    are copied. In place, without gradients.
+    """
+    import torch
+
+    with torch.no_grad():
+        mine = average.state_dict()
+        for name, value in net.state_dict().items():
+            if value.dtype.is_floating_point:
+                mine[name].mul_(decay).add_(value, alpha=1.0 - decay)
+            else:
+                mine[name].copy_(value)
+
+
 def keypoint_loss_weights(hind_weight: float = 1.0) -> np.ndarray:
     """(20,) float32 loss weight of each keypoint heatmap: ``hind_weight`` for the hind-limb group, 1 elsewhere."""
     w = np.ones(len(CANONICAL_KEYPOINTS), np.float32)
@@ -285,6 +311,7 @@ def both_commands(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     keypoints = ["--lr", str(args.lr), "--kp-batch", str(args.kp_batch), "--backbone", args.backbone]
     keypoints += ["--crop-sizes", args.crop_sizes, "--p-dog", args.p_dog, "--hind-weight", str(args.hind_weight)]
     keypoints += ["--skips"] * bool(args.skips) + ["--init-head"] * bool(args.init_head)
+    keypoints += ["--ema", str(args.ema)]
     if args.pipeline_boxes is not None:
         keypoints += ["--pipeline-boxes", str(args.pipeline_boxes), "--p-pipeline", str(args.p_pipeline)]
     if args.teacher is not None:
@@ -413,6 +440,13 @@ def build_parser() -> argparse.ArgumentParser:
         "a share --p-pipeline of the crops is cut around them, and validation reads the dogs in them",
     )
     ap.add_argument("--p-pipeline", type=float, default=0.5, help="share of crops cut around pipeline boxes")
+    ap.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="keep an exponential moving average of the weights with this decay (e.g. 0.998); it is "
+        "validated beside the trained weights, picks the best checkpoint and is what gets exported",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-every", type=float, default=15.0, help="minutes between val + ONNX export")
     return ap
@@ -427,6 +461,10 @@ def main(argv: list[str] | None = None) -> None:
     kp_task = args.task == "keypoints"
     args.out = args.out or checkpoint_root() / args.task
     args.onnx = args.onnx or args.out / ("dog_keypoints.onnx" if kp_task else "dog_detector.onnx")
+    if args.ema and not kp_task:
+        raise SystemExit("error: --ema averages keypoint networks (--task keypoints)")
+    if not 0.0 <= args.ema < 1.0:
+        raise SystemExit(f"error: --ema is a decay in [0, 1), not {args.ema}")
     pipeline = None
     if args.pipeline_boxes is not None:
         if not kp_task:
@@ -515,12 +553,22 @@ def main(argv: list[str] | None = None) -> None:
     step, elapsed, best = 0, 0.0, -1.0
     history: list[dict[str, Any]] = []
     last_ckpt = args.out / "last.pt"
+    ck: dict[str, Any] = {}
     if args.resume and last_ckpt.is_file():
         ck = torch.load(last_ckpt, map_location="cpu", weights_only=False)
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optim"])
         step, elapsed, best, history = ck["step"], ck["elapsed"], ck["best"], ck.get("history", [])
         log(f"resumed at step {step}, {elapsed / 60:.1f} min", flush=True)
+    average: Any = None
+    if args.ema > 0:
+        import copy
+
+        average = copy.deepcopy(net).eval()
+        for p in average.parameters():
+            p.requires_grad_(False)
+        if "ema" in ck:  # resumed
+            average.load_state_dict(ck["ema"])
     budget = args.minutes * 60.0
     net.train()
     _freeze_bn(net)
@@ -586,14 +634,18 @@ def main(argv: list[str] | None = None) -> None:
             "frozen_blocks": args.frozen_blocks,
             "seed": args.seed,
             "data": "Animal-Pose train split (dog, cat, horse, sheep, cow)",
+            "ema_decay": args.ema or None,
             "recent_loss": history[-1] if history else None,
         }
 
-    def save(path: Path, metrics: dict[str, Any] | None = None) -> None:
+    def save(path: Path, metrics: dict[str, Any] | None = None, weights: Any = None) -> None:
+        """A checkpoint; ``weights``: the network stored as ``model`` (default the trained one)."""
         tmp = path.with_name(path.name + ".tmp")
+        extra = {"ema": average.state_dict()} if average is not None else {}
         torch.save(
             {
-                "model": net.state_dict(),
+                "model": (weights if weights is not None else net).state_dict(),
+                **extra,
                 "optim": opt.state_dict(),
                 "step": step,
                 "elapsed": elapsed,
@@ -610,18 +662,25 @@ def main(argv: list[str] | None = None) -> None:
         nonlocal best
         t = time.time()
         if kp_task:
-            m = val_gt_box(net, data, size=crop_sizes[-1])
-            score = m["hind_pck10"] or 0.0
-            log(
-                f"[val] step {step} hind PCK@0.1 {score:.3f} all {m['all_pck10']:.3f} ({time.time() - t:.0f}s)",
-                flush=True,
-            )
-            metrics = {"val_gt_box_hind_pck10": score, "val_gt_box_all_pck10": m["all_pck10"]}
-            if pipeline is not None:  # the best checkpoint is the best in the boxes the pipeline reads
-                mp = val_gt_box(net, data, size=crop_sizes[-1], pipeline=True)
-                score = mp["hind_pck10"] or 0.0
-                log(f"[val] in pipeline boxes: hind PCK@0.1 {score:.3f} all {mp['all_pck10']:.3f}", flush=True)
-                metrics |= {"val_pipeline_box_hind_pck10": score, "val_pipeline_box_all_pck10": mp["all_pck10"]}
+            metrics: dict[str, Any] = {}
+            # With --ema the average is validated after the trained weights and its figures decide.
+            for prefix, candidate in [("", net)] + ([("ema_", average)] if average is not None else []):
+                m = val_gt_box(candidate, data, size=crop_sizes[-1])
+                score = m["hind_pck10"] or 0.0
+                log(
+                    f"[val] step {step} {'EMA' if prefix else 'trained'} hind PCK@0.1 {score:.3f} "
+                    f"all {m['all_pck10']:.3f} ({time.time() - t:.0f}s)",
+                    flush=True,
+                )
+                metrics |= {f"{prefix}val_gt_box_hind_pck10": score, f"{prefix}val_gt_box_all_pck10": m["all_pck10"]}
+                if pipeline is not None:  # the best checkpoint is the best in the boxes the pipeline reads
+                    mp = val_gt_box(candidate, data, size=crop_sizes[-1], pipeline=True)
+                    score = mp["hind_pck10"] or 0.0
+                    log(f"[val] in pipeline boxes: hind PCK@0.1 {score:.3f} all {mp['all_pck10']:.3f}", flush=True)
+                    metrics |= {
+                        f"{prefix}val_pipeline_box_hind_pck10": score,
+                        f"{prefix}val_pipeline_box_all_pck10": mp["all_pck10"],
+                    }
         else:
             m = val_detection(net, data, args.det_size)
             score = m["found"]
@@ -630,8 +689,9 @@ def main(argv: list[str] | None = None) -> None:
         history.append({"step": step, "minutes": round(elapsed / 60, 1), **metrics})
         if score > best:
             best = score
-            save(args.out / "best.pt", metrics)
-            (export_keypoints_onnx if kp_task else export_detector_onnx)(net, args.onnx, summary(), metrics)
+            chosen = average if average is not None else net
+            save(args.out / "best.pt", metrics, weights=chosen)
+            (export_keypoints_onnx if kp_task else export_detector_onnx)(chosen, args.onnx, summary(), metrics)
             log(f"[export] {args.onnx}", flush=True)
         (args.out / "history.json").write_text(json.dumps(history, indent=1))
 
@@ -688,6 +748,8 @@ def main(argv: list[str] | None = None) -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         opt.step()
+        if average is not None:
+            ema_update(average, net, ema_decay(args.ema, step))
         step += 1
         timing[threads_cur] = (timing[threads_cur] + [time.time() - t_step])[-6:]
         explore_left = max(0, explore_left - 1)
