@@ -309,3 +309,65 @@ def test_a_wrong_ema_stops_training_with_one_line(tmp_path, argv, needle):
     message = str(stop.value)
     assert message.startswith("error: --ema") and needle in message and "\n" not in message
     assert not (tmp_path / "run").exists()
+
+
+def _shipped_ensemble():
+    from vision.model.detector import default_model_path
+    from vision.model.recover import shipped_training
+
+    manifest = default_model_path()
+    if not manifest.is_file() or not shipped_training(manifest, "keypoints").get("members"):
+        pytest.skip("the shipped model is not a keypoint ensemble")
+    return manifest
+
+
+@pytest.mark.slow
+def test_each_member_of_the_shipped_ensemble_can_be_continued():
+    """--init MANIFEST --member i rebuilds member i: member 0 gives kp_box, the members' mean gives kp."""
+    import onnxruntime as ort
+
+    from vision.model.detector import model_files
+    from vision.model.train import shipped_start
+
+    manifest = _shipped_ensemble()
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, 192, 192)).astype(np.float32)
+    x = np.ascontiguousarray(np.repeat(np.repeat(x[:, :, ::16, ::16], 16, axis=2), 16, axis=3))  # smooth blocks
+    session = ort.InferenceSession(str(model_files(manifest)["keypoints"]), providers=["CPUExecutionProvider"])
+    kp, kp_box = session.run(["kp", "kp_box"], {session.get_inputs()[0].name: x})
+    outputs, summaries = [], []
+    for member in (0, 1):
+        net, summary = shipped_start(manifest, "keypoints", member)
+        with torch.no_grad():
+            outputs.append(net.eval()(torch.from_numpy(x)).numpy())
+        summaries.append(summary)
+    scale = float(np.abs(kp).max())
+    np.testing.assert_allclose(outputs[0], kp_box, atol=1e-3 * scale)
+    np.testing.assert_allclose(0.5 * (outputs[0] + outputs[1]), kp, atol=1e-3 * scale)
+    assert [s["member"] for s in summaries] == [0, 1]
+    assert summaries[1]["skips"] and not summaries[0].get("skips")  # each member's own training summary
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        ([], "pick the one to continue with --member 0..1"),
+        (["--member", "2"], "--member 2:"),
+    ],
+)
+def test_an_ensemble_without_a_valid_member_stops_with_one_line(tmp_path, argv, needle):
+    from vision.model.train import main
+
+    manifest = _shipped_ensemble()
+    with pytest.raises(SystemExit) as stop:
+        main(["--task", "keypoints", "--init", str(manifest), "--out", str(tmp_path / "run"), *argv])
+    message = str(stop.value)
+    assert message.startswith("error: ") and needle in message and "\n" not in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_member_without_a_manifest_stops_with_one_line(tmp_path):
+    from vision.model.train import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--task", "keypoints", "--member", "1", "--out", str(tmp_path / "run")])
+    assert str(stop.value).startswith("error: --member picks a member of a shipped keypoint ensemble")

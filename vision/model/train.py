@@ -6,7 +6,7 @@ Usage: ``python -m vision.model.train [--task {both,keypoints,detector}] [--minu
 
 ``--init models/dog_pose.json`` continues training the shipped networks (rebuilt from their ONNX
 files by ``vision.model.recover``): checkpoints stay on the machine that made them. A shipped keypoint
-ensemble (model 0.6) is refused: continue one member's checkpoint instead.
+ensemble (model 0.6) is continued one member at a time: ``--member 1`` picks the second.
 
 Two networks (since model 0.2), trained side by side with one thread each by ``--task both``
 (each run gets the options that concern it, :func:`both_commands`), which then exports them to
@@ -300,6 +300,41 @@ def _freeze_bn(net: Any) -> None:
             m.eval()
 
 
+def shipped_start(manifest: Path, task: str, member: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """The shipped network to continue training, rebuilt from its ONNX file, and its training summary.
+
+    Parameters
+    ----------
+    manifest : Path
+        Model manifest (``models/dog_pose.json``).
+    task : {"keypoints", "detector"}
+        Which network.
+    member : int or None
+        For a keypoint ensemble (model 0.6): the member to continue (0 = the box network). The
+        ensemble is rebuilt whole, then that member is kept.
+
+    Raises
+    ------
+    SystemExit
+        One line when ``member`` is missing for an ensemble, or out of range.
+    """
+    from vision.model.recover import recover_network, shipped_training
+
+    previous = shipped_training(manifest, task)
+    members = previous.get("members") or []
+    if members and member is None:
+        raise SystemExit(
+            f"error: {manifest} ships an ensemble of {len(members)} keypoint networks; "
+            f"pick the one to continue with --member 0..{len(members) - 1}"
+        )
+    if member is not None and not 0 <= member < len(members):
+        raise SystemExit(f"error: --member {member}: {manifest} ships {len(members)} ensemble members")
+    net = recover_network(manifest, task)
+    if member is None:
+        return net, previous
+    return net.members[member], {"version": previous.get("version"), "member": member, **members[member]}
+
+
 def both_commands(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     """The two runs of ``--task both``: (task, argv) each, one thread each, with the options each run takes."""
     common = ["--minutes", str(args.minutes), "--threads", "1", "--seed", str(args.seed), "--data", str(args.data)]
@@ -373,6 +408,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="start from a model manifest (models/dog_pose.json: continue the shipped networks) "
         "or a checkpoint .pt (backbone only for keypoints)",
+    )
+    ap.add_argument(
+        "--member",
+        type=int,
+        default=None,
+        help="keypoints: with --init MANIFEST of a keypoint ensemble (model 0.6), the member to continue "
+        "(0 = the box network)",
     )
     ap.add_argument("--data", type=Path, default=ds.default_data_root(REPO))
     ap.add_argument("--minutes", type=float, default=85.0, help="total training time budget (all runs)")
@@ -465,6 +507,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("error: --ema averages keypoint networks (--task keypoints)")
     if not 0.0 <= args.ema < 1.0:
         raise SystemExit(f"error: --ema is a decay in [0, 1), not {args.ema}")
+    if args.member is not None and not (kp_task and args.init is not None and args.init.suffix == ".json"):
+        raise SystemExit("error: --member picks a member of a shipped keypoint ensemble: give --init MANIFEST")
     pipeline = None
     if args.pipeline_boxes is not None:
         if not kp_task:
@@ -483,22 +527,17 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
     log = print
     previous: dict[str, Any] | None = None
+    net: Any
     if args.init is not None and args.init.suffix == ".json":  # a shipped model: continue training it
-        from vision.model.recover import recover_network, shipped_training
-
-        previous = shipped_training(args.init, args.task)
-        if previous.get("members"):
-            raise SystemExit(
-                f"error: {args.init} ships an ensemble of keypoint networks; continue one member's checkpoint instead"
-            )
-        net: Any = recover_network(args.init, args.task)
-        log(f"init from {args.init}: the shipped {args.task} network", flush=True)
+        net, previous = shipped_start(args.init, args.task, args.member)
+        which = f"member {args.member} of the shipped ensemble" if args.member is not None else "the shipped network"
+        log(f"init from {args.init}: {which} ({args.task})", flush=True)
     else:
         spec_kp = {"backbone": args.backbone, "skips": args.skips}
         net = keypoint_network(spec_kp, pretrained=True) if kp_task else DogPoseNet(pretrained=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     if args.init is not None and args.init.suffix != ".json":
         start = torch.load(args.init, map_location="cpu", weights_only=False)
         init = start["model"]
