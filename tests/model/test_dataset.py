@@ -190,3 +190,24 @@ def test_box_jitter_keeps_the_box_centre_within_its_shift(jitter):
     # seen at 160 px / (pad x scale x side) px per image pixel, in 4 px cells; +1 for cell rounding
     bound = np.sqrt(2) * jitter.shift * 100 * 160 / (geo.CROP_PAD * jitter.scale[0] * 100) / 4 + 1
     assert max(offsets) <= bound
+
+
+@pytest.mark.parametrize(("tag", "stored_as"), [(6, "ROTATE_90"), (8, "ROTATE_270"), (3, "ROTATE_180")])
+def test_a_phone_photo_stored_sideways_is_read_upright(tmp_path, tag, stored_as):
+    """Phones store stills sensor-side up with an EXIF Orientation tag; keypoints are read on the upright image."""
+    from PIL import Image
+
+    upright = np.zeros((120, 200, 3), np.uint8)
+    upright[:, :, 0] = np.linspace(0, 255, 200, dtype=np.uint8)[None, :]  # red grows to the right
+    upright[:40, :60] = (0, 255, 0)  # green block top left
+    Image.fromarray(upright).save(tmp_path / "upright.jpg", quality=95)
+    stored = Image.fromarray(upright).transpose(getattr(Image.Transpose, stored_as))
+    exif = Image.Exif()
+    exif[0x0112] = tag  # the rotation that brings the stored pixels upright
+    stored.save(tmp_path / "sideways.jpg", quality=95, exif=exif)
+
+    expected = ds.read_rgb(tmp_path / "upright.jpg")
+    read = ds.read_rgb(tmp_path / "sideways.jpg")
+    assert read.shape == expected.shape == (120, 200, 3)
+    assert np.abs(read.astype(int) - expected.astype(int)).mean() < 3
+    assert read[:40, :60, 1].mean() > 200 and read[80:, 140:, 1].mean() < 50  # the green block is top left
