@@ -371,3 +371,26 @@ def test_member_without_a_manifest_stops_with_one_line(tmp_path):
     with pytest.raises(SystemExit) as stop:
         main(["--task", "keypoints", "--member", "1", "--out", str(tmp_path / "run")])
     assert str(stop.value).startswith("error: --member picks a member of a shipped keypoint ensemble")
+
+
+@pytest.mark.slow
+def test_a_run_with_ema_exports_the_average_and_keeps_both_figures(tmp_path):
+    from tests.conftest import ANIMALPOSE, need_shared
+    from vision.model.train import main
+
+    need_shared(ANIMALPOSE)
+    out = tmp_path / "run"
+    argv = ["--task", "keypoints", "--minutes", "0.1", "--eval-every", "100", "--kp-batch", "4", "--lr", "1e-2"]
+    main([*argv, "--crop-sizes", "128", "--ema", "0.9", "--threads", "1", "--out", str(out)])
+    best = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
+    last = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    # the best checkpoint's network is the average; the trained weights have moved away from it
+    for name, value in best["ema"].items():
+        torch.testing.assert_close(best["model"][name], value)
+    name = next(k for k, v in last["model"].items() if k.startswith("kp_head") and v.dtype.is_floating_point)
+    assert not torch.allclose(last["model"][name], last["ema"][name])
+    # the plain keys describe the exported (averaged) weights, the trained ones are kept apart
+    metrics = best["metrics"]
+    assert {"val_gt_box_hind_pck10", "trained_val_gt_box_hind_pck10"} <= set(metrics)
+    assert best["summary"]["ema_decay"] == 0.9
+    assert (out / "dog_keypoints.onnx").is_file()

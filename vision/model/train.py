@@ -702,12 +702,14 @@ def main(argv: list[str] | None = None) -> None:
         t = time.time()
         if kp_task:
             metrics: dict[str, Any] = {}
-            # With --ema the average is validated after the trained weights and its figures decide.
-            for prefix, candidate in [("", net)] + ([("ema_", average)] if average is not None else []):
+            # With --ema the average is validated after the trained weights and its figures decide; the
+            # plain keys always describe the weights that are exported (the trained ones are "trained_").
+            runs = [("", net)] if average is None else [("trained_", net), ("", average)]
+            for prefix, candidate in runs:
                 m = val_gt_box(candidate, data, size=crop_sizes[-1])
                 score = m["hind_pck10"] or 0.0
                 log(
-                    f"[val] step {step} {'EMA' if prefix else 'trained'} hind PCK@0.1 {score:.3f} "
+                    f"[val] step {step} {'EMA' if candidate is average else 'trained'} hind PCK@0.1 {score:.3f} "
                     f"all {m['all_pck10']:.3f} ({time.time() - t:.0f}s)",
                     flush=True,
                 )
