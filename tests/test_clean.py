@@ -111,6 +111,44 @@ def test_legs_swinging_nearly_together_keep_their_labels():
 
     left, right = leg(0.0), leg(np.pi / 4)  # the labels as given are right in every frame
     kept = clean.detect_swaps(left, right, scale=50.0)
-    without_prior = clean.detect_swaps(left, right, scale=50.0, swapped_frame_cost=0.0)
+    without_prior = clean.detect_swaps(left, right, scale=50.0, swapped_frame_cost=0.0, adapt_to_noise=False)
     assert kept.sum() <= 0.2 * n
     assert without_prior.sum() >= 0.3 * n  # what happened before exchanged frames cost anything
+
+
+def _noisy_legs(noise_px: float, swap: slice | None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two hind legs (3 points each) swinging half a stride apart, 30 px noise-free apart at most."""
+    rng = np.random.default_rng(seed)
+    n, omega = 240, 2 * np.pi / 15
+    t = np.arange(n)
+    points = np.array([[0.0, -20.0], [0.0, -10.0], [0.0, 0.0]])
+
+    def leg(phase: float) -> np.ndarray:
+        path = np.stack([2.0 * t + 15 * np.sin(omega * t + phase), 4 * np.maximum(0, np.sin(omega * t + phase))], 1)
+        return path[:, None, :] + points[None] + rng.normal(0, noise_px, (n, 3, 2))
+
+    left, right = leg(0.0), leg(np.pi)
+    if swap is not None:
+        left[swap], right[swap] = right[swap].copy(), left[swap].copy()
+    return left, right
+
+
+def test_swap_repair_measures_evidence_against_the_tracks_own_noise():
+    """A small, noisy dog (as in the real gallop clip): noise alone must not exchange stretches."""
+    left, right = _noisy_legs(noise_px=4.0, swap=None)  # the labels as given are right in every frame
+    adapted = clean.detect_swaps(left, right, scale=30.0)
+    fixed_units = clean.detect_swaps(left, right, scale=30.0, adapt_to_noise=False)
+    assert adapted.sum() <= 5
+    assert fixed_units.sum() >= 30  # what the repair did to such tracks before
+
+
+@settings(max_examples=10, deadline=None)
+@given(start=st.integers(20, 150), length=st.integers(8, 60), seed=st.integers(0, 1000))
+def test_a_clear_swap_is_still_repaired_in_noisy_tracks(start, length, seed):
+    """Adapting to the noise keeps the repair of swaps that stand out of it (legs half a stride apart)."""
+    swap = slice(start, start + length)
+    left, right = _noisy_legs(noise_px=1.5, swap=swap, seed=seed)
+    found = clean.detect_swaps(left, right, scale=40.0)
+    truth = np.zeros(len(left), bool)
+    truth[swap] = True
+    assert np.sum(found != truth) <= 4
