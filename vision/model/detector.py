@@ -29,7 +29,6 @@ import cv2
 import numpy as np
 
 from vision.anatomy import CANONICAL_KEYPOINTS, symmetric_pairs
-from vision.model import nanodet
 from vision.model.dataset import read_rgb
 from vision.model.geometry import STRIDE, box_around_keypoints, crop_matrix, from_cells, letterbox, warp_square
 from vision.model.metrics import box_iou, keep_apart
@@ -308,7 +307,6 @@ class DogPoseModel:
         self._box_kp = box_kp_session if box_kp_session is not None else kp_session
         self._verifier = verifier
         self.meta = meta
-        self._detector_kind = self.detector_kind
         self.det_size = int(meta.get("input", {}).get("det_size", 256))
         self.kp_size = int(meta.get("input", {}).get("kp_size", 192))
         cal = meta.get("score_calibration") or {}
@@ -387,18 +385,8 @@ class DogPoseModel:
         return model
 
     def _run_detector(self, batch: np.ndarray) -> np.ndarray:
-        """(N, 3, H, W) float32 -> (N, 5, H/4, W/4) detection maps (Hindsight's CenterNet detector)."""
+        """(N, 3, H, W) float32 -> (N, 5, H/4, W/4) detection maps."""
         return self._det.run(None, {self._det.get_inputs()[0].name: batch})[0]
-
-    @property
-    def detector_kind(self) -> str:
-        """Which decoder the detector network needs, told by its outputs.
-
-        ``"nanodet"``: the imported COCO NanoDet (``vision.model.nanodet``); else ``"centernet"``
-        (Hindsight's own, trained by ``vision.model.train``).
-        """
-        names = {o.name for o in self._det.get_outputs()}
-        return "nanodet" if {f"cls_s{s}" for s in nanodet.STRIDES} <= names else "centernet"
 
     def _run_keypoints(self, batch: np.ndarray, session: Any = None) -> np.ndarray:
         """(N, 3, S, S) float32 crops -> (N, 20, S/4, S/4) heatmaps (flip-averaged when ``flip_test``).
@@ -617,14 +605,8 @@ class DogPoseModel:
         """Detector peaks of a whole frame: boxes (N, 4) float32 in image pixels, raw scores (N,) float32."""
         h, w = image_rgb.shape[:2]
         canvas, (sx, sy) = letterbox(image_rgb, self.det_size)
-        if self._detector_kind == "nanodet":
-            names = [o.name for o in self._det.get_outputs()]
-            outputs = self._det.run(names, {self._det.get_inputs()[0].name: _nchw(canvas[None])})
-            cls_maps, reg_maps = nanodet.split_outputs(outputs, names)
-            dog = nanodet.COCO_CLASSES["dog"]
-            found = nanodet.decode_nanodet(cls_maps, reg_maps, canvas.shape[0], dog, max_dogs, self.candidate_floor)
-        else:
-            found = decode_detections(self._run_detector(_nchw(canvas[None]))[0], max_dogs, self.candidate_floor)
+        det = self._run_detector(_nchw(canvas[None]))[0]
+        found = decode_detections(det, max_dogs, self.candidate_floor)
         boxes = found[:, :4] * np.array([sx, sy, sx, sy], np.float32)
         boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, w - 1)
         boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, h - 1)
