@@ -191,9 +191,10 @@ def quantize_int8(source: str | Path, out: str | Path, inputs: list[np.ndarray])
     """Write an int8 copy of a float32 ONNX network (static QDQ quantization, per-channel weights).
 
     Weights become int8 with one scale per output channel, activations uint8 with ranges measured
-    on ``inputs`` (MinMax calibration); onnxruntime then runs the convolutions in int8, which is
-    faster on CPUs with VNNI/AVX2 and a quarter of the float32 size. ``vision.model.recover`` reads
-    the weights back (``DequantizeLinear``) to continue training.
+    on ``inputs`` (MinMax calibration): a quarter of the float32 size. ``vision.model.detector.open_network``
+    runs such a file in float arithmetic, each activation clipped to its range, because onnxruntime's
+    int8 kernels give CPU-dependent results (they saturate without VNNI). ``vision.model.recover``
+    reads the weights back (``DequantizeLinear``) to continue training.
 
     Parameters
     ----------
@@ -704,8 +705,9 @@ def main(argv: list[str] | None = None) -> None:
         keep_verifier = args.verifier is not None and args.verifier.suffix == ".json"
         probe = Probe.load(args.verifier) if args.verifier is not None and not keep_verifier else None
         summaries["verifier"] = probe.summary if probe is not None else None
-        # The detector and the verifier give coarse scores and boxes: int8 (1.5x faster). The keypoint
-        # heatmaps stay float (int8 lost 2 points of agreement on the real clip, for 1.2x).
+        # The detector and the verifier give coarse scores and boxes: int8 files, run in float with their
+        # activation ranges (see open_network). The keypoint heatmaps keep float activations (their
+        # activation ranges lost 2 points of agreement on the real clip).
         sources = {"detector": args.detector, "keypoints": args.keypoints[0]}
         if keep_verifier:
             sources["verifier"] = args.verifier
