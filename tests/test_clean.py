@@ -152,3 +152,18 @@ def test_a_clear_swap_is_still_repaired_in_noisy_tracks(start, length, seed):
     truth = np.zeros(len(left), bool)
     truth[swap] = True
     assert np.sum(found != truth) <= 4
+
+
+def test_the_noise_the_repair_measured_is_in_the_provenance_log():
+    """A vet or developer can see why a noisy clip had nothing repaired: its noise units are logged."""
+    calm = clean.swap_noise_unit(*_noisy_legs(noise_px=0.2, swap=None), scale=200.0)
+    noisy = clean.swap_noise_unit(*_noisy_legs(noise_px=4.0, swap=None), scale=30.0)
+    assert calm == 1.0
+    assert noisy > 10.0
+    c = generate(seed=7)
+    fixed, _ = clean.repair_swaps(clean.drop_low_confidence(c.tracks))
+    entry = read_log(fixed)[-1]
+    assert entry["operation"] == "repair_swaps"
+    logged = entry["parameters"]
+    assert set(logged["noise_units"]) == set(logged["frames_swapped"])
+    assert all(v >= 1.0 for v in logged["noise_units"].values())

@@ -142,6 +142,49 @@ def _fill_for_costs(xy: np.ndarray) -> np.ndarray:
     return flat.reshape(out.shape)
 
 
+def _acceleration_costs(left: np.ndarray, right: np.ndarray, scale: float) -> np.ndarray:
+    """Squared accelerations of every labelling triple (s0, s1, s2) at every frame: shape ``(time, 2, 2, 2)``.
+
+    State 0 keeps the labels of a frame as given, state 1 exchanges them. Units: ``0.1 * scale``
+    per frame squared; a point counts only where it was observed in all three frames.
+    """
+    n = left.shape[0]
+    a = _fill_for_costs(left) / (0.1 * scale)
+    b = _fill_for_costs(right) / (0.1 * scale)
+    seen_l, seen_r = np.isfinite(left).all(axis=2), np.isfinite(right).all(axis=2)
+    weight = np.stack([np.concatenate([seen_l, seen_r], axis=1), np.concatenate([seen_r, seen_l], axis=1)]).astype(
+        float
+    )  # (state, time, 2p): slot j holds a different point in each labelling
+    xs = np.stack([np.concatenate([a, b], axis=1), np.concatenate([b, a], axis=1)])  # (2, time, 2p, 2)
+    acc_cost = np.zeros((n, 2, 2, 2))
+    for s0 in (0, 1):
+        for s1 in (0, 1):
+            for s2 in (0, 1):
+                acc = xs[s2, 2:] - 2 * xs[s1, 1:-1] + xs[s0, :-2]
+                w = weight[s2, 2:] * weight[s1, 1:-1] * weight[s0, :-2]
+                acc_cost[2:, s0, s1, s2] = np.sum(w * np.sum(acc * acc, axis=2), axis=1)
+    return acc_cost
+
+
+def _noise_unit(acc_cost: np.ndarray) -> float:
+    """Median acceleration cost of the labels as given (most frames are right), at least 1."""
+    given = acc_cost[2:, 0, 0, 0]
+    return max(1.0, float(np.median(given))) if len(given) else 1.0
+
+
+def swap_noise_unit(left: np.ndarray, right: np.ndarray, scale: float) -> float:
+    """The track's own noise, in which :func:`detect_swaps` measures its switch cost.
+
+    The median squared acceleration (units of ``0.1 * scale`` per frame) of a keypoint group's
+    points under the labels as given, or 1 when that is below 1 (clean tracks). A small or far dog,
+    a shaky or low-resolution clip gives more; a swap must then stand out of it to be repaired.
+    ``left``, ``right``: shape ``(time, points, 2)``.
+    """
+    if left.shape[0] < 3:
+        return 1.0
+    return _noise_unit(_acceleration_costs(left, right, scale))
+
+
 def detect_swaps(
     left: np.ndarray,
     right: np.ndarray,
@@ -191,27 +234,11 @@ def detect_swaps(
     n = left.shape[0]
     if n < 3:
         return np.zeros(n, dtype=bool)
-    a = _fill_for_costs(left) / (0.1 * scale)
-    b = _fill_for_costs(right) / (0.1 * scale)
-    # Per-point weight: a point counts only where it was observed in all three frames.
-    seen_l, seen_r = np.isfinite(left).all(axis=2), np.isfinite(right).all(axis=2)
-    weight = np.stack([np.concatenate([seen_l, seen_r], axis=1), np.concatenate([seen_r, seen_l], axis=1)]).astype(
-        float
-    )  # (state, time, 2p): slot j holds a different point in each labelling
-    xs = np.stack([np.concatenate([a, b], axis=1), np.concatenate([b, a], axis=1)])  # (2, time, 2p, 2)
-    # Acceleration cost of every labelling triple (s0, s1, s2) at every t >= 2, vectorised.
-    acc_cost = np.zeros((n, 2, 2, 2))
-    for s0 in (0, 1):
-        for s1 in (0, 1):
-            for s2 in (0, 1):
-                acc = xs[s2, 2:] - 2 * xs[s1, 1:-1] + xs[s0, :-2]
-                w = weight[s2, 2:] * weight[s1, 1:-1] * weight[s0, :-2]
-                acc_cost[2:, s0, s1, s2] = np.sum(w * np.sum(acc * acc, axis=2), axis=1)
-    # The track's own noise: the typical acceleration cost of the labels as given (most frames are
-    # right). Where it exceeds one unit (a small or far dog, a shaky or low-resolution clip), the
-    # switch cost scales with it, so a swap must show beyond the noise; on clean tracks nothing changes.
-    # (Scaling the per-frame cost too would keep long real swaps whose one end falls at a crossing.)
-    unit = max(1.0, float(np.median(acc_cost[2:, 0, 0, 0]))) if adapt_to_noise else 1.0
+    acc_cost = _acceleration_costs(left, right, scale)
+    # The track's own noise (see :func:`swap_noise_unit`): where it exceeds one unit, the switch cost
+    # scales with it, so a swap must show beyond the noise; on clean tracks nothing changes. (Scaling
+    # the per-frame cost too would keep long real swaps whose one end falls where the legs cross.)
+    unit = _noise_unit(acc_cost) if adapt_to_noise else 1.0
     switch = np.array([[0.0, switch_cost], [switch_cost, 0.0]]) * unit
     unary = np.array([0.0, swapped_frame_cost])
     cost = switch + unary[:, None] + unary[None, :]  # cost[s1, s2] for the pair of frames (0, 1)
@@ -254,6 +281,7 @@ def repair_swaps(
     if scale is None:
         scale = body_length_px(ds, individual) or 100.0
     report: dict[str, int] = {}
+    noise: dict[str, float] = {}
     for group in SWAP_GROUPS:
         lefts = [names.index(f"left_{g}") for g in group if f"left_{g}" in names and f"right_{g}" in names]
         rights = [names.index(mirror_name(names[i])) for i in lefts]
@@ -263,6 +291,7 @@ def repair_swaps(
         right = pos[:, :, rights, individual].transpose(0, 2, 1)
         swap = detect_swaps(left, right, scale, switch_cost, swapped_frame_cost)
         report["_".join(group)] = int(swap.sum())
+        noise["_".join(group)] = round(swap_noise_unit(left, right, scale), 2)
         if swap.any():
             for li, ri in zip(lefts, rights, strict=True):
                 lp, rp = pos[swap, :, li, individual].copy(), pos[swap, :, ri, individual].copy()
@@ -280,6 +309,7 @@ def repair_swaps(
             switch_cost=switch_cost,
             swapped_frame_cost=swapped_frame_cost,
             frames_swapped=report,
+            noise_units=noise,
         ),
         rep,
     )
