@@ -31,7 +31,7 @@ import numpy as np
 from vision.anatomy import CANONICAL_KEYPOINTS, symmetric_pairs
 from vision.model.dataset import read_rgb
 from vision.model.geometry import STRIDE, box_around_keypoints, crop_matrix, from_cells, letterbox, warp_square
-from vision.model.metrics import box_iou, keep_apart
+from vision.model.metrics import box_iou
 
 #: Box refinement without ``box_from_keypoints`` in the manifest, and the cut-offs ``export`` writes there:
 #: keypoints at this confidence or more count, at least ``min_points`` of them, else the detector box stays.
@@ -258,6 +258,22 @@ def decode_detections(det: np.ndarray, max_dets: int, min_score: float) -> np.nd
         boxes.append((cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2, float(score[iy, ix])))
     keep = keep_apart(np.array(boxes, np.float64).reshape(-1, 5)[:, :4], 0.6, max_dets)
     return np.array([boxes[i] for i in keep], np.float32).reshape(-1, 5)
+
+
+def keep_apart(boxes: np.ndarray, max_iou: float, limit: int | None = None) -> list[int]:
+    """Greedy box suppression over (N, 4) xyxy boxes given best first.
+
+    Returns the indices of the boxes that overlap no earlier kept box by more than ``max_iou``,
+    at most ``limit`` of them (all when None).
+    """
+    iou = box_iou(boxes, boxes)
+    kept: list[int] = []
+    for i in range(len(iou)):
+        if limit is not None and len(kept) == limit:
+            break
+        if all(iou[i, k] <= max_iou for k in kept):
+            kept.append(i)
+    return kept
 
 
 def suppress_duplicates(detections: list[DogDetection], max_iou: float = 0.5) -> list[DogDetection]:

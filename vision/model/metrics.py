@@ -24,22 +24,6 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def keep_apart(boxes: np.ndarray, max_iou: float, limit: int | None = None) -> list[int]:
-    """Greedy box suppression over (N, 4) xyxy boxes given best first.
-
-    Returns the indices of the boxes that overlap no earlier kept box by more than ``max_iou``,
-    at most ``limit`` of them (all when None).
-    """
-    iou = box_iou(boxes, boxes)
-    kept: list[int] = []
-    for i in range(len(iou)):
-        if limit is not None and len(kept) == limit:
-            break
-        if all(iou[i, k] <= max_iou for k in kept):
-            kept.append(i)
-    return kept
-
-
 def pck_hits(pred: np.ndarray, gt: np.ndarray, bbox: np.ndarray, alpha: float) -> np.ndarray:
     """Per-keypoint correctness of one animal.
 
