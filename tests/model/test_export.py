@@ -123,7 +123,6 @@ def test_a_statically_quantized_network_runs_in_float_with_its_activation_ranges
     assert "Clip" in ops
     want = _run(source, x)
     got = open_network(target).run(None, {"image": x})[0]
-    assert np.abs(_run(source, x * 0 + 2.0)).max() > 0  # the network is not trivial
     np.testing.assert_allclose(got, want, atol=0.03 * np.abs(want).max())
     # Without the ranges the ReLU6 would be lost: the float network without its Clip differs a lot.
     unclipped = tmp_path / "unclipped.onnx"
