@@ -180,8 +180,6 @@ def swap_noise_unit(left: np.ndarray, right: np.ndarray, scale: float) -> float:
     a shaky or low-resolution clip gives more; a swap must then stand out of it to be repaired.
     ``left``, ``right``: shape ``(time, points, 2)``.
     """
-    if left.shape[0] < 3:
-        return 1.0
     return _noise_unit(_acceleration_costs(left, right, scale))
 
 
@@ -231,9 +229,21 @@ def detect_swaps(
     cost was 29 units. Without ``adapt_to_noise`` the repair exchanged 83 frames there, 63 of
     them against the reference pose. With it, it exchanged none.
     """
+    return _swap_states(left, right, scale, switch_cost, swapped_frame_cost, adapt_to_noise)[0]
+
+
+def _swap_states(
+    left: np.ndarray,
+    right: np.ndarray,
+    scale: float,
+    switch_cost: float,
+    swapped_frame_cost: float,
+    adapt_to_noise: bool,
+) -> tuple[np.ndarray, float]:
+    """:func:`detect_swaps`, and the noise unit it measured the switch cost in (1 without ``adapt_to_noise``)."""
     n = left.shape[0]
     if n < 3:
-        return np.zeros(n, dtype=bool)
+        return np.zeros(n, dtype=bool), 1.0
     acc_cost = _acceleration_costs(left, right, scale)
     # The track's own noise (see :func:`swap_noise_unit`): where it exceeds one unit, the switch cost
     # scales with it, so a swap must show beyond the noise; on clean tracks nothing changes. (Scaling
@@ -258,7 +268,7 @@ def detect_swaps(
     # The labelling as a whole is only defined up to a global exchange: keep the majority as given.
     if states.mean() > 0.5:
         states = ~states
-    return states
+    return states, unit
 
 
 def repair_swaps(
@@ -289,9 +299,9 @@ def repair_swaps(
             continue
         left = pos[:, :, lefts, individual].transpose(0, 2, 1)
         right = pos[:, :, rights, individual].transpose(0, 2, 1)
-        swap = detect_swaps(left, right, scale, switch_cost, swapped_frame_cost)
+        swap, unit = _swap_states(left, right, scale, switch_cost, swapped_frame_cost, adapt_to_noise=True)
         report["_".join(group)] = int(swap.sum())
-        noise["_".join(group)] = round(swap_noise_unit(left, right, scale), 2)
+        noise["_".join(group)] = round(unit, 2)
         if swap.any():
             for li, ri in zip(lefts, rights, strict=True):
                 lp, rp = pos[swap, :, li, individual].copy(), pos[swap, :, ri, individual].copy()
