@@ -113,9 +113,12 @@ def weights_as_float32(model: Any) -> Any:
     """
     from onnx import helper, numpy_helper
 
+    from vision.model.recover import onnx_constants  # it imports this module
+
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
     producers = {out: node for node in graph.node for out in node.output}
+    decoded = onnx_constants(model)  # stored weights read through their DequantizeLinear
 
     def const(name: str) -> np.ndarray:
         return numpy_helper.to_array(inits[name])
@@ -126,10 +129,7 @@ def weights_as_float32(model: Any) -> Any:
         if node.op_type != "DequantizeLinear":
             continue
         if all(name in inits for name in node.input if name):
-            axis = next((int(a.i) for a in node.attribute if a.name == "axis"), 1)
-            zero = const(node.input[2]) if len(node.input) > 2 and node.input[2] else 0.0
-            weights = dequantize(const(node.input[0]), const(node.input[1]), zero, axis)
-            graph.initializer.append(numpy_helper.from_array(weights, node.output[0]))
+            graph.initializer.append(numpy_helper.from_array(decoded[node.output[0]], node.output[0]))
             dropped.add(id(node))
             continue
         quant = producers.get(node.input[0])
