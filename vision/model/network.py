@@ -294,12 +294,17 @@ class EnsembleExportWrapper(nn.Module):
 def keypoint_network(summary: dict[str, Any] | None = None, pretrained: bool = False) -> nn.Module:
     """The keypoint network a training summary describes.
 
-    A ``KeypointNet`` of the summary's ``backbone`` and ``skips`` (Lite0, no skips by default), or a
-    :class:`KeypointEnsemble` when the summary lists ``members`` (one summary each).
+    A ``KeypointNet`` of the summary's ``backbone`` and ``skips`` (Lite0, no skips by default), a
+    ``MoveNetKeypointNet`` for backbone ``movenet-lightning``, or a :class:`KeypointEnsemble` when the
+    summary lists ``members`` (one summary each).
     """
     summary = summary or {}
     if summary.get("members"):
         return KeypointEnsemble([keypoint_network(m, pretrained) for m in summary["members"]])
+    if summary.get("backbone") == "movenet-lightning":
+        from vision.model.movenet import MoveNetKeypointNet  # imports this module
+
+        return MoveNetKeypointNet(pretrained=pretrained)
     return KeypointNet(
         pretrained=pretrained,
         backbone=summary.get("backbone") or "efficientnet-lite0",

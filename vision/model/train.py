@@ -444,7 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--p-dog", default="0.35,0.85", help="share of dog crops, rising linearly from the first to the last"
     )
     ap.add_argument(
-        "--backbone", default="efficientnet-lite0", help="keypoint network backbone (efficientnet-lite0, 1 or 2)"
+        "--backbone",
+        default="efficientnet-lite0",
+        help="keypoint network backbone: efficientnet-lite0, 1 or 2, or movenet-lightning (see vision.model.movenet)",
     )
     ap.add_argument(
         "--skips", action="store_true", help="keypoint network: skip connections from the backbone into the head"
