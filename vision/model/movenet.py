@@ -192,6 +192,7 @@ class MoveNetKeypointNet(nn.Module):
         self.skip_taps: tuple[int, ...] = ()
         self.head_hidden = _Separable(24, 96)
         self.kp_head = nn.Conv2d(96, NUM_KEYPOINTS, 1)
+        assert self.kp_head.bias is not None
         nn.init.zeros_(self.kp_head.bias)
         if pretrained:
             self.load_movenet(read_tfjs_weights(weights or default_weights_path()))
@@ -249,15 +250,18 @@ class MoveNetKeypointNet(nn.Module):
                 conv(block.expand[0], f"{model}{tag}_expand/Conv2D")
             conv(block.depthwise[0], f"{model}{tag}_depthwise/depthwise", depthwise=True)
             conv(block.project, f"{model}{tag}_project/Conv2D")
-        conv(self.blocks[-1][0], model + "Conv_1/Conv2D")
+        last = self.blocks[-1]
+        assert isinstance(last, nn.Sequential)
+        conv(last[0], model + "Conv_1/Conv2D")
 
-        def plain(module: nn.Conv2d, name: str) -> None:
+        def plain(module: nn.Module, name: str) -> None:
             _copy(module, weights[f"{name}/Conv2D/ReadVariableOp"], weights[f"{name}/BiasAdd/ReadVariableOp"])
 
         plain(self.top, _PREFIX + "conv2d")
         for level, lateral in enumerate(self.lateral):
             plain(lateral, f"{_PREFIX}conv2d_{level + 1}")
         for level, smooth in enumerate(self.smooth):
+            assert isinstance(smooth, _Separable)
             name = f"{_PREFIX}separable_conv2d{'' if level == 0 else f'_{level}'}/separable_conv2d"
             _copy(smooth.depthwise, weights[f"{name}/ReadVariableOp"], None, depthwise=True)
             _copy(smooth.pointwise, weights[f"{name}_weights"], weights[f"{name}_bn_offset"])
@@ -270,8 +274,9 @@ class MoveNetKeypointNet(nn.Module):
         )
 
 
-def _copy(module: nn.Conv2d, kernel: np.ndarray, bias: np.ndarray | None, depthwise: bool = False) -> None:
+def _copy(module: nn.Module, kernel: np.ndarray, bias: np.ndarray | None, depthwise: bool = False) -> None:
     """Copy a TensorFlow kernel ``(kh, kw, in, out)`` (depthwise ``(kh, kw, channels, 1)``) into a convolution."""
+    assert isinstance(module, nn.Conv2d)
     weight = kernel.transpose(2, 3, 0, 1) if depthwise else kernel.transpose(3, 2, 0, 1)
     if tuple(weight.shape) != tuple(module.weight.shape):
         raise ValueError(f"MoveNet kernel of shape {kernel.shape} does not fit {tuple(module.weight.shape)}")
