@@ -19,6 +19,7 @@ from vision.model.movenet import (  # noqa: E402
     read_tfjs_weights,
 )
 from vision.model.network import keypoint_network  # noqa: E402
+from vision.model.recover import load_onnx_weights  # noqa: E402
 
 
 def _write_tfjs(folder, specs_and_bytes, shards=2):
@@ -139,6 +140,11 @@ def test_the_network_maps_crops_to_stride_4_heatmaps_and_exports_to_onnx(tmp_pat
         want = net(torch.from_numpy(x)).numpy()
     got = sess.run(["kp"], {sess.get_inputs()[0].name: x})[0]
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3 * float(np.abs(want).max()))
+    rebuilt = MoveNetKeypointNet(pretrained=False).eval()  # what --init MANIFEST does with a shipped file
+    load_onnx_weights(rebuilt, out, 128)
+    with torch.no_grad():
+        again = rebuilt(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(again, want, rtol=1e-3, atol=1e-3 * float(np.abs(want).max()))
 
 
 def test_the_weights_file_must_be_named(monkeypatch, tmp_path):
