@@ -144,6 +144,16 @@ def test_keypoint_ensemble_is_one_onnx_graph_recovered_member_by_member(tmp_path
     with torch.no_grad():
         for ours, theirs in zip(again.members, net.members, strict=True):
             np.testing.assert_allclose(ours(x).numpy(), theirs(x).numpy(), atol=1e-4 * float(theirs(x).abs().max()))
+    # A shipped ensemble joined by another network contributes its members: three equal members, not 1/4, 1/4, 1/2.
+    from vision.model.export import keypoint_ensemble
+
+    third = tmp_path / "third.pt"
+    torch.save({"model": keypoint_network(members[0]).state_dict(), "summary": members[0]}, third)
+    joined, joined_summary = keypoint_ensemble([manifest, third])
+    assert len(joined.members) == 3 and [m["skips"] for m in joined_summary["members"]] == [False, True, False]
+    with torch.no_grad():
+        for ours, theirs in zip(joined.members[:2], net.members, strict=True):
+            np.testing.assert_allclose(ours(x).numpy(), theirs(x).numpy(), atol=1e-4 * float(theirs(x).abs().max()))
 
 
 def test_an_ensemble_needs_two_members():

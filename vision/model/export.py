@@ -619,7 +619,8 @@ def keypoint_ensemble(sources: list[Path]) -> tuple[Any, dict[str, Any]]:
     """One :class:`~vision.model.network.KeypointEnsemble` from several keypoint networks, and its summary.
 
     Each source is a training checkpoint ``.pt`` or a model manifest (its shipped network, rebuilt
-    from the ONNX file by ``vision.model.recover``). The summary lists the members' summaries under
+    from the ONNX file by ``vision.model.recover``; a shipped ensemble contributes each of its
+    members, so every member weighs the same). The summary lists the members' summaries under
     ``members`` (how the ensemble is rebuilt) and their common ``crop_sizes``.
 
     Raises
@@ -633,8 +634,13 @@ def keypoint_ensemble(sources: list[Path]) -> tuple[Any, dict[str, Any]]:
     nets, summaries = [], []
     for source in sources:
         if source.suffix == ".json":
-            nets.append(recover_network(source, "keypoints"))
-            summaries.append(shipped_training(source, "keypoints"))
+            shipped, shipped_summary = recover_network(source, "keypoints"), shipped_training(source, "keypoints")
+            if isinstance(shipped, KeypointEnsemble):
+                nets.extend(shipped.members)
+                summaries.extend(shipped_summary["members"])
+            else:
+                nets.append(shipped)
+                summaries.append(shipped_summary)
         else:
             net, summary = _load_checkpoint("keypoints", source)
             nets.append(net)
