@@ -631,7 +631,8 @@ def keypoint_ensemble(sources: list[Path]) -> tuple[Any, dict[str, Any]]:
     from vision.model.network import KeypointEnsemble
     from vision.model.recover import recover_network, shipped_training
 
-    nets, summaries = [], []
+    nets: list[Any] = []
+    summaries: list[dict[str, Any]] = []
     for source in sources:
         if source.suffix == ".json":
             shipped, shipped_summary = recover_network(source, "keypoints"), shipped_training(source, "keypoints")
