@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch", reason="torch (the train extra) is not installed")
 
 from vision.anatomy import CANONICAL_KEYPOINTS, HIND_LIMB_KEYPOINTS  # noqa: E402
-from vision.model.train import focal_loss, keypoint_loss_weights, progress_schedule  # noqa: E402
+from vision.model.train import focal_loss, keypoint_loss_weights, pretrained_source, progress_schedule  # noqa: E402
 
 
 def test_head_warms_up_before_the_backbone():
@@ -394,3 +394,9 @@ def test_a_run_with_ema_exports_the_average_and_keeps_both_figures(tmp_path):
     assert {"val_gt_box_hind_pck10", "trained_val_gt_box_hind_pck10"} <= set(metrics)
     assert best["summary"]["ema_decay"] == 0.9
     assert (out / "dog_keypoints.onnx").is_file()
+
+
+def test_the_training_summary_names_the_weights_a_fresh_run_starts_from():
+    assert pretrained_source("movenet-lightning") == "MoveNet Lightning (human pose)"
+    assert pretrained_source("efficientnet-lite2") == "ImageNet"
+    assert pretrained_source(None) == "ImageNet"  # the detector

@@ -143,6 +143,11 @@ class Data:
         return tuple(np.stack(lst) for lst in out)
 
 
+def pretrained_source(backbone: str | None) -> str:
+    """What a network trained from scratch starts from: MoveNet's human-pose weights or ImageNet's."""
+    return "MoveNet Lightning (human pose)" if backbone == "movenet-lightning" else "ImageNet"
+
+
 def progress_schedule(progress: float, step: int, warm_head: int = 150, warm_bb: int = 200) -> tuple[float, float]:
     """LR multipliers (head, backbone) for a time progress in [0, 1] and a step count."""
     cos = 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
@@ -667,7 +672,7 @@ def main(argv: list[str] | None = None) -> None:
             "pipeline_boxes": (
                 {"file": args.pipeline_boxes.name, "share": p_pipeline} if kp_task and pipeline is not None else None
             ),
-            "init": str(args.init.name) if args.init else "ImageNet",
+            "init": str(args.init.name) if args.init else pretrained_source(args.backbone if kp_task else None),
             "init_head": bool(args.init_head) if kp_task else None,
             "teacher": teacher_summary,
             "init_training": previous,  # lineage: how the starting weights were trained
