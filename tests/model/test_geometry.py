@@ -37,8 +37,12 @@ def test_flipped_crop_mirrors_the_plain_crop():
     box = np.array([30, 20, 170, 100], np.float32)
     plain = geo.warp_square(img, geo.crop_matrix(box, 64), 64)
     flipped = geo.warp_square(img, geo.crop_matrix(box, 64, flip=True), 64)
-    # mirrored about x = 0 (not size - 1), so compare away from the border column
-    np.testing.assert_array_equal(flipped[:, 1:], plain[:, ::-1][:, :-1])
+    # Mirrored about x = 0 (not size - 1), so compare away from the border column. OpenCV's fixed-point
+    # bilinear weights round differently for a mirrored sample position: up to 1 grey level (OpenCV 5.1).
+    diff = np.abs(flipped[:, 1:].astype(int) - plain[:, ::-1][:, :-1].astype(int))
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.99
+    shifted = np.abs(flipped[:, 2:].astype(int) - plain[:, ::-1][:, :-2].astype(int))
+    assert (shifted == 0).mean() < 0.5  # a crop one column off is not a mirror
 
 
 def test_warp_square_pads_grey_outside_the_image():

@@ -400,3 +400,10 @@ def test_the_training_summary_names_the_weights_a_fresh_run_starts_from():
     assert pretrained_source("movenet-lightning") == "MoveNet Lightning (human pose)"
     assert pretrained_source("efficientnet-lite2") == "ImageNet"
     assert pretrained_source(None) == "ImageNet"  # the detector
+
+
+def test_skip_connections_are_refused_for_movenet_which_has_its_pyramid(tmp_path):
+    from vision.model.train import main
+
+    with pytest.raises(SystemExit, match="MoveNet has its pyramid"):
+        main(["--task", "keypoints", "--backbone", "movenet-lightning", "--skips", "--out", str(tmp_path)])

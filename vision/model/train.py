@@ -145,7 +145,9 @@ class Data:
 
 def pretrained_source(backbone: str | None) -> str:
     """What a network trained from scratch starts from: MoveNet's human-pose weights or ImageNet's."""
-    return "MoveNet Lightning (human pose)" if backbone == "movenet-lightning" else "ImageNet"
+    from vision.model.network import MOVENET_BACKBONE
+
+    return "MoveNet Lightning (human pose)" if backbone == MOVENET_BACKBONE else "ImageNet"
 
 
 def progress_schedule(progress: float, step: int, warm_head: int = 150, warm_bb: int = 200) -> tuple[float, float]:
@@ -530,7 +532,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from vision.model.export import export_detector_onnx, export_keypoints_onnx
-    from vision.model.network import DogPoseNet, keypoint_network
+    from vision.model.network import MOVENET_BACKBONE, DogPoseNet, keypoint_network
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -542,6 +544,8 @@ def main(argv: list[str] | None = None) -> None:
         which = f"member {args.member} of the shipped ensemble" if args.member is not None else "the shipped network"
         log(f"init from {args.init}: {which} ({args.task})", flush=True)
     else:
+        if args.skips and args.backbone == MOVENET_BACKBONE:
+            raise SystemExit("error: --skips adds skip connections to EfficientNet backbones; MoveNet has its pyramid")
         spec_kp = {"backbone": args.backbone, "skips": args.skips}
         net = keypoint_network(spec_kp, pretrained=True) if kp_task else DogPoseNet(pretrained=True)
     args.out.mkdir(parents=True, exist_ok=True)
