@@ -69,16 +69,14 @@ def test_truncated_tfjs_weights_are_refused(tmp_path):
         read_tfjs_weights(path)
 
 
-def _tf_conv(x, kernel, stride, same):
-    """TensorFlow's conv2d of one NHWC-free (C, H, W) image by a (kh, kw, in, out) kernel, in numpy."""
+def _tf_conv(x, kernel, stride):
+    """TensorFlow's ``SAME`` conv2d of one (C, H, W) image by a (kh, kw, in, out) kernel, in numpy."""
     kh, kw = kernel.shape[:2]
     c, h, w = x.shape
-    if same:  # TF: output ceil(n / stride), padding split with the extra row/column after
-        oh, ow = -(-h // stride), -(-w // stride)
-        ph, pw = max((oh - 1) * stride + kh - h, 0), max((ow - 1) * stride + kw - w, 0)
-        x = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)))
-    else:
-        oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
+    # TF: output ceil(n / stride), padding split with the extra row/column after
+    oh, ow = -(-h // stride), -(-w // stride)
+    ph, pw = max((oh - 1) * stride + kh - h, 0), max((ow - 1) * stride + kw - w, 0)
+    x = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)))
     out = np.zeros((kernel.shape[3], oh, ow), np.float64)
     for i in range(oh):
         for j in range(ow):
@@ -97,7 +95,7 @@ def test_a_tensorflow_kernel_copied_into_torch_gives_tensorflows_same_convolutio
     conv = module[1] if isinstance(module, torch.nn.Sequential) else module
     _copy(conv, kernel, bias)
     got = module(torch.from_numpy(x)[None])[0].detach().numpy()
-    want = _tf_conv(x, kernel, stride, same=True) + bias[:, None, None]
+    want = _tf_conv(x, kernel, stride) + bias[:, None, None]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
@@ -109,7 +107,7 @@ def test_a_tensorflow_depthwise_kernel_filters_each_channel_alone():
     _copy(module[1], kernel, None, depthwise=True)
     got = module(torch.from_numpy(x)[None])[0].detach().numpy()
     for channel in range(4):
-        want = _tf_conv(x[channel : channel + 1], kernel[:, :, channel : channel + 1, :], 2, same=True)[0]
+        want = _tf_conv(x[channel : channel + 1], kernel[:, :, channel : channel + 1, :], 2)[0]
         np.testing.assert_allclose(got[channel], want, rtol=1e-4, atol=1e-4)
 
 

@@ -283,12 +283,3 @@ def _copy(module: nn.Module, kernel: np.ndarray, bias: np.ndarray | None, depthw
         if bias is not None:
             assert module.bias is not None
             module.bias.copy_(torch.from_numpy(bias.astype(np.float32)))
-
-
-def movenet_heatmaps(net: MoveNetKeypointNet, weights: dict[str, np.ndarray], image: torch.Tensor) -> torch.Tensor:
-    """MoveNet's own 17 human heatmap logits on ``image`` (used to check the rebuilt trunk against TF.js)."""
-    head = "StatefulPartitionedCall/kpt_heatmap_0/conv2d_5/"
-    out = nn.Conv2d(96, 17, 1)
-    _copy(out, weights[head + "Conv2D/ReadVariableOp"], weights[head + "BiasAdd/ReadVariableOp"])
-    with torch.no_grad():
-        return out(net.head_hidden(net.features(image)))
