@@ -25,6 +25,10 @@ def test_clip_agreement_with_the_reference_track(forever_dog, capsys):
     # Two models on one clip: they agree far more often than chance and a swap never lowers agreement.
     assert 0.5 < hind["share"] <= hind["swap_allowed"] <= 1.0
     assert rows["tail_base"]["share"] > 0.7
+    # The swaps analyze repairs on this gallop must not cost agreement: a wrong repair reads as a lame leg.
+    # (The repair before the hidden Markov model exchanged 78 hind-leg frames here, 0.813 -> 0.746.)
+    assert set(out["swaps_repaired"]) == {"stifle_hock_hind_paw", "elbow_carpus_front_paw", "eye_ear"}
+    assert hind["after_swap_repair"] >= hind["share"] - 0.01
 
 
 def test_clip_needs_a_reference(forever_dog, capsys):

@@ -19,7 +19,6 @@ import xarray as xr
 
 from vision import __version__
 from vision.clean import (
-    body_length_px,
     drop_low_confidence,
     interpolate_gaps,
     repair_swaps,
@@ -88,8 +87,7 @@ def analyze_tracks(
     fps_real = float(1.0 / np.median(np.diff(t)))
     uniform = resample_uniform(one)
     masked = drop_low_confidence(uniform, CONFIDENCE_THRESHOLD)
-    scale = body_length_px(masked)
-    repaired, swaps = repair_swaps(masked, scale=scale)
+    repaired, swaps = repair_swaps(masked)
     filled = interpolate_gaps(repaired, MAX_GAP_S)
     smoothed = smooth(filled, SMOOTH_CUTOFF_HZ)
     events = detect_events(smoothed)

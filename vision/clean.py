@@ -6,7 +6,7 @@ new one with a provenance entry; none modifies its input.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import xarray as xr
@@ -15,8 +15,16 @@ from scipy.signal import butter, sosfiltfilt
 from vision.anatomy import mirror_name
 from vision.tracks import log_step
 
-#: Cost of one frame with exchanged labels in :func:`detect_swaps` (squared 0.1-body-length accelerations).
-SWAPPED_FRAME_COST = 0.2
+#: Prior probability in :func:`detect_swaps` that a frame's leg labels become exchanged (rare: a swap
+#: must be shown by the track; larger values repair more).
+SWAP_START_PROBABILITY = 1e-4
+
+#: Prior probability that exchanged labels are right again at the next frame: the model's swaps are
+#: short (a mean of about 3 frames), so long exchanged stretches need strong evidence at both ends.
+SWAP_END_PROBABILITY = 0.3
+
+#: Degrees of freedom of the Student-t that scores accelerations in :func:`detect_swaps`.
+ACCELERATION_TAIL = 2.0
 
 #: Keypoint groups that swap together when a model confuses the two legs.
 SWAP_GROUPS: tuple[tuple[str, ...], ...] = (
@@ -121,6 +129,8 @@ class SwapReport:
     """Frames whose left/right labels were exchanged, per keypoint group."""
 
     frames_swapped: dict[str, int]
+    #: Group name -> (time,) bool, True where that group's labels were exchanged.
+    swapped: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -142,72 +152,85 @@ def _fill_for_costs(xy: np.ndarray) -> np.ndarray:
     return flat.reshape(out.shape)
 
 
-def _acceleration_costs(left: np.ndarray, right: np.ndarray, scale: float) -> np.ndarray:
-    """Squared accelerations of every labelling triple (s0, s1, s2) at every frame: shape ``(time, 2, 2, 2)``.
+def _labellings(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both labellings of a group, gaps filled: positions ``(2, time, 2p, 2)``, seen flags ``(2, time, 2p)``.
 
-    State 0 keeps the labels of a frame as given, state 1 exchanges them. Units: ``0.1 * scale``
-    per frame squared; a point counts only where it was observed in all three frames.
+    Labelling 0 keeps the labels as given, labelling 1 exchanges them; slot j holds a different
+    point in each.
+    """
+    a, b = _fill_for_costs(left), _fill_for_costs(right)
+    seen_l, seen_r = np.isfinite(left).all(axis=2), np.isfinite(right).all(axis=2)
+    xs = np.stack([np.concatenate([a, b], axis=1), np.concatenate([b, a], axis=1)])
+    seen = np.stack([np.concatenate([seen_l, seen_r], axis=1), np.concatenate([seen_r, seen_l], axis=1)])
+    return xs, seen.astype(float)
+
+
+def swap_noise_px(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The track's own frame-to-frame noise, which a swap must stand out of to be repaired.
+
+    For each left/right pair of a keypoint group, the robust scale (pixels) of its points'
+    second differences under the labels as given: the median acceleration magnitude over both
+    points and all frames where they were seen, divided by 1.1774 (the median of a unit 2-D
+    Gaussian's magnitude), at least 0.1 px. A small or far dog, a shaky clip or a low-resolution
+    video gives a larger scale. ``left``, ``right``: shape ``(time, points, 2)``; returns ``(points,)``.
+    """
+    xs, seen = _labellings(left, right)
+    points = left.shape[1]
+    acc = np.linalg.norm(xs[0, 2:] - 2 * xs[0, 1:-1] + xs[0, :-2], axis=2)
+    ok = (seen[0, 2:] * seen[0, 1:-1] * seen[0, :-2]) > 0
+    out = np.full(points, 1.0)
+    for j in range(points):
+        both = np.concatenate([acc[:, j][ok[:, j]], acc[:, j + points][ok[:, j + points]]])
+        if both.size:
+            out[j] = float(np.median(both)) / 1.1774
+    return np.maximum(out, 0.1)
+
+
+def _labelling_costs(left: np.ndarray, right: np.ndarray, tail: float) -> np.ndarray:
+    """Negative log-likelihood (nats) of every labelling triple (s0, s1, s2) at every frame: ``(time, 2, 2, 2)``.
+
+    Each point's acceleration (second difference) under a labelling is scored by a 2-D Student-t
+    with ``tail`` degrees of freedom and the pair's noise scale (:func:`swap_noise_px`). A point
+    counts only where it was seen in all three frames.
     """
     n = left.shape[0]
-    a = _fill_for_costs(left) / (0.1 * scale)
-    b = _fill_for_costs(right) / (0.1 * scale)
-    seen_l, seen_r = np.isfinite(left).all(axis=2), np.isfinite(right).all(axis=2)
-    weight = np.stack([np.concatenate([seen_l, seen_r], axis=1), np.concatenate([seen_r, seen_l], axis=1)]).astype(
-        float
-    )  # (state, time, 2p): slot j holds a different point in each labelling
-    xs = np.stack([np.concatenate([a, b], axis=1), np.concatenate([b, a], axis=1)])  # (2, time, 2p, 2)
-    acc_cost = np.zeros((n, 2, 2, 2))
+    xs, seen = _labellings(left, right)
+    scale2 = np.tile(swap_noise_px(left, right), 2) ** 2
+    costs = np.zeros((n, 2, 2, 2))
     for s0 in (0, 1):
         for s1 in (0, 1):
             for s2 in (0, 1):
                 acc = xs[s2, 2:] - 2 * xs[s1, 1:-1] + xs[s0, :-2]
-                w = weight[s2, 2:] * weight[s1, 1:-1] * weight[s0, :-2]
-                acc_cost[2:, s0, s1, s2] = np.sum(w * np.sum(acc * acc, axis=2), axis=1)
-    return acc_cost
-
-
-def _noise_unit(acc_cost: np.ndarray) -> float:
-    """Median acceleration cost of the labels as given (most frames are right), at least 1."""
-    given = acc_cost[2:, 0, 0, 0]
-    return max(1.0, float(np.median(given))) if len(given) else 1.0
-
-
-def swap_noise_unit(left: np.ndarray, right: np.ndarray, scale: float) -> float:
-    """The track's own noise, in which :func:`detect_swaps` measures its switch cost.
-
-    The median squared acceleration (units of ``0.1 * scale`` per frame) of a keypoint group's
-    points under the labels as given, or 1 when that is below 1 (clean tracks). A small or far dog,
-    a shaky or low-resolution clip gives more; a swap must then stand out of it to be repaired.
-    ``left``, ``right``: shape ``(time, points, 2)``.
-    """
-    return _noise_unit(_acceleration_costs(left, right, scale))
+                w = seen[s2, 2:] * seen[s1, 1:-1] * seen[s0, :-2]
+                r2 = np.sum(acc * acc, axis=2) / scale2
+                costs[2:, s0, s1, s2] = np.sum(w * 0.5 * (tail + 2.0) * np.log1p(r2 / tail), axis=1)
+    return costs
 
 
 def detect_swaps(
     left: np.ndarray,
     right: np.ndarray,
-    scale: float,
-    switch_cost: float = 2.0,
-    swapped_frame_cost: float = SWAPPED_FRAME_COST,
-    adapt_to_noise: bool = True,
+    swap_start_probability: float = SWAP_START_PROBABILITY,
+    swap_end_probability: float = SWAP_END_PROBABILITY,
+    tail: float = ACCELERATION_TAIL,
 ) -> np.ndarray:
-    """Find frames where left and right labels are exchanged (second-order Viterbi).
+    """Find frames where left and right labels are exchanged (two-state hidden Markov model, Viterbi).
 
     Parameters
     ----------
     left, right
-        Shape ``(time, points, 2)``: the left and right members of a keypoint group.
-    scale
-        A length (pixels) to normalise motion by, e.g. the dog's body length.
-    switch_cost
-        Cost of changing the labelling state, in units of squared
-        ``0.1 * scale`` accelerations; larger values repair fewer swaps.
-    swapped_frame_cost
-        Cost of each frame whose labels are exchanged (same units): the labels as given are
-        evidence, so a stretch is exchanged only when its ends show a swap clearly.
-    adapt_to_noise
-        Measure ``switch_cost`` in units of the track's median acceleration cost when that is
-        above one (noisy tracks), so that noise alone does not exchange stretches.
+        Shape ``(time, points, 2)``, pixels, NaN where unseen: the left and right members of a
+        keypoint group.
+    swap_start_probability
+        Prior probability that the labels become exchanged at a frame where they are right.
+        Smaller values need more evidence to repair.
+    swap_end_probability
+        Prior probability that exchanged labels are right again at the next frame (a mean swap
+        lasts ``1 / swap_end_probability`` frames).
+    tail
+        Degrees of freedom of the Student-t that scores accelerations: small values make single
+        jumps of one point (jitter, a detection change) cheap, so a swap must show in several
+        points and frames.
 
     Returns
     -------
@@ -216,46 +239,28 @@ def detect_swaps(
 
     Notes
     -----
-    The state is the labelling of the current and the previous frame; the cost of a
-    path is the squared acceleration of every point under that labelling. A real
-    swap shows as a jump in position, or at a crossing of the legs as a sudden
-    exchange of velocity, both of which make the unswapped path expensive.
+    The hidden state is whether a frame's labels are exchanged. A labelling's likelihood comes
+    from the accelerations it implies, each measured against the pair's own noise
+    (:func:`swap_noise_px`), so the same rule holds for a large, sharp dog and for a small dog in
+    a shaky, low-resolution clip. A real swap shows as a jump of every point of the leg, or at a
+    crossing of the legs as a sudden exchange of velocity; inside a swapped stretch both
+    labellings cost the same, so only its ends and the prior decide.
 
-    Inside a stretch both labellings have the same cost; only its two ends differ. Without
-    ``swapped_frame_cost``, noise at two crossings of the legs (frequent when the hind legs move
-    together, as in a gallop) could exchange every frame between them.
-
-    On the real gallop clip of ``../shared`` (a dog about 47 px long), the median acceleration
-    cost was 29 units. Without ``adapt_to_noise`` the repair exchanged 83 frames there, 63 of
-    them against the reference pose. With it, it exchanged none.
+    On the real gallop clip of ``../shared`` (a dog about 47 px long) the analysis's repair,
+    which then scaled a squared-acceleration cost by the track's median, exchanged 78 hind-leg
+    frames of the shipped model's track against the reference; this one exchanges none.
     """
-    return _swap_states(left, right, scale, switch_cost, swapped_frame_cost, adapt_to_noise)[0]
-
-
-def _swap_states(
-    left: np.ndarray,
-    right: np.ndarray,
-    scale: float,
-    switch_cost: float,
-    swapped_frame_cost: float,
-    adapt_to_noise: bool,
-) -> tuple[np.ndarray, float]:
-    """:func:`detect_swaps`, and the noise unit it measured the switch cost in (1 without ``adapt_to_noise``)."""
     n = left.shape[0]
     if n < 3:
-        return np.zeros(n, dtype=bool), 1.0
-    acc_cost = _acceleration_costs(left, right, scale)
-    # The track's own noise (see :func:`swap_noise_unit`): where it exceeds one unit, the switch cost
-    # scales with it, so a swap must show beyond the noise; on clean tracks nothing changes. (Scaling
-    # the per-frame cost too would keep long real swaps whose one end falls where the legs cross.)
-    unit = _noise_unit(acc_cost) if adapt_to_noise else 1.0
-    switch = np.array([[0.0, switch_cost], [switch_cost, 0.0]]) * unit
-    unary = np.array([0.0, swapped_frame_cost])
-    cost = switch + unary[:, None] + unary[None, :]  # cost[s1, s2] for the pair of frames (0, 1)
+        return np.zeros(n, dtype=bool)
+    costs = _labelling_costs(left, right, tail)
+    stay, leave = 1.0 - swap_start_probability, swap_end_probability
+    transition = -np.log(np.array([[stay, swap_start_probability], [leave, 1.0 - leave]]))
+    start = -np.log(np.array([leave, swap_start_probability]) / (leave + swap_start_probability))  # stationary
+    cost = start[:, None] + transition  # cost[s0, s1] of the first two frames
     back = np.zeros((n, 2, 2), dtype=np.int8)
     for t in range(2, n):
-        # total[s0, s1, s2] = cost[s0, s1] + acc + switch[s1, s2]
-        total = cost[:, :, None] + acc_cost[t] + switch[None, :, :] + unary[None, None, :]
+        total = cost[:, :, None] + costs[t] + transition[None, :, :]  # total[s0, s1, s2]
         back[t] = np.argmin(total, axis=0)
         cost = np.min(total, axis=0)
     s1, s2 = (int(v) for v in np.unravel_index(int(np.argmin(cost)), cost.shape))
@@ -268,30 +273,55 @@ def _swap_states(
     # The labelling as a whole is only defined up to a global exchange: keep the majority as given.
     if states.mean() > 0.5:
         states = ~states
-    return states, unit
+    return states
 
 
-def repair_swaps(
-    ds: xr.Dataset,
-    scale: float | None = None,
-    switch_cost: float = 2.0,
-    individual: int = 0,
-    swapped_frame_cost: float = SWAPPED_FRAME_COST,
-) -> tuple[xr.Dataset, SwapReport]:
-    """Detect and undo left/right label swaps, leg by leg, before any scoring.
+def exchange_labels(ds: xr.Dataset, swapped: dict[str, np.ndarray], individual: int = 0) -> xr.Dataset:
+    """A copy of ``ds`` with the left/right labels of each keypoint group exchanged where ``swapped`` says.
 
-    Parameters
-    ----------
-    scale
-        Body length in pixels; estimated from withers and tail base when None.
+    ``swapped``: group name (as in :class:`SwapReport`, e.g. ``"stifle_hock_hind_paw"``) -> (time,)
+    bool. Positions and confidences move together; no provenance entry (see :func:`repair_swaps`).
     """
     names = [str(k) for k in ds["keypoint"].values]
     pos = ds["position"].values.copy()
     conf = ds["confidence"].values.copy()
-    if scale is None:
-        scale = body_length_px(ds, individual) or 100.0
-    report: dict[str, int] = {}
-    noise: dict[str, float] = {}
+    for group in SWAP_GROUPS:
+        swap = swapped.get("_".join(group))
+        if swap is None or not swap.any():
+            continue
+        for part in group:
+            if f"left_{part}" not in names or f"right_{part}" not in names:
+                continue
+            li, ri = names.index(f"left_{part}"), names.index(f"right_{part}")
+            pos[swap, :, li, individual], pos[swap, :, ri, individual] = (
+                pos[swap, :, ri, individual].copy(),
+                pos[swap, :, li, individual].copy(),
+            )
+            conf[swap, li, individual], conf[swap, ri, individual] = (
+                conf[swap, ri, individual].copy(),
+                conf[swap, li, individual].copy(),
+            )
+    out = ds.copy()
+    out["position"] = (ds["position"].dims, pos)
+    out["confidence"] = (ds["confidence"].dims, conf)
+    return out
+
+
+def repair_swaps(
+    ds: xr.Dataset,
+    individual: int = 0,
+    swap_start_probability: float = SWAP_START_PROBABILITY,
+    swap_end_probability: float = SWAP_END_PROBABILITY,
+) -> tuple[xr.Dataset, SwapReport]:
+    """Detect and undo left/right label swaps, leg by leg, before any scoring (see :func:`detect_swaps`).
+
+    The provenance entry logs the frames exchanged and the noise (pixels) each group's swaps had
+    to stand out of.
+    """
+    names = [str(k) for k in ds["keypoint"].values]
+    pos = ds["position"].values
+    swapped: dict[str, np.ndarray] = {}
+    noise: dict[str, list[float]] = {}
     for group in SWAP_GROUPS:
         lefts = [names.index(f"left_{g}") for g in group if f"left_{g}" in names and f"right_{g}" in names]
         rights = [names.index(mirror_name(names[i])) for i in lefts]
@@ -299,36 +329,18 @@ def repair_swaps(
             continue
         left = pos[:, :, lefts, individual].transpose(0, 2, 1)
         right = pos[:, :, rights, individual].transpose(0, 2, 1)
-        swap, unit = _swap_states(left, right, scale, switch_cost, swapped_frame_cost, adapt_to_noise=True)
-        report["_".join(group)] = int(swap.sum())
-        noise["_".join(group)] = round(unit, 2)
-        if swap.any():
-            for li, ri in zip(lefts, rights, strict=True):
-                lp, rp = pos[swap, :, li, individual].copy(), pos[swap, :, ri, individual].copy()
-                pos[swap, :, li, individual], pos[swap, :, ri, individual] = rp, lp
-                lc, rc = conf[swap, li, individual].copy(), conf[swap, ri, individual].copy()
-                conf[swap, li, individual], conf[swap, ri, individual] = rc, lc
-    out = ds.copy()
-    out["position"] = (ds["position"].dims, pos)
-    out["confidence"] = (ds["confidence"].dims, conf)
-    rep = SwapReport(report)
+        swapped["_".join(group)] = detect_swaps(left, right, swap_start_probability, swap_end_probability)
+        noise["_".join(group)] = [round(float(v), 2) for v in swap_noise_px(left, right)]
+    report = {name: int(mask.sum()) for name, mask in swapped.items()}
+    out = exchange_labels(ds, swapped, individual)
     return (
         log_step(
             out,
             "repair_swaps",
-            switch_cost=switch_cost,
-            swapped_frame_cost=swapped_frame_cost,
+            swap_start_probability=swap_start_probability,
+            swap_end_probability=swap_end_probability,
             frames_swapped=report,
-            noise_units=noise,
+            noise_px=noise,
         ),
-        rep,
+        SwapReport(report, swapped),
     )
-
-
-def body_length_px(ds: xr.Dataset, individual: int = 0) -> float | None:
-    """Median withers-to-tail-base distance in pixels (throat if no withers), or None if never seen."""
-    from vision.gait.events import body_axis
-
-    _, d = body_axis(ds, individual)
-    d = d[np.isfinite(d)]
-    return float(np.median(d)) if d.size else None

@@ -221,10 +221,12 @@ def clip_agreement(
     -------
     dict
         ``{"video", "reference", "frames", "tolerance", "keypoints": reference_agreement(...)}`` over the
-        keypoints both have; each keypoint also gets ``after_swap_repair``, its share once
-        ``vision.clean.repair_swaps`` (run before any gait score) has undone the left/right swaps it finds.
+        keypoints both have; each keypoint also gets ``after_swap_repair``, its share once the
+        left/right swaps that ``analyze`` finds before any gait score are undone (found as ``analyze``
+        finds them, in the track without its low-confidence points; ``swaps_repaired``: frames per group).
     """
-    from vision.clean import repair_swaps
+    from vision.analysis import CONFIDENCE_THRESHOLD
+    from vision.clean import drop_low_confidence, exchange_labels, repair_swaps
     from vision.io import load_poses
     from vision.model.metrics import reference_agreement
     from vision.pose.backend import default_backend
@@ -244,8 +246,9 @@ def clip_agreement(
 
     ref_xy, ref_conf = stack(ref, "position").transpose(0, 2, 1), stack(ref, "confidence")
     agreement = reference_agreement(stack(ours, "position").transpose(0, 2, 1), ref_xy, ref_conf, names, tolerance)
+    swaps = repair_swaps(drop_low_confidence(ours, CONFIDENCE_THRESHOLD))[1]
     repaired = reference_agreement(
-        stack(repair_swaps(ours)[0], "position").transpose(0, 2, 1), ref_xy, ref_conf, names, tolerance
+        stack(exchange_labels(ours, swaps.swapped), "position").transpose(0, 2, 1), ref_xy, ref_conf, names, tolerance
     )
     for name, row in agreement.items():
         row["after_swap_repair"] = repaired[name]["share"]
@@ -254,6 +257,7 @@ def clip_agreement(
         "reference": reference.name,
         "frames": int(ref.sizes["time"]),
         "tolerance": tolerance,
+        "swaps_repaired": dict(swaps.frames_swapped),
         "keypoints": agreement,
     }
 
@@ -267,6 +271,9 @@ def format_clip_table(result: dict[str, Any]) -> str:
         values = (row["share"], row["swap_allowed"], row["after_swap_repair"])
         cells = "".join(f"{v:10.3f}" if v is not None else f"{'-':>10}" for v in values)
         lines.append(f"{name:<18}{row['frames']:>8}{cells}")
+    repaired = result.get("swaps_repaired") or {}
+    if repaired:
+        lines.append("frames the swap repair exchanged: " + ", ".join(f"{k} {v}" for k, v in repaired.items()))
     return "\n".join(lines)
 
 
