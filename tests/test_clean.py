@@ -188,3 +188,18 @@ def test_naming_the_legs_the_other_way_round_finds_the_same_frames(start, length
     """Which leg is called left must not matter: exchanging the inputs exchanges nothing else."""
     left, right = _noisy_legs(noise_px=noise, swap=slice(start, start + length), seed=seed)
     np.testing.assert_array_equal(clean.detect_swaps(right, left), clean.detect_swaps(left, right))
+
+
+def test_exchanging_labels_moves_positions_and_confidences_and_is_logged():
+    c = generate(duration_s=2, seed=3)
+    names = list(c.tracks["keypoint"].values)
+    left, right = names.index("left_hock"), names.index("right_hock")
+    frames = np.zeros(c.tracks.sizes["time"], bool)
+    frames[5:9] = True
+    out = clean.exchange_labels(c.tracks, {"stifle_hock_hind_paw": frames})
+    pos, conf = c.tracks["position"].values, c.tracks["confidence"].values
+    np.testing.assert_array_equal(out["position"].values[5:9, :, left], pos[5:9, :, right])
+    np.testing.assert_array_equal(out["confidence"].values[5:9, right], conf[5:9, left])
+    np.testing.assert_array_equal(out["position"].values[~frames], pos[~frames])
+    assert read_log(out)[-1]["parameters"]["frames_exchanged"] == {"stifle_hock_hind_paw": 4}
+    assert read_log(c.tracks) != read_log(out)  # the input is untouched

@@ -280,8 +280,15 @@ def exchange_labels(ds: xr.Dataset, swapped: dict[str, np.ndarray], individual: 
     """A copy of ``ds`` with the left/right labels of each keypoint group exchanged where ``swapped`` says.
 
     ``swapped``: group name (as in :class:`SwapReport`, e.g. ``"stifle_hock_hind_paw"``) -> (time,)
-    bool. Positions and confidences move together; no provenance entry (see :func:`repair_swaps`).
+    bool, e.g. the frames :func:`repair_swaps` found in another version of the same track.
+    Positions and confidences move together.
     """
+    counts = {name: int(np.sum(mask)) for name, mask in swapped.items()}
+    return log_step(_exchanged(ds, swapped, individual), "exchange_labels", frames_exchanged=counts)
+
+
+def _exchanged(ds: xr.Dataset, swapped: dict[str, np.ndarray], individual: int) -> xr.Dataset:
+    """:func:`exchange_labels` without its provenance entry."""
     names = [str(k) for k in ds["keypoint"].values]
     pos = ds["position"].values.copy()
     conf = ds["confidence"].values.copy()
@@ -332,7 +339,7 @@ def repair_swaps(
         swapped["_".join(group)] = detect_swaps(left, right, swap_start_probability, swap_end_probability)
         noise["_".join(group)] = [round(float(v), 2) for v in swap_noise_px(left, right)]
     report = {name: int(mask.sum()) for name, mask in swapped.items()}
-    out = exchange_labels(ds, swapped, individual)
+    out = _exchanged(ds, swapped, individual)
     return (
         log_step(
             out,
