@@ -174,8 +174,12 @@ def swap_noise_px(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     Gaussian's magnitude), at least 0.1 px. A small or far dog, a shaky clip or a low-resolution
     video gives a larger scale. ``left``, ``right``: shape ``(time, points, 2)``; returns ``(points,)``.
     """
-    xs, seen = _labellings(left, right)
-    points = left.shape[1]
+    return _noise_scale(*_labellings(left, right))
+
+
+def _noise_scale(xs: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """:func:`swap_noise_px` from a group's labellings (:func:`_labellings`)."""
+    points = xs.shape[2] // 2
     acc = np.linalg.norm(xs[0, 2:] - 2 * xs[0, 1:-1] + xs[0, :-2], axis=2)
     ok = (seen[0, 2:] * seen[0, 1:-1] * seen[0, :-2]) > 0
     out = np.full(points, 1.0)
@@ -186,16 +190,15 @@ def swap_noise_px(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return np.maximum(out, 0.1)
 
 
-def _labelling_costs(left: np.ndarray, right: np.ndarray, tail: float) -> np.ndarray:
+def _labelling_costs(xs: np.ndarray, seen: np.ndarray, noise: np.ndarray, tail: float) -> np.ndarray:
     """Negative log-likelihood (nats) of every labelling triple (s0, s1, s2) at every frame: ``(time, 2, 2, 2)``.
 
-    Each point's acceleration (second difference) under a labelling is scored by a 2-D Student-t
-    with ``tail`` degrees of freedom and the pair's noise scale (:func:`swap_noise_px`). A point
-    counts only where it was seen in all three frames.
+    Each point's acceleration (second difference) under a labelling (:func:`_labellings`) is scored
+    by a 2-D Student-t with ``tail`` degrees of freedom and the pair's ``noise`` scale (pixels,
+    :func:`swap_noise_px`). A point counts only where it was seen in all three frames.
     """
-    n = left.shape[0]
-    xs, seen = _labellings(left, right)
-    scale2 = np.tile(swap_noise_px(left, right), 2) ** 2
+    n = xs.shape[1]
+    scale2 = np.tile(noise, 2) ** 2
     costs = np.zeros((n, 2, 2, 2))
     for s0 in (0, 1):
         for s1 in (0, 1):
@@ -250,10 +253,19 @@ def detect_swaps(
     which then scaled a squared-acceleration cost by the track's median, exchanged 78 hind-leg
     frames of the shipped model's track against the reference; this one exchanges none.
     """
+    return _swap_states(left, right, swap_start_probability, swap_end_probability, tail)[0]
+
+
+def _swap_states(
+    left: np.ndarray, right: np.ndarray, swap_start_probability: float, swap_end_probability: float, tail: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`detect_swaps`, and the noise (pixels, :func:`swap_noise_px`) it measured the evidence against."""
     n = left.shape[0]
+    xs, seen = _labellings(left, right)
+    noise = _noise_scale(xs, seen)
     if n < 3:
-        return np.zeros(n, dtype=bool)
-    costs = _labelling_costs(left, right, tail)
+        return np.zeros(n, dtype=bool), noise
+    costs = _labelling_costs(xs, seen, noise, tail)
     stay, leave = 1.0 - swap_start_probability, swap_end_probability
     transition = -np.log(np.array([[stay, swap_start_probability], [leave, 1.0 - leave]]))
     start = -np.log(np.array([leave, swap_start_probability]) / (leave + swap_start_probability))  # stationary
@@ -273,7 +285,13 @@ def detect_swaps(
     # The labelling as a whole is only defined up to a global exchange: keep the majority as given.
     if states.mean() > 0.5:
         states = ~states
-    return states
+    return states, noise
+
+
+def _group_pairs(names: list[str], group: tuple[str, ...]) -> tuple[list[int], list[int]]:
+    """Indices of a keypoint group's left points and of their right partners, for parts that have both."""
+    lefts = [names.index(f"left_{g}") for g in group if f"left_{g}" in names and f"right_{g}" in names]
+    return lefts, [names.index(mirror_name(names[i])) for i in lefts]
 
 
 def exchange_labels(ds: xr.Dataset, swapped: dict[str, np.ndarray], individual: int = 0) -> xr.Dataset:
@@ -296,10 +314,7 @@ def _exchanged(ds: xr.Dataset, swapped: dict[str, np.ndarray], individual: int) 
         swap = swapped.get("_".join(group))
         if swap is None or not swap.any():
             continue
-        for part in group:
-            if f"left_{part}" not in names or f"right_{part}" not in names:
-                continue
-            li, ri = names.index(f"left_{part}"), names.index(f"right_{part}")
+        for li, ri in zip(*_group_pairs(names, group), strict=True):
             pos[swap, :, li, individual], pos[swap, :, ri, individual] = (
                 pos[swap, :, ri, individual].copy(),
                 pos[swap, :, li, individual].copy(),
@@ -330,14 +345,16 @@ def repair_swaps(
     swapped: dict[str, np.ndarray] = {}
     noise: dict[str, list[float]] = {}
     for group in SWAP_GROUPS:
-        lefts = [names.index(f"left_{g}") for g in group if f"left_{g}" in names and f"right_{g}" in names]
-        rights = [names.index(mirror_name(names[i])) for i in lefts]
+        lefts, rights = _group_pairs(names, group)
         if not lefts:
             continue
         left = pos[:, :, lefts, individual].transpose(0, 2, 1)
         right = pos[:, :, rights, individual].transpose(0, 2, 1)
-        swapped["_".join(group)] = detect_swaps(left, right, swap_start_probability, swap_end_probability)
-        noise["_".join(group)] = [round(float(v), 2) for v in swap_noise_px(left, right)]
+        name = "_".join(group)
+        swapped[name], scale = _swap_states(
+            left, right, swap_start_probability, swap_end_probability, ACCELERATION_TAIL
+        )
+        noise[name] = [round(float(v), 2) for v in scale]
     report = {name: int(mask.sum()) for name, mask in swapped.items()}
     out = _exchanged(ds, swapped, individual)
     return (
