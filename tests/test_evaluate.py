@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vision import evaluate
 from vision.anatomy import CANONICAL_KEYPOINTS
@@ -29,6 +31,24 @@ def test_clip_agreement_with_the_reference_track(forever_dog, capsys):
     # (The repair before the hidden Markov model exchanged 78 hind-leg frames here, 0.813 -> 0.746.)
     assert set(out["swaps_repaired"]) == {"stifle_hock_hind_paw", "elbow_carpus_front_paw", "eye_ear"}
     assert hind["after_swap_repair"] >= hind["share"] - 0.01
+
+
+def test_swaps_found_on_a_uniform_grid_return_to_the_frames_nearest_them():
+    # A variable-rate clip; analyze repairs on a 20 ms grid. 0.058 s is nearest 0.06 (swapped) and
+    # 0.139 s nearest 0.14 (not), where the grid point before each would say the opposite.
+    times = np.array([0.0, 0.03, 0.058, 0.10, 0.139, 0.20])
+    grid = np.arange(11) * 0.02
+    flags = (grid > 0.05) & (grid < 0.13)  # a swap from 0.06 to 0.12 s
+    out = evaluate.swaps_at_times({"stifle_hock_hind_paw": flags}, grid, times)
+    assert out["stifle_hock_hind_paw"].tolist() == [False, False, True, True, False, False]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.booleans(), min_size=1, max_size=40))
+def test_on_a_constant_rate_clip_the_frames_keep_the_grids_swaps(flags):
+    times = np.arange(len(flags)) / 30.0
+    out = evaluate.swaps_at_times({"eye_ear": np.array(flags)}, times.copy(), times)
+    assert out["eye_ear"].tolist() == flags
 
 
 def test_clip_needs_a_reference(forever_dog, capsys):

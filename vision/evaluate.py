@@ -212,6 +212,34 @@ def false_positive_rate(model: DogPoseModel, records: list[Record], image_dir: P
     return {"images": len(neg), "with_detection": float(np.mean(fp)) if fp else None}
 
 
+def swaps_at_times(swapped: dict[str, np.ndarray], grid: np.ndarray, times: np.ndarray) -> dict[str, np.ndarray]:
+    """Carry swaps found on a uniform time grid back to a clip's own frame times.
+
+    ``analyze`` repairs swaps after resampling a variable-frame-rate clip onto a uniform grid
+    (:func:`vision.clean.resample_uniform`); each frame takes the state of the grid point nearest
+    to it. On a constant-rate clip the grid is the frames' own times and nothing moves.
+
+    Parameters
+    ----------
+    swapped : dict of str to np.ndarray
+        Group name -> (grid,) bool (``SwapReport.swapped``).
+    grid, times : np.ndarray
+        (grid,) and (time,) float seconds, both increasing.
+
+    Returns
+    -------
+    dict of str to np.ndarray
+        Group name -> (time,) bool.
+    """
+    grid, times = np.asarray(grid, np.float64), np.asarray(times, np.float64)
+    if len(grid) < 2:
+        return {name: np.resize(np.asarray(flags, bool), len(times)) for name, flags in swapped.items()}
+    right = np.clip(np.searchsorted(grid, times), 1, len(grid) - 1)
+    left = right - 1
+    nearest = np.where(np.abs(times - grid[left]) <= np.abs(grid[right] - times), left, right)
+    return {name: np.asarray(flags, bool)[nearest] for name, flags in swapped.items()}
+
+
 def clip_agreement(
     video: Path, reference: Path, model_path: Path | None = None, tolerance: float = 0.1
 ) -> dict[str, Any]:
@@ -223,10 +251,11 @@ def clip_agreement(
         ``{"video", "reference", "frames", "tolerance", "keypoints": reference_agreement(...)}`` over the
         keypoints both have; each keypoint also gets ``after_swap_repair``, its share once the
         left/right swaps that ``analyze`` finds before any gait score are undone (found as ``analyze``
-        finds them, in the track without its low-confidence points; ``swaps_repaired``: frames per group).
+        finds them: on a uniform time grid, in the track without its low-confidence points, then carried
+        back to the clip's own frames by :func:`swaps_at_times`; ``swaps_repaired``: grid frames per group).
     """
     from vision.analysis import CONFIDENCE_THRESHOLD
-    from vision.clean import drop_low_confidence, exchange_labels, repair_swaps
+    from vision.clean import drop_low_confidence, exchange_labels, repair_swaps, resample_uniform
     from vision.io import load_poses
     from vision.model.metrics import reference_agreement
     from vision.pose.backend import default_backend
@@ -246,9 +275,11 @@ def clip_agreement(
 
     ref_xy, ref_conf = stack(ref, "position").transpose(0, 2, 1), stack(ref, "confidence")
     agreement = reference_agreement(stack(ours, "position").transpose(0, 2, 1), ref_xy, ref_conf, names, tolerance)
-    swaps = repair_swaps(drop_low_confidence(ours, CONFIDENCE_THRESHOLD))[1]
+    uniform = resample_uniform(ours)
+    swaps = repair_swaps(drop_low_confidence(uniform, CONFIDENCE_THRESHOLD))[1]
+    swapped = swaps_at_times(swaps.swapped, uniform["time"].values, ours["time"].values)
     repaired = reference_agreement(
-        stack(exchange_labels(ours, swaps.swapped), "position").transpose(0, 2, 1), ref_xy, ref_conf, names, tolerance
+        stack(exchange_labels(ours, swapped), "position").transpose(0, 2, 1), ref_xy, ref_conf, names, tolerance
     )
     for name, row in agreement.items():
         row["after_swap_repair"] = repaired[name]["share"]
