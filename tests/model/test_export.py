@@ -401,3 +401,32 @@ def test_threshold_fit_reports_the_whole_frame_as_detect_does():
     assert reported_above([strong, weak], whole, 0.5, always=True) == [strong, whole]
     assert reported_above([strong], whole, 0.7, always=True) == [strong]  # the whole frame scores too little
     assert reported_above([weak], None, 0.5, always=True) == []  # no fallback
+
+
+def test_a_model_that_changes_only_later_keypoint_members_keeps_the_score_of_its_source():
+    from vision.model.export import manifest, with_score_of
+
+    box_net, skips, other = {"steps": 6300}, {"steps": 9751, "skips": True}, {"backbone": "movenet-lightning"}
+    detector = {"steps": 2203}
+    source = manifest(detector, {"members": [box_net, skips]})
+    source["score_calibration"] = {"a": 1.0, "b": 1.5, "c": 0.8}
+    source["score_threshold"], source["score_threshold_fit"] = 0.42, {"threshold": 0.42}
+    source["inference"] = {**source["inference"], "box_from_keypoints": {"top": 0.1}, "whole_frame_always": True}
+
+    new = manifest(detector, {"members": [box_net, skips, other]})
+    kept = with_score_of(new, source)
+    assert kept["score_calibration"] == source["score_calibration"] and kept["score_threshold"] == 0.42
+    assert kept["inference"] == {
+        "box_keypoints_output": "kp_box",
+        "box_from_keypoints": {"top": 0.1},
+        "whole_frame_always": True,
+    }
+    assert kept["training"]["keypoints"]["members"][2] == other  # the new model's own networks stay
+    assert "score_calibration" not in new  # a new manifest, the input unchanged
+
+    with pytest.raises(ValueError, match="places the boxes"):
+        with_score_of(manifest(detector, {"members": [skips, box_net]}), source)
+    with pytest.raises(ValueError, match="detector differs"):
+        with_score_of(manifest({"steps": 1}, {"members": [box_net, other]}), source)
+    with pytest.raises(ValueError, match="no score_threshold"):
+        with_score_of(new, {k: v for k, v in source.items() if k != "score_threshold"})

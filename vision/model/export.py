@@ -1,8 +1,12 @@
 """Export trained checkpoints to ``models/`` (two ONNX networks + the ``dog_pose.json`` manifest).
 
 Usage: ``python -m vision.model.export [--detector CHECKPOINTS/detector/best.pt]
-[--keypoints CHECKPOINTS/keypoints/best.pt [MORE ...]] [--out models/dog_pose.json] [--calibrate-only]``
-(CHECKPOINTS: ``vision.model.train.checkpoint_root``).
+[--keypoints CHECKPOINTS/keypoints/best.pt [MORE ...]] [--out models/dog_pose.json] [--calibrate-only]
+[--score-from MANIFEST]`` (CHECKPOINTS: ``vision.model.train.checkpoint_root``).
+
+The score calibration, its threshold and the box margins are fitted after the export (about 6 minutes),
+unless ``--score-from`` names a model with the same detector, verifier and box network: its fits hold
+unchanged (:func:`with_score_of`).
 
 Several ``--keypoints`` make one keypoint network of them, the mean of their heatmaps
 (:func:`keypoint_ensemble`): still one file and one pass for the inference code.
@@ -660,6 +664,44 @@ def keypoint_ensemble(sources: list[Path]) -> tuple[Any, dict[str, Any]]:
     return KeypointEnsemble(nets), summary
 
 
+#: What :func:`with_score_of` carries over: fitted on the detector, verifier and box network alone.
+SCORE_KEYS = ("score_calibration", "score_threshold", "score_threshold_fit", "inference")
+
+
+def with_score_of(meta: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    """A new manifest: ``meta`` with the dog score and box margins of ``source``.
+
+    The score and the refined boxes come from the detector, the verifier and the network that places the
+    boxes, not from the other keypoint members, so a model that changes only those members keeps them.
+
+    Raises
+    ------
+    ValueError
+        When ``source`` has no fitted score, or its detector, verifier or box network was trained apart from
+        ``meta``'s (their training summaries differ).
+    """
+    missing = [k for k in SCORE_KEYS if k not in source]
+    if missing:
+        raise ValueError(f"the source manifest has no {', '.join(missing)}")
+    training, source_training = meta.get("training", {}), source.get("training", {})
+    for role in ("detector", "verifier"):
+        if training.get(role) != source_training.get(role):
+            raise ValueError(f"the {role} differs from the source manifest's: its score does not carry over")
+    if _box_network_summary(training) != _box_network_summary(source_training):
+        raise ValueError("the network that places the boxes differs from the source manifest's")
+    kept = {k: copy.deepcopy(source[k]) for k in SCORE_KEYS}
+    kept["inference"] = {**kept["inference"], **meta.get("inference", {})}  # how this model's files are read
+    return {**copy.deepcopy(meta), **kept}
+
+
+def _box_network_summary(training: dict[str, Any]) -> Any:
+    """Training summary of the network that places the boxes: its own file's, or the keypoint ensemble's first."""
+    if training.get("box_keypoints"):
+        return training["box_keypoints"]
+    keypoints = training.get("keypoints", {})
+    return (keypoints.get("members") or [keypoints])[0]
+
+
 def main(argv: list[str] | None = None) -> None:
     """CLI: export both checkpoints, write the manifest and fit the score calibration."""
     from vision.model.train import checkpoint_root
@@ -696,6 +738,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--out", type=Path, default=REPO / "models" / "dog_pose.json", help="manifest path")
     ap.add_argument("--calibrate-only", action="store_true", help="only refit the score calibration")
+    ap.add_argument(
+        "--score-from",
+        type=Path,
+        default=None,
+        help="a model manifest whose score calibration, threshold and box margins are kept instead of refitted: "
+        "only when its detector, verifier and box network are the ones exported",
+    )
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "animalpose")
     args = ap.parse_args(argv)
     out: Path = args.out
@@ -762,6 +811,11 @@ def main(argv: list[str] | None = None) -> None:
             ).encode(),
         )
     meta = json.loads(out.read_text())
+    if args.score_from is not None:
+        kept = with_score_of(meta, json.loads(args.score_from.read_text()))
+        _atomic_write_bytes(out, json.dumps(kept, indent=1).encode())
+        print(f"kept the score calibration, threshold and box margins of {args.score_from}")
+        return
     meta.setdefault("inference", {})["box_from_keypoints"] = fit_box_margins(load_animalpose(args.data))
     meta["inference"]["whole_frame_fallback"] = True
     meta["inference"]["whole_frame_always"] = True
