@@ -430,3 +430,36 @@ def test_a_model_that_changes_only_later_keypoint_members_keeps_the_score_of_its
         with_score_of(manifest({"steps": 1}, {"members": [box_net, other]}), source)
     with pytest.raises(ValueError, match="no score_threshold"):
         with_score_of(new, {k: v for k, v in source.items() if k != "score_threshold"})
+
+
+def test_a_keypoint_source_names_a_whole_model_one_of_its_members_or_a_checkpoint():
+    from vision.model.export import shipped_member
+
+    assert shipped_member(Path("models/dog_pose.json")) == (Path("models/dog_pose.json"), None)
+    assert shipped_member(Path("/m/dog_pose.json#1")) == (Path("/m/dog_pose.json"), 1)
+    assert shipped_member(Path("/ckpt/run#2/best.pt")) == (None, None)  # a '#' in a folder name is no member
+    assert shipped_member(Path("/ckpt/best.pt")) == (None, None)
+
+
+def test_one_member_of_the_shipped_ensemble_joins_a_new_ensemble_unchanged(tmp_path):
+    torch = pytest.importorskip("torch", reason="torch (the train extra) is not installed")
+    from vision.model.export import keypoint_ensemble
+    from vision.model.network import keypoint_network
+    from vision.model.recover import shipped_training
+
+    shipped = Path(__file__).resolve().parents[2] / "models" / "dog_pose.json"
+    members = shipped_training(shipped, "keypoints")["members"]
+    other = tmp_path / "other" / "best.pt"
+    other.parent.mkdir()
+    torch.save({"model": keypoint_network({"crop_sizes": [192]}).state_dict(), "summary": {"crop_sizes": [192]}}, other)
+
+    net, summary = keypoint_ensemble([Path(f"{shipped}#0"), other])
+    assert len(net.members) == 2 and summary["members"][0] == members[0]
+    assert summary["sources"] == ["dog_pose.json#0", "other/best.pt"]
+    whole, _ = keypoint_ensemble([shipped])
+    x = torch.rand(1, 3, 64, 64) * 255
+    with torch.no_grad():
+        assert torch.allclose(net.members[0].eval()(x), whole.members[0].eval()(x))
+        assert not torch.allclose(net.members[0](x), whole.members[1].eval()(x))
+    with pytest.raises(ValueError, match="no member|numbered from 0"):
+        keypoint_ensemble([Path(f"{shipped}#{len(members)}")])

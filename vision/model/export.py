@@ -619,18 +619,32 @@ def _load_checkpoint(role: str, source: Path) -> tuple[Any, dict[str, Any]]:
     return net, {**ckpt.get("summary", {}), "validation": ckpt.get("metrics", {})}
 
 
+def shipped_member(source: Path) -> tuple[Path | None, int | None]:
+    """A keypoint source as (model manifest, member): ``MODEL.json`` is every member, ``MODEL.json#K`` member K.
+
+    A training checkpoint gives ``(None, None)``.
+    """
+    text = str(source)
+    if "#" in source.name:
+        path, _, member = text.rpartition("#")
+        if path.endswith(".json") and member.isdigit():
+            return Path(path), int(member)
+    return (source, None) if source.suffix == ".json" else (None, None)
+
+
 def keypoint_ensemble(sources: list[Path]) -> tuple[Any, dict[str, Any]]:
     """One :class:`~vision.model.network.KeypointEnsemble` from several keypoint networks, and its summary.
 
     Each source is a training checkpoint ``.pt`` or a model manifest (its shipped network, rebuilt
     from the ONNX file by ``vision.model.recover``; a shipped ensemble contributes each of its
-    members, so every member weighs the same). The summary lists the members' summaries under
-    ``members`` (how the ensemble is rebuilt) and their common ``crop_sizes``.
+    members, so every member weighs the same, or with ``#K`` after the manifest only member K). The
+    summary lists the members' summaries under ``members`` (how the ensemble is rebuilt) and their
+    common ``crop_sizes``.
 
     Raises
     ------
     ValueError
-        When the members were trained at different crop sizes.
+        When the members were trained at different crop sizes, or a manifest has no member K.
     """
     from vision.model.network import KeypointEnsemble
     from vision.model.recover import recover_network, shipped_training
@@ -638,14 +652,21 @@ def keypoint_ensemble(sources: list[Path]) -> tuple[Any, dict[str, Any]]:
     nets: list[Any] = []
     summaries: list[dict[str, Any]] = []
     for source in sources:
-        if source.suffix == ".json":
-            shipped, shipped_summary = recover_network(source, "keypoints"), shipped_training(source, "keypoints")
-            if isinstance(shipped, KeypointEnsemble):
-                nets.extend(shipped.members)
-                summaries.extend(shipped_summary["members"])
-            else:
-                nets.append(shipped)
-                summaries.append(shipped_summary)
+        manifest_path, member = shipped_member(source)
+        if manifest_path is not None:
+            shipped, shipped_summary = (
+                recover_network(manifest_path, "keypoints"),
+                shipped_training(manifest_path, "keypoints"),
+            )
+            members = list(shipped.members) if isinstance(shipped, KeypointEnsemble) else [shipped]
+            member_summaries = (
+                shipped_summary["members"] if isinstance(shipped, KeypointEnsemble) else [shipped_summary]
+            )
+            if member is not None and not 0 <= member < len(members):
+                raise ValueError(f"{source}: the model has {len(members)} keypoint member(s), numbered from 0")
+            chosen = range(len(members)) if member is None else [member]
+            nets.extend(members[i] for i in chosen)
+            summaries.extend(member_summaries[i] for i in chosen)
         else:
             net, summary = _load_checkpoint("keypoints", source)
             nets.append(net)
@@ -657,7 +678,7 @@ def keypoint_ensemble(sources: list[Path]) -> tuple[Any, dict[str, Any]]:
         "task": "keypoints",
         "ensemble": "mean of the members' heatmaps",
         "crop_sizes": [sizes.pop()],
-        "sources": [s.name if s.suffix == ".json" else f"{s.parent.name}/{s.name}" for s in sources],
+        "sources": [s.name if shipped_member(s)[0] is not None else f"{s.parent.name}/{s.name}" for s in sources],
         "data": " + ".join(dict.fromkeys(str(s.get("data", "unknown")) for s in summaries)),
         "members": summaries,
     }
@@ -716,7 +737,8 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         nargs="+",
         default=[checkpoint_root() / "keypoints" / "best.pt"],
-        help="checkpoint" + keep + "; several: one network, the mean of their heatmaps",
+        help="checkpoint" + keep + " (MODEL.json#K: its keypoint member K alone); several: one network, the mean "
+        "of their heatmaps",
     )
     ap.add_argument(
         "--box-keypoints",
@@ -770,7 +792,9 @@ def main(argv: list[str] | None = None) -> None:
         for role in ("detector", "keypoints", "verifier"):
             target = out.parent / files[role]
             source = sources.get(role)
-            ensemble = role == "keypoints" and len(args.keypoints) > 1
+            ensemble = role == "keypoints" and (
+                len(args.keypoints) > 1 or shipped_member(args.keypoints[0])[1] is not None
+            )
             if not ensemble and source is not None and source.suffix == ".json":
                 # A shipped network is kept byte for byte: quantizing an int8 network again would change it.
                 summaries[role] = copy_shipped_network(source, role, target)
