@@ -64,7 +64,9 @@ def test_manifest_describes_model():
     files = model_files(path)
     assert set(files) == {"detector", "keypoints", "verifier"}
     assert sum(f.stat().st_size for f in files.values()) < 20e6  # the issue's limit
-    assert len(meta["training"]["keypoints"]["members"]) == 2  # 0.6: an ensemble reads the keypoints ...
+    members = meta["training"]["keypoints"]["members"]  # 0.7: an ensemble of three reads the keypoints ...
+    backbones = [m.get("backbone", "efficientnet-lite0") for m in members]  # (0.6's first summary names none)
+    assert backbones == ["efficientnet-lite0", "efficientnet-lite0", "movenet-lightning"]
     assert meta["inference"]["box_keypoints_output"] == "kp_box"  # ... and its first member places the boxes
     assert meta["training"]["keypoints"]["data"].startswith("Animal-Pose")
 

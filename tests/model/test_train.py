@@ -327,6 +327,7 @@ def test_each_member_of_the_shipped_ensemble_can_be_continued():
     import onnxruntime as ort
 
     from vision.model.detector import model_files
+    from vision.model.recover import shipped_training
     from vision.model.train import shipped_start
 
     manifest = _shipped_ensemble()
@@ -335,29 +336,35 @@ def test_each_member_of_the_shipped_ensemble_can_be_continued():
     session = ort.InferenceSession(str(model_files(manifest)["keypoints"]), providers=["CPUExecutionProvider"])
     kp, kp_box = session.run(["kp", "kp_box"], {session.get_inputs()[0].name: x})
     outputs, summaries = [], []
-    for member in (0, 1):
+    members = len(shipped_training(manifest, "keypoints")["members"])
+    for member in range(members):
         net, summary = shipped_start(manifest, "keypoints", member)
         with torch.no_grad():
             outputs.append(net.eval()(torch.from_numpy(x)).numpy())
         summaries.append(summary)
     scale = float(np.abs(kp).max())
     np.testing.assert_allclose(outputs[0], kp_box, atol=1e-3 * scale)
-    np.testing.assert_allclose(0.5 * (outputs[0] + outputs[1]), kp, atol=1e-3 * scale)
-    assert [s["member"] for s in summaries] == [0, 1]
+    np.testing.assert_allclose(np.mean(outputs, axis=0), kp, atol=1e-3 * scale)
+    assert [s["member"] for s in summaries] == list(range(members))
     assert summaries[1]["skips"] and not summaries[0].get("skips")  # each member's own training summary
+    assert summaries[2]["backbone"] == "movenet-lightning"  # 0.7's third member
 
 
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        ([], "pick the one to continue with --member 0..1"),
-        (["--member", "2"], "--member 2:"),
+        ([], "pick the one to continue with --member 0..{last}"),
+        (["--member", "{members}"], "--member {members}:"),
     ],
 )
 def test_an_ensemble_without_a_valid_member_stops_with_one_line(tmp_path, argv, needle):
+    from vision.model.recover import shipped_training
     from vision.model.train import main
 
     manifest = _shipped_ensemble()
+    members = len(shipped_training(manifest, "keypoints")["members"])
+    argv = [a.format(members=members) for a in argv]
+    needle = needle.format(last=members - 1, members=members)
     with pytest.raises(SystemExit) as stop:
         main(["--task", "keypoints", "--init", str(manifest), "--out", str(tmp_path / "run"), *argv])
     message = str(stop.value)

@@ -33,7 +33,7 @@ from vision.model.dataset import Record, in_score_holdout, load_animalpose, read
 from vision.model.verifier import PROBE_KIND
 
 REPO = Path(__file__).resolve().parents[2]
-VERSION = "0.6.1"
+VERSION = "0.7.0"
 DET_SIZE = 256
 KP_SIZE = 192
 UNTRAINED_VERIFIER = "untrained: ImageNet probability mass on the dog breeds"
