@@ -463,3 +463,28 @@ def test_one_member_of_the_shipped_ensemble_joins_a_new_ensemble_unchanged(tmp_p
         assert not torch.allclose(net.members[0](x), whole.members[1].eval()(x))
     with pytest.raises(ValueError, match="no member|numbered from 0"):
         keypoint_ensemble([Path(f"{shipped}#{len(members)}")])
+
+
+def test_a_score_that_would_not_carry_over_is_refused_before_any_file_is_written(tmp_path):
+    from vision.model.export import main, score_source_problem
+
+    shipped = Path(__file__).resolve().parents[2] / "models" / "dog_pose.json"
+    new = tmp_path / "new.pt"
+    assert score_source_problem(shipped, shipped, shipped, [Path(f"{shipped}#0"), new], None) is None
+    assert score_source_problem(shipped, shipped, shipped, [shipped, new], None) is None
+    assert "member 0" in score_source_problem(shipped, shipped, shipped, [new, shipped], None)
+    assert "member 0" in score_source_problem(shipped, shipped, shipped, [Path(f"{shipped}#1"), new], None)
+    assert "detector must be kept" in score_source_problem(shipped, new, shipped, [shipped], None)
+    assert "verifier must be kept" in score_source_problem(shipped, shipped, None, [shipped], None)
+
+    out = tmp_path / "model" / "dog_pose.json"
+    common = ["--detector", str(shipped), "--verifier", str(shipped), "--out", str(out), "--score-from", str(shipped)]
+    for argv, needle in (
+        (["--keypoints", str(new), str(shipped)], "member 0 of a model manifest"),
+        (["--keypoints", str(shipped), "--calibrate-only"], "give one"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            main(common + argv)
+        message = str(stop.value)
+        assert message.startswith("error: --score-from") and needle in message and "\n" not in message
+    assert not out.parent.exists()  # nothing written

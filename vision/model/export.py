@@ -723,6 +723,33 @@ def _box_network_summary(training: dict[str, Any]) -> Any:
     return (keypoints.get("members") or [keypoints])[0]
 
 
+def score_source_problem(
+    source: Path, detector: Path, verifier: Path | None, keypoints: list[Path], box_keypoints: Path | None
+) -> str | None:
+    """Why ``source``'s score would not carry over to the model these export arguments make (``None``: it would).
+
+    Checked before anything is written: the detector and the verifier must be kept from manifests with
+    ``source``'s training summaries, and the box network (``box_keypoints``, else the first keypoint source,
+    a manifest or its member 0) must be ``source``'s.
+    """
+    from vision.model.recover import shipped_training
+
+    for role, given in (("detector", detector), ("verifier", verifier)):
+        if given is None or given.suffix != ".json":
+            return f"the {role} must be kept from a model manifest"
+        if shipped_training(given, role) != shipped_training(source, role):
+            return f"the {role} of {given} is not the one of {source}"
+    box_source, member = (box_keypoints, None) if box_keypoints is not None else shipped_member(keypoints[0])
+    if box_source is None or member not in (None, 0):
+        return "the first keypoint network places the boxes: it must be member 0 of a model manifest"
+    source_training = json.loads(source.read_text()).get("training", {})
+    if _box_network_summary(json.loads(box_source.read_text()).get("training", {})) != _box_network_summary(
+        source_training
+    ):
+        return f"the network that places the boxes in {box_source} is not the one of {source}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """CLI: export both checkpoints, write the manifest and fit the score calibration."""
     from vision.model.train import checkpoint_root
@@ -770,6 +797,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "animalpose")
     args = ap.parse_args(argv)
     out: Path = args.out
+    if args.score_from is not None:
+        if args.calibrate_only:
+            raise SystemExit("error: --score-from keeps the score and --calibrate-only refits it: give one")
+        problem = score_source_problem(
+            args.score_from, args.detector, args.verifier, args.keypoints, args.box_keypoints
+        )
+        if problem is not None:  # before any file is written
+            raise SystemExit(f"error: --score-from {args.score_from}: {problem}")
     if not args.calibrate_only:
         out.parent.mkdir(parents=True, exist_ok=True)
         from vision.model.verifier import Probe
@@ -836,7 +871,10 @@ def main(argv: list[str] | None = None) -> None:
         )
     meta = json.loads(out.read_text())
     if args.score_from is not None:
-        kept = with_score_of(meta, json.loads(args.score_from.read_text()))
+        try:
+            kept = with_score_of(meta, json.loads(args.score_from.read_text()))
+        except ValueError as exc:  # checked above; a guard, the manifest stays unfitted
+            raise SystemExit(f"error: --score-from {args.score_from}: {exc}") from exc
         _atomic_write_bytes(out, json.dumps(kept, indent=1).encode())
         print(f"kept the score calibration, threshold and box margins of {args.score_from}")
         return
