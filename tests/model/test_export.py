@@ -423,6 +423,8 @@ def test_a_model_that_changes_only_later_keypoint_members_keeps_the_score_of_its
     }
     assert kept["training"]["keypoints"]["members"][2] == other  # the new model's own networks stay
     assert "score_calibration" not in new  # a new manifest, the input unchanged
+    own_box_file = manifest(detector, {"steps": 1}, box_keypoints=box_net)  # the box network as its own file
+    assert "box_keypoints_output" not in with_score_of(own_box_file, source)["inference"]
 
     with pytest.raises(ValueError, match="places the boxes"):
         with_score_of(manifest(detector, {"members": [skips, box_net]}), source)

@@ -711,7 +711,9 @@ def with_score_of(meta: dict[str, Any], source: dict[str, Any]) -> dict[str, Any
     if _box_network_summary(training) != _box_network_summary(source_training):
         raise ValueError("the network that places the boxes differs from the source manifest's")
     kept = {k: copy.deepcopy(source[k]) for k in SCORE_KEYS}
-    kept["inference"] = {**kept["inference"], **meta.get("inference", {})}  # how this model's files are read
+    # Which output places the boxes is this model's own (an ensemble's kp_box, or a separate box file).
+    kept["inference"] = {k: v for k, v in kept["inference"].items() if k != "box_keypoints_output"}
+    kept["inference"].update(meta.get("inference", {}))
     return {**copy.deepcopy(meta), **kept}
 
 
