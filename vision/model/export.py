@@ -658,10 +658,10 @@ def keypoint_ensemble(sources: list[Path]) -> tuple[Any, dict[str, Any]]:
                 recover_network(manifest_path, "keypoints"),
                 shipped_training(manifest_path, "keypoints"),
             )
-            members = list(shipped.members) if isinstance(shipped, KeypointEnsemble) else [shipped]
-            member_summaries = (
-                shipped_summary["members"] if isinstance(shipped, KeypointEnsemble) else [shipped_summary]
-            )
+            if isinstance(shipped, KeypointEnsemble):
+                members, member_summaries = list(shipped.members), shipped_summary["members"]
+            else:
+                members, member_summaries = [shipped], [shipped_summary]
             if member is not None and not 0 <= member < len(members):
                 raise ValueError(f"{source}: the model has {len(members)} keypoint member(s), numbered from 0")
             chosen = range(len(members)) if member is None else [member]
@@ -704,17 +704,27 @@ def with_score_of(meta: dict[str, Any], source: dict[str, Any]) -> dict[str, Any
     missing = [k for k in SCORE_KEYS if k not in source]
     if missing:
         raise ValueError(f"the source manifest has no {', '.join(missing)}")
-    training, source_training = meta.get("training", {}), source.get("training", {})
-    for role in ("detector", "verifier"):
-        if training.get(role) != source_training.get(role):
-            raise ValueError(f"the {role} differs from the source manifest's: its score does not carry over")
-    if _box_network_summary(training) != _box_network_summary(source_training):
-        raise ValueError("the network that places the boxes differs from the source manifest's")
+    problem = score_networks_mismatch(meta.get("training", {}), source.get("training", {}))
+    if problem is not None:
+        raise ValueError(problem)
     kept = {k: copy.deepcopy(source[k]) for k in SCORE_KEYS}
     # Which output places the boxes is this model's own (an ensemble's kp_box, or a separate box file).
     kept["inference"] = {k: v for k, v in kept["inference"].items() if k != "box_keypoints_output"}
     kept["inference"].update(meta.get("inference", {}))
     return {**copy.deepcopy(meta), **kept}
+
+
+def score_networks_mismatch(training: dict[str, Any], source_training: dict[str, Any]) -> str | None:
+    """Which network the score rests on differs between two manifests' ``training`` entries (``None``: none).
+
+    The score rests on the detector, the verifier and the network that places the boxes.
+    """
+    for role in ("detector", "verifier"):
+        if training.get(role) != source_training.get(role):
+            return f"the {role} differs from the source manifest's: its score does not carry over"
+    if _box_network_summary(training) != _box_network_summary(source_training):
+        return "the network that places the boxes differs from the source manifest's"
+    return None
 
 
 def _box_network_summary(training: dict[str, Any]) -> Any:
@@ -730,26 +740,25 @@ def score_source_problem(
 ) -> str | None:
     """Why ``source``'s score would not carry over to the model these export arguments make (``None``: it would).
 
-    Checked before anything is written: the detector and the verifier must be kept from manifests with
-    ``source``'s training summaries, and the box network (``box_keypoints``, else the first keypoint source,
-    a manifest or its member 0) must be ``source``'s.
+    Checked before anything is written: the detector and the verifier must be kept from manifests, and the
+    box network must be ``box_keypoints``'s or the first keypoint source's (a manifest or its member 0). The
+    training summaries the export would record are then compared as :func:`with_score_of` compares them.
     """
     from vision.model.recover import shipped_training
 
     for role, given in (("detector", detector), ("verifier", verifier)):
         if given is None or given.suffix != ".json":
             return f"the {role} must be kept from a model manifest"
-        if shipped_training(given, role) != shipped_training(source, role):
-            return f"the {role} of {given} is not the one of {source}"
     box_source, member = (box_keypoints, None) if box_keypoints is not None else shipped_member(keypoints[0])
     if box_source is None or member not in (None, 0):
         return "the first keypoint network places the boxes: it must be member 0 of a model manifest"
-    source_training = json.loads(source.read_text()).get("training", {})
-    if _box_network_summary(json.loads(box_source.read_text()).get("training", {})) != _box_network_summary(
-        source_training
-    ):
-        return f"the network that places the boxes in {box_source} is not the one of {source}"
-    return None
+    assert verifier is not None  # checked above
+    planned = {  # what copy_shipped_network and copy_box_network record
+        "detector": shipped_training(detector, "detector"),
+        "verifier": shipped_training(verifier, "verifier"),
+        "box_keypoints": _box_network_summary(json.loads(box_source.read_text()).get("training", {})),
+    }
+    return score_networks_mismatch(planned, json.loads(source.read_text()).get("training", {}))
 
 
 def main(argv: list[str] | None = None) -> None:
