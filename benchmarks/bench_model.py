@@ -4,7 +4,8 @@ Usage: python benchmarks/bench_model.py [--frames 60] [--threads 2] [--model MAN
 
 Frames: Animal-Pose dog images from ../shared resized to 1280x720 (synthetic noise if absent); the
 video-tracker row follows the dog through the real clip in ../shared/data/videos scaled to 720p
-(detection every 10th frame, keypoints in the carried-over box in between, as ``analyze`` does).
+(keypoints in the box carried over from the last frame; every 10th frame the detector checks the
+followed dog, and the whole frame is searched when it does not confirm it, as ``analyze`` does).
 A 720p H.264 clip of those frames is encoded with PyAV into a temp dir and decoded to measure
 the decoder's speed on the same machine. No assertions; prints a table.
 """
@@ -129,7 +130,7 @@ def main() -> None:
         ("  same, no whole-frame fallback (as in video)", video_fps),
         ("  same, detector box (no keypoint refinement)", coarse_fps),
         ("keypoints_in_box only (tracking)", kp_fps),
-        (f"video tracker, real clip (detect every {tracker.redetect_every}th)", tracker_fps),
+        (f"video tracker, real clip (checked every {tracker.redetect_every}th)", tracker_fps),
         ("PyAV H.264 decode to RGB", dec),
     ]
     for name, fps in rows:

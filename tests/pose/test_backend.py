@@ -68,3 +68,52 @@ def test_no_dog_gives_empty_pose():
     pose = ModelTracker(NoDogModel()).get_pose(np.zeros((50, 50, 3), np.uint8))
     assert pose.score == 0 and pose.bbox_xyxy is None and np.isnan(pose.keypoints).all()
     assert FramePose.empty().keypoints.shape == (20, 3)
+
+
+class ConfirmingModel(TwoDogsModel):
+    """The two dogs, with the detector's cheap check of the followed dog (``confirm_dog``)."""
+
+    def __init__(self, confirms: bool):
+        super().__init__()
+        self.confirms = confirms
+        self.confirm_calls = 0
+        self.boxes_read: list[np.ndarray] = []
+
+    def confirm_dog(self, image, keypoints):
+        self.confirm_calls += 1
+        if not self.confirms:
+            return None
+        # the detector's box reaches 30 px left of the keypoints (e.g. the tail they missed)
+        return np.array([keypoints[:, 0].min() - 30, 90, keypoints[:, 0].max(), 160], np.float32)
+
+    def keypoints_in_box(self, image, bbox_xyxy, score=1.0):
+        self.boxes_read.append(np.array(bbox_xyxy, np.float32))
+        return super().keypoints_in_box(image, bbox_xyxy, score)
+
+
+def test_a_confirmed_dog_is_checked_not_searched_for_and_its_box_covers_the_detectors():
+    model = ConfirmingModel(confirms=True)
+    tracker = ModelTracker(model, redetect_every=3)
+    xs = []
+    for f in range(12):
+        model.frame = f
+        xs.append(tracker.get_pose(np.zeros((300, 800, 3), np.uint8)).keypoints[0, 0] - f)
+    assert np.allclose(xs, 0)  # the same dog throughout
+    assert model.detect_calls == 1  # only to find it in the first frame
+    assert model.confirm_calls == 3  # frames 3, 6 and 9
+    # the box read after a check (frame 4) reaches the detector's box, 30 px left of frame 3's keypoints
+    kp_x0_frame3 = 0 + 3
+    assert model.boxes_read[3][0] <= kp_x0_frame3 - 30 + 1e-3
+    assert model.boxes_read[2][0] > kp_x0_frame3 - 30  # an ordinary box: keypoints and margins only
+
+
+def test_an_unconfirmed_dog_is_searched_for_in_the_whole_frame():
+    model = ConfirmingModel(confirms=False)
+    tracker = ModelTracker(model, redetect_every=3)
+    xs = []
+    for f in range(12):
+        model.frame = f
+        xs.append(tracker.get_pose(np.zeros((300, 800, 3), np.uint8)).keypoints[0, 0] - f)
+    assert np.allclose(xs, 0)  # the search keeps the dog that overlaps the followed one
+    assert model.confirm_calls == 3
+    assert model.detect_calls == 1 + 3  # the first frame, then every failed check

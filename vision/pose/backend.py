@@ -56,18 +56,23 @@ class PoseBackend(Protocol):
 class ModelTracker:
     """Follow one dog through a clip with a detector + keypoint model.
 
-    The whole frame is searched every ``redetect_every`` frames and whenever the
-    dog is lost; in between, keypoints are read in a box around the dog's last
-    keypoints, which is faster and keeps the same dog when several are in view.
-    Among detections, the one overlapping the followed dog most is kept (the best
-    scoring one when starting).
+    Keypoints are read in a box around the dog's last keypoints, which is fast and
+    keeps the same dog when several are in view. The whole frame is searched when
+    the dog is lost (or its keypoints fade), and every ``redetect_every`` frames the
+    followed dog is checked: with a model that offers ``confirm_dog`` (one detector
+    pass), the dog stays followed when the detector still sees it where its keypoints
+    are, and the next box grows to cover the detector's box too (a box that shrank
+    onto part of the dog recovers); without that method, or when the check fails, the
+    whole frame is searched. Among detections, the one overlapping the followed dog
+    most is kept (the best scoring one when starting).
 
     Parameters
     ----------
     model
         Any object with ``detect(image, max_dogs, min_score)`` and
         ``keypoints_in_box(image, bbox_xyxy, score)`` returning detections with
-        ``bbox_xyxy``, ``score`` and ``keypoints`` (see :mod:`vision.model.detector`).
+        ``bbox_xyxy``, ``score`` and ``keypoints`` (see :mod:`vision.model.detector`),
+        optionally ``confirm_dog(image, keypoints)`` returning a box or None.
     """
 
     name = "hindsight-onnx"
@@ -93,13 +98,18 @@ class ModelTracker:
     def get_pose(self, image_rgb: np.ndarray) -> FramePose:
         """Keypoints of the followed dog in this frame."""
         detection = None
-        redetect = self._box is None or self._frame % self.redetect_every == 0
+        check = self._box is not None and self._frame % self.redetect_every == 0
         self._frame += 1
-        if not redetect and self._box is not None:
+        confirm = getattr(self.model, "confirm_dog", None)
+        confirmed: np.ndarray | None = None
+        if self._box is not None and (not check or confirm is not None):
             detection = self.model.keypoints_in_box(image_rgb, self._box, 1.0)
             kp = np.asarray(detection.keypoints)
             if np.nanmean(np.where(np.isfinite(kp[:, 2]), kp[:, 2], 0)) < 0.5 * self.keypoint_threshold:
                 detection = None
+            elif check:
+                confirmed = confirm(image_rgb, kp) if confirm is not None else None
+                detection = detection if confirmed is not None else None
         if detection is None:
             found = self.model.detect(image_rgb, max_dogs=5, min_score=self.min_score)
             if not found:
@@ -113,7 +123,10 @@ class ModelTracker:
                 detection = found[0]
         kp = np.asarray(detection.keypoints, dtype=np.float32)
         box = self._box_from_keypoints(kp, image_rgb.shape)
-        self._box = box if box is not None else np.asarray(detection.bbox_xyxy, dtype=np.float32)
+        box = box if box is not None else np.asarray(detection.bbox_xyxy, dtype=np.float32)
+        if confirmed is not None:  # the union: the detector's box may cover parts the keypoints missed
+            box = np.concatenate([np.minimum(box[:2], confirmed[:2]), np.maximum(box[2:], confirmed[2:])])
+        self._box = box.astype(np.float32)
         return FramePose(kp, np.asarray(detection.bbox_xyxy, dtype=np.float32), float(detection.score))
 
 
