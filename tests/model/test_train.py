@@ -414,3 +414,27 @@ def test_skip_connections_are_refused_for_movenet_which_has_its_pyramid(tmp_path
 
     with pytest.raises(SystemExit, match="MoveNet has its pyramid"):
         main(["--task", "keypoints", "--backbone", "movenet-lightning", "--skips", "--out", str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_a_continued_member_is_exported_as_the_network_it_is(tmp_path):
+    """Continuing the MoveNet member records its backbone (not the --backbone default), so export rebuilds it."""
+    from tests.conftest import ANIMALPOSE, need_shared
+    from vision.model.export import _load_checkpoint
+    from vision.model.movenet import MoveNetKeypointNet
+    from vision.model.recover import shipped_training
+    from vision.model.train import main
+
+    need_shared(ANIMALPOSE)
+    manifest = _shipped_ensemble()
+    members = shipped_training(manifest, "keypoints")["members"]
+    movenet = [i for i, m in enumerate(members) if m.get("backbone") == "movenet-lightning"]
+    if not movenet:
+        pytest.skip("the shipped model has no MoveNet member")
+    out = tmp_path / "run"
+    argv = ["--task", "keypoints", "--init", str(manifest), "--member", str(movenet[0]), "--minutes", "0.05"]
+    main([*argv, "--eval-every", "100", "--kp-batch", "2", "--crop-sizes", "192", "--threads", "1", "--out", str(out)])
+    best = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
+    assert best["summary"]["backbone"] == "movenet-lightning"
+    net, _ = _load_checkpoint("keypoints", out / "best.pt")  # loads the weights strictly
+    assert isinstance(net, MoveNetKeypointNet)

@@ -453,7 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--backbone",
         default="efficientnet-lite0",
-        help="keypoint network backbone: efficientnet-lite0, 1 or 2, or movenet-lightning (see vision.model.movenet)",
+        help="keypoint network backbone: efficientnet-lite0, 1 or 2, or movenet-lightning (see vision.model.movenet); "
+        "with --init MANIFEST the shipped network's own",
     )
     ap.add_argument(
         "--skips", action="store_true", help="keypoint network: skip connections from the backbone into the head"
@@ -541,6 +542,8 @@ def main(argv: list[str] | None = None) -> None:
     net: Any
     if args.init is not None and args.init.suffix == ".json":  # a shipped model: continue training it
         net, previous = shipped_start(args.init, args.task, args.member)
+        if kp_task:  # the summary must name the network's own backbone, or export rebuilds another network
+            args.backbone = str(previous.get("backbone") or "efficientnet-lite0")
         which = f"member {args.member} of the shipped ensemble" if args.member is not None else "the shipped network"
         log(f"init from {args.init}: {which} ({args.task})", flush=True)
     else:
