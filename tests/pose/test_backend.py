@@ -70,6 +70,16 @@ def test_no_dog_gives_empty_pose():
     assert FramePose.empty().keypoints.shape == (20, 3)
 
 
+def _followed_offsets(model, frames: int = 12) -> list[float]:
+    """First keypoint's x minus the frame number over ``frames`` tracked frames (0 while the first dog is followed)."""
+    tracker = ModelTracker(model, redetect_every=3)
+    xs = []
+    for f in range(frames):
+        model.frame = f
+        xs.append(tracker.get_pose(np.zeros((300, 800, 3), np.uint8)).keypoints[0, 0] - f)
+    return xs
+
+
 class ConfirmingModel(TwoDogsModel):
     """The two dogs, with the detector's cheap check of the followed dog (``confirm_dog``)."""
 
@@ -93,11 +103,7 @@ class ConfirmingModel(TwoDogsModel):
 
 def test_a_confirmed_dog_is_checked_not_searched_for_and_its_box_covers_the_detectors():
     model = ConfirmingModel(confirms=True)
-    tracker = ModelTracker(model, redetect_every=3)
-    xs = []
-    for f in range(12):
-        model.frame = f
-        xs.append(tracker.get_pose(np.zeros((300, 800, 3), np.uint8)).keypoints[0, 0] - f)
+    xs = _followed_offsets(model)
     assert np.allclose(xs, 0)  # the same dog throughout
     assert model.detect_calls == 1  # only to find it in the first frame
     assert model.confirm_calls == 3  # frames 3, 6 and 9
@@ -109,11 +115,7 @@ def test_a_confirmed_dog_is_checked_not_searched_for_and_its_box_covers_the_dete
 
 def test_an_unconfirmed_dog_is_searched_for_in_the_whole_frame():
     model = ConfirmingModel(confirms=False)
-    tracker = ModelTracker(model, redetect_every=3)
-    xs = []
-    for f in range(12):
-        model.frame = f
-        xs.append(tracker.get_pose(np.zeros((300, 800, 3), np.uint8)).keypoints[0, 0] - f)
+    xs = _followed_offsets(model)
     assert np.allclose(xs, 0)  # the search keeps the dog that overlaps the followed one
     assert model.confirm_calls == 3
     assert model.detect_calls == 1 + 3  # the first frame, then every failed check
