@@ -312,13 +312,15 @@ def test_a_wrong_ema_stops_training_with_one_line(tmp_path, argv, needle):
 
 
 def _shipped_ensemble():
+    """The shipped manifest and its keypoint members' training summaries (skips unless it is an ensemble)."""
     from vision.model.detector import default_model_path
     from vision.model.recover import shipped_training
 
     manifest = default_model_path()
-    if not manifest.is_file() or not shipped_training(manifest, "keypoints").get("members"):
+    members = shipped_training(manifest, "keypoints").get("members") if manifest.is_file() else None
+    if not members:
         pytest.skip("the shipped model is not a keypoint ensemble")
-    return manifest
+    return manifest, members
 
 
 @pytest.mark.slow
@@ -327,16 +329,15 @@ def test_each_member_of_the_shipped_ensemble_can_be_continued():
     import onnxruntime as ort
 
     from vision.model.detector import model_files
-    from vision.model.recover import shipped_training
     from vision.model.train import shipped_start
 
-    manifest = _shipped_ensemble()
+    manifest, shipped_members = _shipped_ensemble()
     x = np.random.default_rng(0).uniform(0, 255, (1, 3, 192, 192)).astype(np.float32)
     x = np.ascontiguousarray(np.repeat(np.repeat(x[:, :, ::16, ::16], 16, axis=2), 16, axis=3))  # smooth blocks
     session = ort.InferenceSession(str(model_files(manifest)["keypoints"]), providers=["CPUExecutionProvider"])
     kp, kp_box = session.run(["kp", "kp_box"], {session.get_inputs()[0].name: x})
     outputs, summaries = [], []
-    members = len(shipped_training(manifest, "keypoints")["members"])
+    members = len(shipped_members)
     for member in range(members):
         net, summary = shipped_start(manifest, "keypoints", member)
         with torch.no_grad():
@@ -358,11 +359,10 @@ def test_each_member_of_the_shipped_ensemble_can_be_continued():
     ],
 )
 def test_an_ensemble_without_a_valid_member_stops_with_one_line(tmp_path, argv, needle):
-    from vision.model.recover import shipped_training
     from vision.model.train import main
 
-    manifest = _shipped_ensemble()
-    members = len(shipped_training(manifest, "keypoints")["members"])
+    manifest, shipped_members = _shipped_ensemble()
+    members = len(shipped_members)
     argv = [a.format(members=members) for a in argv]
     needle = needle.format(last=members - 1, members=members)
     with pytest.raises(SystemExit) as stop:
@@ -422,12 +422,10 @@ def test_a_continued_member_is_exported_as_the_network_it_is(tmp_path):
     from tests.conftest import ANIMALPOSE, need_shared
     from vision.model.export import _load_checkpoint
     from vision.model.movenet import MoveNetKeypointNet
-    from vision.model.recover import shipped_training
     from vision.model.train import main
 
     need_shared(ANIMALPOSE)
-    manifest = _shipped_ensemble()
-    members = shipped_training(manifest, "keypoints")["members"]
+    manifest, members = _shipped_ensemble()
     movenet = [i for i, m in enumerate(members) if m.get("backbone") == "movenet-lightning"]
     if not movenet:
         pytest.skip("the shipped model has no MoveNet member")

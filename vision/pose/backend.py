@@ -100,15 +100,16 @@ class ModelTracker:
         detection = None
         check = self._box is not None and self._frame % self.redetect_every == 0
         self._frame += 1
-        confirm = getattr(self.model, "confirm_dog", None)
+        # On a check frame, the model's cheap check of the followed dog (None: search the whole frame).
+        confirm = getattr(self.model, "confirm_dog", None) if check else None
         confirmed: np.ndarray | None = None
         if self._box is not None and (not check or confirm is not None):
             detection = self.model.keypoints_in_box(image_rgb, self._box, 1.0)
             kp = np.asarray(detection.keypoints)
             if np.nanmean(np.where(np.isfinite(kp[:, 2]), kp[:, 2], 0)) < 0.5 * self.keypoint_threshold:
                 detection = None
-            elif check:
-                confirmed = confirm(image_rgb, kp) if confirm is not None else None
+            elif confirm is not None:
+                confirmed = confirm(image_rgb, kp)
                 detection = detection if confirmed is not None else None
         if detection is None:
             found = self.model.detect(image_rgb, max_dogs=5, min_score=self.min_score)
