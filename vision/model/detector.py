@@ -310,6 +310,9 @@ class DogPoseModel:
     #: IoU a detector peak needs with the box around a followed dog's keypoints to confirm it
     #: (:meth:`confirm_dog`). On the real clip the confirming peak overlaps that box by 0.54-0.86.
     confirm_iou = 0.5
+    #: A followed dog shorter than this (pixels) in the ``det_size`` view of its frame is checked in
+    #: the frame's :meth:`close_view`. A tenth of the training dogs are shorter (their median: 157 px).
+    confirm_min_dog_px = 64
 
     def __init__(
         self,
@@ -327,6 +330,10 @@ class DogPoseModel:
         self._verifier = verifier
         self.meta = meta
         self.det_size = int(meta.get("input", {}).get("det_size", 256))
+        #: The detector's closer look at a large frame (:meth:`close_view`; ``input.det_max_reduction``,
+        #: ``input.det_max_size``). Without them, every frame is seen in a ``det_size`` view only.
+        self.det_max_reduction = float(meta.get("input", {}).get("det_max_reduction", 0.0))
+        self.det_max_size = int(meta.get("input", {}).get("det_max_size", self.det_size))
         self.kp_size = int(meta.get("input", {}).get("kp_size", 192))
         cal = meta.get("score_calibration") or {}
         #: score = sigmoid(a * logit(detector peak) + sum_i c_i * logit(verifier output i) + b); ``c``
@@ -434,7 +441,8 @@ class DogPoseModel:
         candidate (:meth:`whole_frame_candidate`): close-ups fill the frame and give weak peaks.
         With ``inference.whole_frame_always`` too, it is scored on every image and reported beside
         the passing candidates (a close-up's peaks may pass on part of the dog); it costs three
-        network passes per image.
+        network passes per image. When still no dog is found in a frame larger than the training
+        images, the detector looks again in its :meth:`close_view` (a small dog in a phone's frame).
 
         Parameters
         ----------
@@ -456,23 +464,39 @@ class DogPoseModel:
         refine = refine or (refine is None and self.box_refinement is not None)
         # The whole-frame candidate's raw score comes from every peak, not only those that could pass.
         peaks = self.detector_peaks(image_rgb, max_dogs)
-        boxes, raw, dog_prob = self.candidates(image_rgb, max_dogs, threshold, peaks)
-        found: list[DogDetection] = []
-        if len(boxes):
-            score = self.combined_score(raw, dog_prob)
-            keep = np.flatnonzero(score >= threshold)
-            keep = keep[np.argsort(-score[keep], kind="stable")]
-            if len(keep):
-                found = self.read_dogs(image_rgb, boxes[keep], score[keep], refine)
-                if refine:
-                    found = suppress_duplicates(found)
+        found = self._passing_dogs(image_rgb, max_dogs, threshold, peaks, refine)
         if self.whole_frame_fallback and (not found or self.whole_frame_always):
             box, whole_score = self._scored_whole_frame(image_rgb, peaks, refine)
             if whole_score >= threshold:  # the dog is read only in a whole frame that passes
                 whole = self.keypoints_in_boxes(image_rgb, box[None], np.array([whole_score], np.float32))[0]
                 found = sorted([*found, whole], key=lambda d: -d.score)
                 found = (suppress_duplicates(found) if refine else found)[:max_dogs]
+        closer = self.close_view(image_rgb.shape)
+        if not found and closer is not None:  # a small dog in a large frame is only a few cells wide
+            found = self._passing_dogs(
+                image_rgb, max_dogs, threshold, self.detector_peaks(image_rgb, max_dogs, closer), refine
+            )
         return found
+
+    def _passing_dogs(
+        self,
+        image_rgb: np.ndarray,
+        max_dogs: int,
+        threshold: float,
+        peaks: tuple[np.ndarray, np.ndarray],
+        refine: bool,
+    ) -> list[DogDetection]:
+        """The dogs read in the detector's candidates that score at least ``threshold``, best first."""
+        boxes, raw, dog_prob = self.candidates(image_rgb, max_dogs, threshold, peaks)
+        if not len(boxes):
+            return []
+        score = self.combined_score(raw, dog_prob)
+        keep = np.flatnonzero(score >= threshold)
+        keep = keep[np.argsort(-score[keep], kind="stable")]
+        if not len(keep):
+            return []
+        found = self.read_dogs(image_rgb, boxes[keep], score[keep], refine)
+        return suppress_duplicates(found) if refine else found
 
     def whole_frame_candidate(
         self, image_rgb: np.ndarray, peaks: tuple[np.ndarray, np.ndarray] | None = None, refine: bool = True
@@ -626,7 +650,8 @@ class DogPoseModel:
         A cheap check for trackers (one detector pass; no verifier, no keypoint pass): the dog is
         confirmed when a detector peak overlaps the box fitted around its confident keypoints (as in
         :meth:`place_boxes`) with IoU >= ``confirm_iou``. The verifier is not asked again: a tracker
-        verified the dog when it first found it.
+        verified the dog when it first found it. The pass runs in the ``det_size`` view, or in the
+        frame's :meth:`close_view` when the dog is shorter than ``confirm_min_dog_px`` there.
 
         Parameters
         ----------
@@ -644,17 +669,40 @@ class DogPoseModel:
         box = self._box_around(np.asarray(keypoints, np.float32), image_rgb.shape)
         if box is None:
             return None
-        peaks, _ = self.detector_peaks(image_rgb, 5)
+        seen = float(max(box[2] - box[0], box[3] - box[1])) * self.det_size / max(image_rgb.shape[:2])
+        closer = self.close_view(image_rgb.shape) if seen < self.confirm_min_dog_px else None
+        peaks, _ = self.detector_peaks(image_rgb, 5, closer)
         if len(peaks) == 0:
             return None
         overlap = box_iou(peaks, box[None])[:, 0]
         best = int(np.argmax(overlap))
         return peaks[best].copy() if overlap[best] >= self.confirm_iou else None
 
-    def detector_peaks(self, image_rgb: np.ndarray, max_dogs: int) -> tuple[np.ndarray, np.ndarray]:
-        """Detector peaks of a whole frame: boxes (N, 4) float32 in image pixels, raw scores (N,) float32."""
+    def close_view(self, shape: tuple[int, ...]) -> int | None:
+        """Longer side (pixels) of the detector's closer look at a large frame of this ``shape`` (H, W, ...).
+
+        The detector was trained on images of at most 640 px seen in a ``det_size`` (256) view. A
+        phone's 720p or 1080p frame in that view shows a dog a tenth of its width as a few cells, and
+        the detector often misses it. For a frame larger than ``det_size * det_max_reduction``, the
+        closer view reduces it by ``det_max_reduction`` at most, up to ``det_max_size``; None for
+        smaller frames (or a manifest without those keys). It is only a second look: in it a dog
+        filling much of the frame is larger than any the detector was trained on.
+        """
+        longer = max(int(shape[0]), int(shape[1]))
+        if self.det_max_reduction <= 0 or longer <= self.det_size * self.det_max_reduction:
+            return None
+        view = int(min(self.det_max_size, -(-longer / self.det_max_reduction // 32) * 32))
+        return view if view > self.det_size else None
+
+    def detector_peaks(
+        self, image_rgb: np.ndarray, max_dogs: int, view: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Detector peaks of a whole frame: boxes (N, 4) float32 in image pixels, raw scores (N,) float32.
+
+        ``view``: longer side of the detector's view (None: ``det_size``; :meth:`close_view` for a closer look).
+        """
         h, w = image_rgb.shape[:2]
-        canvas, (sx, sy) = letterbox(image_rgb, self.det_size)
+        canvas, (sx, sy) = letterbox(image_rgb, self.det_size if view is None else view)
         det = self._run_detector(_nchw(canvas[None]))[0]
         found = decode_detections(det, max_dogs, self.candidate_floor)
         boxes = found[:, :4] * np.array([sx, sy, sx, sy], np.float32)

@@ -33,8 +33,12 @@ from vision.model.dataset import Record, in_score_holdout, load_animalpose, read
 from vision.model.verifier import PROBE_KIND
 
 REPO = Path(__file__).resolve().parents[2]
-VERSION = "0.7.0"
+VERSION = "0.7.1"
 DET_SIZE = 256
+#: Largest reduction of a frame in the detector's view (training images: 640 px in a 256-px view) and
+#: the view's largest side (``DogPoseModel.detector_view``).
+DET_MAX_REDUCTION = 2.5
+DET_MAX_SIZE = 512
 KP_SIZE = 192
 UNTRAINED_VERIFIER = "untrained: ImageNet probability mass on the dog breeds"
 
@@ -70,6 +74,8 @@ def manifest(
             "name": "image",
             "format": "float32 RGB 0-255, NCHW, H and W multiples of 32 (normalisation inside the graph)",
             "det_size": DET_SIZE,
+            "det_max_reduction": DET_MAX_REDUCTION,
+            "det_max_size": DET_MAX_SIZE,
             "kp_size": trained_crop_size(keypoints),
             "crop_pad": 1.25,
             "pad_value": 114,
