@@ -82,8 +82,7 @@ def test_detector_batches_never_show_the_score_holdout(monkeypatch):
 
     def sample(img, boxes, size, rng, zoom):
         shown.append(id(img))
-        s = size // 4
-        return (np.zeros((size, size, 3), np.uint8), np.zeros((1, s, s)), np.zeros((4, s, s)), np.zeros((1, s, s)))
+        return (np.zeros((size, size, 3), np.uint8), np.zeros((1, 4, 4)), np.zeros((4, 4, 4)), np.zeros((1, 4, 4)))
 
     monkeypatch.setattr(ds, "detection_sample", sample)
     data = Data(ANIMALPOSE, score_holdout=15)
@@ -92,8 +91,6 @@ def test_detector_batches_never_show_the_score_holdout(monkeypatch):
     assert len(data.det_train) == len(data.train) - len(held)
     for seed in range(5):
         data.det_batch(seed, 16, 64)
-        canvas, heat, reg, mask = data.det_batch(seed, 16, 64, p_mosaic=0.5)  # mosaics too
-        assert canvas.shape == (16, 64, 64, 3) and heat.shape == mask.shape == (16, 1, 16, 16)
     held_ids = {id(data.images[f]) for f in held}
     assert shown and not held_ids & set(shown)
 
@@ -241,7 +238,7 @@ def test_task_both_passes_each_option_to_the_run_it_concerns(tmp_path):
     given = parser.parse_args(
         ["--minutes", "7", "--skips", "--hind-weight", "2", "--backbone", "efficientnet-lite2", "--crop-sizes", "192"]
         + ["--pipeline-boxes", str(tmp_path / "b.json"), "--p-pipeline", "0.3", "--det-zoom", "0.5,2.0", "--lr", "4e-4"]
-        + ["--score-holdout", "10", "--resume", "--eval-every", "5", "--ema", "0.998", "--det-mosaic", "0.4"]
+        + ["--score-holdout", "10", "--resume", "--eval-every", "5", "--ema", "0.998"]
     )
     runs = dict(both_commands(given))
     kp, det = parser.parse_args(runs["keypoints"]), parser.parse_args(runs["detector"])
@@ -251,11 +248,10 @@ def test_task_both_passes_each_option_to_the_run_it_concerns(tmp_path):
     assert kp.skips and kp.hind_weight == 2.0 and kp.backbone == "efficientnet-lite2" and kp.crop_sizes == "192"
     assert kp.pipeline_boxes == tmp_path / "b.json" and kp.p_pipeline == 0.3 and kp.lr == 4e-4
     assert kp.ema == 0.998 and det.ema == 0.0
-    assert det.det_zoom == "0.5,2.0" and det.score_holdout == 10 and det.lr == 2e-4 and det.det_mosaic == 0.4
+    assert det.det_zoom == "0.5,2.0" and det.score_holdout == 10 and det.lr == 2e-4
     # the keypoint-only options stay out of the detector run and the detector's out of the keypoint run
     assert not det.skips and det.pipeline_boxes is None and det.hind_weight == 1.0
     assert "--det-zoom" not in runs["keypoints"] and "--score-holdout" not in runs["keypoints"]
-    assert "--det-mosaic" not in runs["keypoints"]
 
 
 def test_ema_decay_ramps_up_to_the_given_decay():
@@ -440,27 +436,3 @@ def test_a_continued_member_is_exported_as_the_network_it_is(tmp_path):
     assert best["summary"]["backbone"] == "movenet-lightning"
     net, _ = _load_checkpoint("keypoints", out / "best.pt")  # loads the weights strictly
     assert isinstance(net, MoveNetKeypointNet)
-
-
-def test_a_mosaic_keeps_each_dog_centre_and_size_in_its_quarter():
-    """Four letterboxed samples tiled 2x2: each dog's centre peak moves by its quarter's offset, its targets stay."""
-    from vision.model.dataset import detection_sample
-    from vision.model.train import mosaic
-
-    rng = np.random.default_rng(3)
-    samples, boxes = [], []
-    for _ in range(4):
-        x0, y0 = rng.uniform(10, 50, 2)
-        box = np.array([[x0, y0, x0 + rng.uniform(20, 60), y0 + rng.uniform(20, 50)]], np.float32)
-        img = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
-        samples.append(detection_sample(img, box, 64))  # no rng: the plain letterbox
-        boxes.append(box)
-    canvas, heat, reg, mask = (mosaic([s[k] for s in samples], channels_last=k == 0) for k in range(4))
-    assert canvas.shape == (128, 128, 3) and heat.shape == (1, 32, 32) and reg.shape == (4, 32, 32)
-    assert mask.sum() == 4
-    for q, (_, _, r, m) in enumerate(samples):
-        dy, dx = 16 * (q // 2), 16 * (q % 2)
-        (iy,), (ix,) = np.nonzero(m[0])
-        assert mask[0, iy + dy, ix + dx] == 1 and heat[0, iy + dy, ix + dx] == 1.0
-        np.testing.assert_array_equal(reg[:, iy + dy, ix + dx], r[:, iy, ix])
-        np.testing.assert_array_equal(canvas[dy * 4 : dy * 4 + 64, dx * 4 : dx * 4 + 64], samples[q][0])

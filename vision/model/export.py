@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 VERSION = "0.7.1"
 DET_SIZE = 256
 #: Largest reduction of a frame in the detector's view (training images: 640 px in a 256-px view) and
-#: the view's largest side (``DogPoseModel.detector_view``).
+#: the view's largest side (``DogPoseModel.close_view``).
 DET_MAX_REDUCTION = 2.5
 DET_MAX_SIZE = 512
 KP_SIZE = 192

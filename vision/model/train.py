@@ -122,52 +122,25 @@ class Data:
         return np.stack(crops), np.stack(hms), np.stack(ws)
 
     def det_batch(
-        self, seed: int, n: int, size: int, zoom: tuple[float, float] = (0.45, 1.3), p_mosaic: float = 0.0
+        self, seed: int, n: int, size: int, zoom: tuple[float, float] = (0.45, 1.3)
     ) -> tuple[np.ndarray, ...]:
-        """Augmented whole images with CenterNet targets (see ``dataset.detection_sample``).
-
-        A share ``p_mosaic`` of the samples are 2x2 mosaics of four images, each a sample of half the
-        size: dogs half as large, among other scenes, as a small dog in a phone's frame.
-        """
+        """Augmented whole images with CenterNet targets (see ``dataset.detection_sample``)."""
         rng = np.random.default_rng(seed)
         out: list[list[np.ndarray]] = [[], [], [], []]
         for _ in range(n):
-            # no draw without mosaics: a run without them gets the batches it got before they existed
-            if p_mosaic > 0 and rng.random() < p_mosaic:
-                parts = [self._det_sample(rng, size // 2, zoom) for _ in range(4)]
-                sample = tuple(mosaic([part[k] for part in parts], channels_last=k == 0) for k in range(4))
+            r = self.det_train[int(rng.integers(len(self.det_train)))]
+            if rng.random() < 0.04:  # synthetic empty frames: flat colour or noise
+                img = np.full((r.height, r.width, 3), rng.integers(0, 256, 3), np.uint8)
+                if rng.random() < 0.5:
+                    img = rng.integers(0, 256, img.shape, dtype=np.uint8)
+                boxes = np.zeros((0, 4), np.float32)
             else:
-                sample = self._det_sample(rng, size, zoom)
-            for lst, arr in zip(out, sample, strict=True):
+                img = self.images[r.file]
+                dog_boxes = [i.bbox for i in r.instances if i.species == "dog"]
+                boxes = np.array(dog_boxes, np.float32).reshape(-1, 4)
+            for lst, arr in zip(out, ds.detection_sample(img, boxes, size, rng, zoom), strict=True):
                 lst.append(arr)
         return tuple(np.stack(lst) for lst in out)
-
-    def _det_sample(
-        self, rng: np.random.Generator, size: int, zoom: tuple[float, float]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """One augmented training image (or, 4% of the time, a synthetic empty frame) with its targets."""
-        r = self.det_train[int(rng.integers(len(self.det_train)))]
-        if rng.random() < 0.04:  # synthetic empty frames: flat colour or noise
-            img = np.full((r.height, r.width, 3), rng.integers(0, 256, 3), np.uint8)
-            if rng.random() < 0.5:
-                img = rng.integers(0, 256, img.shape, dtype=np.uint8)
-            boxes = np.zeros((0, 4), np.float32)
-        else:
-            img = self.images[r.file]
-            dog_boxes = [i.bbox for i in r.instances if i.species == "dog"]
-            boxes = np.array(dog_boxes, np.float32).reshape(-1, 4)
-        return ds.detection_sample(img, boxes, size, rng, zoom)
-
-
-def mosaic(quarters: list[np.ndarray], channels_last: bool) -> np.ndarray:
-    """Four arrays tiled 2x2: top-left, top-right, bottom-left, bottom-right.
-
-    Canvases are (H, W, C) (``channels_last``), target maps (C, H, W).
-    Offsets and log sizes in the target maps are in cells of the same stride, so they tile unchanged.
-    """
-    a, b, c, d = quarters
-    width = 1 if channels_last else 2
-    return np.concatenate([np.concatenate([a, b], axis=width), np.concatenate([c, d], axis=width)], axis=width - 1)
 
 
 def pretrained_source(backbone: str | None) -> str:
@@ -386,7 +359,6 @@ def both_commands(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     if args.teacher is not None:
         keypoints += ["--teacher", str(args.teacher), "--teacher-weight", str(args.teacher_weight)]
     detector = ["--lr", str(args.lr / 2), "--det-batch", str(args.det_batch), "--det-size", str(args.det_size)]
-    detector += ["--det-mosaic", str(args.det_mosaic)]
     detector += [
         "--det-zoom",
         args.det_zoom,
@@ -462,12 +434,6 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--det-size", type=int, default=256)
     ap.add_argument(
         "--det-zoom", default="0.45,1.3", help="detector scale range relative to the letterbox (above 1: close-ups)"
-    )
-    ap.add_argument(
-        "--det-mosaic",
-        type=float,
-        default=0.0,
-        help="detector: share of samples that are 2x2 mosaics of four images (smaller dogs in busier frames)",
     )
     ap.add_argument(
         "--score-holdout",
@@ -684,9 +650,7 @@ def main(argv: list[str] | None = None) -> None:
             db = (
                 None
                 if kp_task or s % args.det_every
-                else data.det_batch(
-                    args.seed * 1_000_003 + 2 * s + 1, args.det_batch, args.det_size, det_zoom, args.det_mosaic
-                )
+                else data.det_batch(args.seed * 1_000_003 + 2 * s + 1, args.det_batch, args.det_size, det_zoom)
             )
             produced["step"] = s + 1
             while not stop.is_set():
@@ -705,7 +669,6 @@ def main(argv: list[str] | None = None) -> None:
             "det_batch": args.det_batch,
             "det_size": args.det_size,
             "det_zoom": None if kp_task else list(det_zoom),
-            **({"det_mosaic": args.det_mosaic} if not kp_task and args.det_mosaic else {}),
             "score_holdout_percent": None if kp_task else score_holdout,
             "backbone": args.backbone if kp_task else "efficientnet-lite0",
             "skips": bool(net.skip_taps) if kp_task else None,
