@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from vision.anatomy import CANONICAL_KEYPOINTS
+from vision.model.dataset import read_rgb
 from vision.model.detector import (
     DEFAULT_BOX_REFINEMENT,
     DogDetection,
@@ -102,7 +103,7 @@ def _frames_with_candidates() -> list[np.ndarray]:
     frames.append(cv2.GaussianBlur(blobs, (9, 9), 3))
     if DATA.is_dir():
         for f in sorted((DATA / "images").glob("*.jpg"))[:12]:
-            frames.append(cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB))
+            frames.append(read_rgb(f))
     return frames
 
 
@@ -159,7 +160,7 @@ def test_detects_real_dog_and_report(model, tmp_path):
     assert dogs, "no dog found in a single-dog validation image"
     assert set(dogs[0]["keypoints"]) == set(CANONICAL_KEYPOINTS)
     assert [d["score"] for d in dogs] == sorted((d["score"] for d in dogs), reverse=True)
-    img = cv2.cvtColor(cv2.imread(str(DATA / "images" / rec.file)), cv2.COLOR_BGR2RGB)
+    img = read_rgb(DATA / "images" / rec.file)
     for d in model.detect(img):
         _check(d, *img.shape[:2])
     bad = tmp_path / "broken.jpg"
@@ -224,7 +225,7 @@ def test_refined_box_is_fitted_around_the_first_pass_keypoints(model, monkeypatc
 
     recs = _val_dogs(5)
     rec = next(r for r in recs if len(r.instances) == 1)
-    img = cv2.cvtColor(cv2.imread(str(DATA / "images" / rec.file)), cv2.COLOR_BGR2RGB)
+    img = read_rgb(DATA / "images" / rec.file)
     assert model.box_refinement is not None, "the shipped manifest gives box_from_keypoints"
     coarse = model.detect(img, refine=False)
     refined = model.detect(img)  # the manifest turns refinement on
@@ -274,10 +275,10 @@ def test_suppress_duplicates_keeps_the_better_of_overlapping_boxes():
 
 def _whole_frame_test_frames() -> list[np.ndarray]:
     """25 validation images, 12 close-ups (dogs cut to their own box) and a grey frame."""
-    frames = [cv2.cvtColor(cv2.imread(str(DATA / "images" / r.file)), cv2.COLOR_BGR2RGB) for r in _val_dogs(0)[:25]]
+    frames = [read_rgb(DATA / "images" / r.file) for r in _val_dogs(0)[:25]]
     for rec in [r for r in _val_dogs(0) if len(r.instances) == 1][:12]:
         x0, y0, x1, y1 = (int(round(v)) for v in rec.instances[0].bbox)
-        img = cv2.cvtColor(cv2.imread(str(DATA / "images" / rec.file)), cv2.COLOR_BGR2RGB)
+        img = read_rgb(DATA / "images" / rec.file)
         frames.append(np.ascontiguousarray(img[max(y0, 0) : y1 + 1, max(x0, 0) : x1 + 1]))
     frames.append(np.full((240, 320, 3), 128, np.uint8))
     return frames
@@ -340,7 +341,7 @@ def test_whole_frame_candidate_outlines_a_dog_filling_the_frame(model):
     """In a tight crop of a labelled dog the refined whole-frame box covers the crop (close-up)."""
     ious = []
     for rec in [r for r in _val_dogs(0) if len(r.instances) == 1][:12]:
-        img = cv2.cvtColor(cv2.imread(str(DATA / "images" / rec.file)), cv2.COLOR_BGR2RGB)
+        img = read_rgb(DATA / "images" / rec.file)
         x0, y0, x1, y1 = (int(round(v)) for v in rec.instances[0].bbox)
         crop = np.ascontiguousarray(img[max(y0, 0) : y1 + 1, max(x0, 0) : x1 + 1])
         frame = np.array([[0, 0, crop.shape[1] - 1, crop.shape[0] - 1]], np.float32)
@@ -355,7 +356,7 @@ def test_confirm_dog_sees_the_followed_dog_and_not_an_empty_place(model):
     confirmed, elsewhere = 0, 0
     recs = [r for r in _val_dogs(0) if len(r.instances) == 1][:40]
     for rec in recs:
-        img = cv2.cvtColor(cv2.imread(str(DATA / "images" / rec.file)), cv2.COLOR_BGR2RGB)
+        img = read_rgb(DATA / "images" / rec.file)
         dog = model.keypoints_in_box(img, rec.instances[0].bbox)
         box = model.confirm_dog(img, dog.keypoints)
         if box is not None:
@@ -469,7 +470,7 @@ def test_close_view_is_offered_for_frames_larger_than_the_training_images():
 
 def _small_dog_in_720p(rec, rng: np.random.Generator, fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray] | None:
     """A labelled dog scaled to ``fraction`` of a 1280x720 frame's width, somewhere on a blur of its own photo."""
-    img = cv2.cvtColor(cv2.imread(str(DATA / "images" / rec.file)), cv2.COLOR_BGR2RGB)
+    img = read_rgb(DATA / "images" / rec.file)
     x0, y0, x1, y1 = (float(v) for v in rec.instances[0].bbox)
     k = fraction * 1280 / max(x1 - x0, y1 - y0)
     small = cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)

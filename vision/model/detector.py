@@ -3,7 +3,9 @@
 The model is a set of networks named by a JSON manifest (``models/dog_pose.json``):
 
 - the *detector* (``dog_detector.onnx``): the whole frame is letterboxed (longer side
-  ``det_size``, default 256) and a CenterNet head gives dog centres, scores and box sizes;
+  ``det_size``, default 256) and a CenterNet head gives dog centres, scores and box sizes; a frame
+  larger than the training images where no dog passes is seen again closer
+  (:meth:`DogPoseModel.close_view`);
 - the *keypoint network* (``dog_keypoints.onnx``): each box is cropped (square, 1.25 x its
   longer side, ``kp_size`` default 192) and 20 heatmaps are decoded with a sub-pixel
   log-quadratic fit around the peak;
