@@ -231,29 +231,6 @@ def test_keypoint_batches_without_pipeline_boxes_draw_as_before(monkeypatch):
     assert picked == expected
 
 
-def test_task_both_passes_each_option_to_the_run_it_concerns(tmp_path):
-    from vision.model.train import both_commands, build_parser
-
-    parser = build_parser()
-    given = parser.parse_args(
-        ["--minutes", "7", "--skips", "--hind-weight", "2", "--backbone", "efficientnet-lite2", "--crop-sizes", "192"]
-        + ["--pipeline-boxes", str(tmp_path / "b.json"), "--p-pipeline", "0.3", "--det-zoom", "0.5,2.0", "--lr", "4e-4"]
-        + ["--score-holdout", "10", "--resume", "--eval-every", "5", "--ema", "0.998"]
-    )
-    runs = dict(both_commands(given))
-    kp, det = parser.parse_args(runs["keypoints"]), parser.parse_args(runs["detector"])
-    assert (kp.task, det.task) == ("keypoints", "detector")
-    for run in (kp, det):  # shared: budget, one thread each, resume, validation interval
-        assert (run.minutes, run.threads, run.resume, run.eval_every) == (7.0, 1, True, 5.0)
-    assert kp.skips and kp.hind_weight == 2.0 and kp.backbone == "efficientnet-lite2" and kp.crop_sizes == "192"
-    assert kp.pipeline_boxes == tmp_path / "b.json" and kp.p_pipeline == 0.3 and kp.lr == 4e-4
-    assert kp.ema == 0.998 and det.ema == 0.0
-    assert det.det_zoom == "0.5,2.0" and det.score_holdout == 10 and det.lr == 2e-4
-    # the keypoint-only options stay out of the detector run and the detector's out of the keypoint run
-    assert not det.skips and det.pipeline_boxes is None and det.hind_weight == 1.0
-    assert "--det-zoom" not in runs["keypoints"] and "--score-holdout" not in runs["keypoints"]
-
-
 def test_ema_decay_ramps_up_to_the_given_decay():
     from vision.model.train import ema_decay
 

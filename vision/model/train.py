@@ -1,6 +1,6 @@
 """Train the Hindsight dog detector and keypoint networks on Animal-Pose (CPU).
 
-Usage: ``python -m vision.model.train [--task {both,keypoints,detector}] [--minutes N] [--resume] [--init PATH]
+Usage: ``python -m vision.model.train [--task {both,ensemble,keypoints,detector}] [--minutes N] [--resume] [--init PATH]
 [--crop-sizes 160,192] [--p-dog 0.35,0.85] [--det-zoom 0.45,1.3] [--lr 1e-3] [--backbone efficientnet-lite0]
 [--skips] [--hind-weight 1] [--score-holdout 15]``
 
@@ -9,8 +9,10 @@ files by ``vision.model.recover``): checkpoints stay on the machine that made th
 ensemble (model 0.6) is continued one member at a time: ``--member 1`` picks the second.
 
 Two networks (since model 0.2), trained side by side with one thread each by ``--task both``
-(each run gets the options that concern it, :func:`both_commands`), which then exports them to
-``models/`` and evaluates:
+(each run gets the options that concern it, :func:`vision.model.recipe.both_commands`), which then
+exports them to ``models/`` and evaluates. ``--task ensemble`` runs the shipped model's whole recipe
+(a detector and three keypoint members, about six hours; :mod:`vision.model.recipe`). The two kinds
+of network:
 
 - ``keypoints``: the top-down ``KeypointNet`` (EfficientNet-Lite0 + three transposed convolutions
   to stride 4) on augmented box crops of dogs, cats and horses (the dog share rises from 35% to
@@ -51,8 +53,11 @@ from vision.model import dataset as ds
 from vision.model.detector import decode_heatmaps
 from vision.model.geometry import crop_matrix, from_cells, letterbox, warp_square
 from vision.model.metrics import HIND_LIMB_INDEX, pck_hits, summarise_pck
+from vision.model.recipe import ENSEMBLE_MINUTES
 
 REPO = Path(__file__).resolve().parents[2]
+#: ``--minutes`` when not given (``--task ensemble``: the sum of ``recipe.ENSEMBLE_MINUTES``).
+DEFAULT_MINUTES = 85.0
 
 
 def checkpoint_root() -> Path:
@@ -342,62 +347,22 @@ def shipped_start(manifest: Path, task: str, member: int | None = None) -> tuple
     return net.members[member], {"version": previous.get("version"), "member": member, **members[member]}
 
 
-def both_commands(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
-    """The two runs of ``--task both``: (task, argv) each, one thread each, with the options each run takes."""
-    common = ["--minutes", str(args.minutes), "--threads", "1", "--seed", str(args.seed), "--data", str(args.data)]
-    common += ["--eval-every", str(args.eval_every), "--frozen-blocks", str(args.frozen_blocks)]
-    if args.resume:
-        common.append("--resume")
-    if args.init is not None:
-        common += ["--init", str(args.init)]
-    keypoints = ["--lr", str(args.lr), "--kp-batch", str(args.kp_batch), "--backbone", args.backbone]
-    keypoints += ["--crop-sizes", args.crop_sizes, "--p-dog", args.p_dog, "--hind-weight", str(args.hind_weight)]
-    keypoints += ["--skips"] * bool(args.skips) + ["--init-head"] * bool(args.init_head)
-    keypoints += ["--ema", str(args.ema)]
-    if args.pipeline_boxes is not None:
-        keypoints += ["--pipeline-boxes", str(args.pipeline_boxes), "--p-pipeline", str(args.p_pipeline)]
-    if args.teacher is not None:
-        keypoints += ["--teacher", str(args.teacher), "--teacher-weight", str(args.teacher_weight)]
-    detector = ["--lr", str(args.lr / 2), "--det-batch", str(args.det_batch), "--det-size", str(args.det_size)]
-    detector += [
-        "--det-zoom",
-        args.det_zoom,
-        "--score-holdout",
-        str(args.score_holdout),
-        "--det-every",
-        str(args.det_every),
-    ]
-    return [
-        ("keypoints", ["--task", "keypoints", *common, *keypoints]),
-        ("detector", ["--task", "detector", *common, *detector]),
-    ]
+def train_recipe(args: argparse.Namespace) -> None:
+    """Run ``--task both`` or ``--task ensemble`` (:mod:`vision.model.recipe`), checkpoints under ``--out``."""
+    from vision.model.recipe import both_steps, ensemble_steps, run_recipe
 
+    folder = args.out or checkpoint_root() / args.task
+    if args.task == "both":
+        run_recipe(both_steps(args, args.model_out), folder, args.resume)
+        return
+    if not (args.resume and (folder / "member2_movenet.done").is_file()):
+        from vision.model.movenet import default_weights_path
 
-def train_both(args: argparse.Namespace) -> None:
-    """Train the detector and the keypoint network in two processes, then export and evaluate."""
-    import subprocess
-    import sys
-
-    procs = []
-    for task, argv in both_commands(args):
-        out = checkpoint_root() / task
-        out.mkdir(parents=True, exist_ok=True)
-        log = (out / "train.log").open("a")
-        cmd = [sys.executable, "-m", "vision.model.train", *argv]
-        procs.append((task, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log))
-        print(f"started {task}: log in {out / 'train.log'}", flush=True)
-    failed = []
-    for task, proc, log in procs:
-        if proc.wait() != 0:
-            failed.append(task)
-        log.close()
-    if failed:
-        raise SystemExit(f"training failed: {', '.join(failed)} (see {checkpoint_root()}/<task>/train.log)")
-    from vision import evaluate
-    from vision.model import export
-
-    export.main(["--data", str(args.data)])
-    evaluate.main(["--data", str(args.data), "--write-sidecar"])
+        try:  # before hours of training, not after
+            default_weights_path()
+        except FileNotFoundError as exc:
+            raise SystemExit(f"error: the ensemble's third member starts from MoveNet: {exc}") from None
+    run_recipe(ensemble_steps(args, folder, args.model_out), folder, args.resume)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -405,9 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
         "--task",
-        choices=("both", "keypoints", "detector"),
+        choices=("both", "ensemble", "keypoints", "detector"),
         default="both",
-        help="both = the two networks side by side (one thread each), then export to models/ and evaluate",
+        help="both = the detector and a keypoint network side by side (one thread each), then export and "
+        "evaluate; ensemble = the shipped model's recipe: detector, three keypoint members, export, evaluate "
+        "(see vision.model.recipe)",
     )
     ap.add_argument(
         "--init",
@@ -424,9 +391,20 @@ def build_parser() -> argparse.ArgumentParser:
         "(0 = the box network)",
     )
     ap.add_argument("--data", type=Path, default=ds.default_data_root(REPO))
-    ap.add_argument("--minutes", type=float, default=85.0, help="total training time budget (all runs)")
-    ap.add_argument("--resume", action="store_true")
+    ap.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help=f"training time budget (default {DEFAULT_MINUTES:g}; ensemble: {sum(ENSEMBLE_MINUTES):g}, for all runs)",
+    )
+    ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint (recipes: the last step)")
     ap.add_argument("--out", type=Path, default=None, help="checkpoint folder (default <checkpoint_root>/<task>)")
+    ap.add_argument(
+        "--model-out",
+        type=Path,
+        default=REPO / "models" / "dog_pose.json",
+        help="both, ensemble: the manifest the trained model is exported to",
+    )
     ap.add_argument("--onnx", type=Path, default=None, help="ONNX written at each best validation")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--kp-batch", type=int, default=24)
@@ -507,8 +485,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     """Train (or resume) within a time budget, checkpointing and exporting as it goes."""
     args = build_parser().parse_args(argv)
-    if args.task == "both":
-        train_both(args)
+    if args.minutes is None:
+        args.minutes = sum(ENSEMBLE_MINUTES) if args.task == "ensemble" else DEFAULT_MINUTES
+    if args.task in ("both", "ensemble"):
+        train_recipe(args)
         return
     kp_task = args.task == "keypoints"
     args.out = args.out or checkpoint_root() / args.task

@@ -1,0 +1,180 @@
+"""Training recipes: the steps of ``--task both`` and ``--task ensemble``, and how they run and resume."""
+
+from pathlib import Path
+
+import pytest
+
+from vision.model.recipe import ENSEMBLE_MINUTES, Step, both_steps, ensemble_steps, run_recipe
+from vision.model.train import build_parser
+
+
+def _ensemble(tmp_path, *argv):
+    args = build_parser().parse_args(["--task", "ensemble", "--data", str(tmp_path / "data"), *argv])
+    args.minutes = args.minutes or sum(ENSEMBLE_MINUTES)
+    return ensemble_steps(args, tmp_path / "runs", tmp_path / "model" / "dog_pose.json")
+
+
+def _argv(step: Step, module: str) -> list[str]:
+    (found,) = [list(argv) for m, argv in step.commands if m == module]
+    return found
+
+
+def _option(argv: list[str], name: str, count: int = 1) -> list[str]:
+    i = argv.index(name)
+    return argv[i + 1 : i + 1 + count]
+
+
+def test_task_both_passes_each_option_to_the_run_it_concerns(tmp_path):
+    from vision.model.recipe import both_commands
+    from vision.model.train import build_parser
+
+    parser = build_parser()
+    given = parser.parse_args(
+        ["--minutes", "7", "--skips", "--hind-weight", "2", "--backbone", "efficientnet-lite2", "--crop-sizes", "192"]
+        + ["--pipeline-boxes", str(tmp_path / "b.json"), "--p-pipeline", "0.3", "--det-zoom", "0.5,2.0", "--lr", "4e-4"]
+        + ["--score-holdout", "10", "--resume", "--eval-every", "5", "--ema", "0.998"]
+    )
+    runs = dict(both_commands(given))
+    kp, det = parser.parse_args(runs["keypoints"]), parser.parse_args(runs["detector"])
+    assert (kp.task, det.task) == ("keypoints", "detector")
+    for run in (kp, det):  # shared: budget, one thread each, resume, validation interval
+        assert (run.minutes, run.threads, run.resume, run.eval_every) == (7.0, 1, True, 5.0)
+    assert kp.skips and kp.hind_weight == 2.0 and kp.backbone == "efficientnet-lite2" and kp.crop_sizes == "192"
+    assert kp.pipeline_boxes == tmp_path / "b.json" and kp.p_pipeline == 0.3 and kp.lr == 4e-4
+    assert kp.ema == 0.998 and det.ema == 0.0
+    assert det.det_zoom == "0.5,2.0" and det.score_holdout == 10 and det.lr == 2e-4
+    # the keypoint-only options stay out of the detector run and the detector's out of the keypoint run
+    assert not det.skips and det.pipeline_boxes is None and det.hind_weight == 1.0
+    assert "--det-zoom" not in runs["keypoints"] and "--score-holdout" not in runs["keypoints"]
+
+
+def test_the_ensemble_recipe_trains_the_shipped_members_in_order_and_chains_their_files(tmp_path):
+    steps = _ensemble(tmp_path, "--minutes", "73", "--seed", "4", "--resume")
+    assert [s.name for s in steps] == [
+        "detector_and_member0",
+        "member1_skips",
+        "two_members",
+        "pipeline_boxes",
+        "member2_movenet",
+        "export",
+        "evaluate",
+    ]
+    parser, runs = build_parser(), tmp_path / "runs"
+    pair = {a.task: a for a in (parser.parse_args(argv) for _, argv in steps[0].commands)}
+    kp0, det = pair["keypoints"], pair["detector"]
+    kp1, kp2 = (parser.parse_args(list(s.commands[0][1])) for s in (steps[1], steps[4]))
+    # where each run keeps its checkpoints, its seed, and that it continues when resumed
+    assert (det.out, kp0.out, kp1.out, kp2.out) == tuple(
+        runs / n for n in ("detector", "member0", "member1", "member2")
+    )
+    assert (det.seed, kp0.seed, kp1.seed, kp2.seed) == (4, 4, 5, 6)
+    assert all(a.resume for a in (det, kp0, kp1, kp2))
+    # the budget is shared as the shipped runs' minutes were; the first two runs share the cores
+    budgets = (kp0.minutes, kp1.minutes, kp2.minutes)
+    assert det.minutes == kp0.minutes and sum(budgets) == pytest.approx(73.0, abs=1e-3)
+    assert [b / 73.0 for b in budgets] == pytest.approx([m / sum(ENSEMBLE_MINUTES) for m in ENSEMBLE_MINUTES], 1e-3)
+    assert (det.threads, kp0.threads, kp1.threads, kp2.threads) == (1, 1, 2, 2)
+    # each member's own recipe
+    assert (kp0.skips, kp0.hind_weight, kp0.backbone, kp0.ema) == (False, 1.0, "efficientnet-lite0", 0.0)
+    assert (kp1.skips, kp1.hind_weight, kp1.backbone) == (True, 2.0, "efficientnet-lite0")
+    assert (kp2.backbone, kp2.hind_weight, kp2.crop_sizes, kp2.lr, kp2.ema) == (
+        "movenet-lightning",
+        2.0,
+        "192",
+        5e-4,
+        0.998,
+    )
+    # files: the two-member model places the boxes the MoveNet member trains in; the export reads every run
+    two = _option(_argv(steps[2], "vision.model.export"), "--out")[0]
+    assert _option(_argv(steps[3], "vision.model.pipeline_boxes"), "--model")[0] == two
+    assert kp2.pipeline_boxes == Path(_option(_argv(steps[3], "vision.model.pipeline_boxes"), "--out")[0])
+    final = _argv(steps[5], "vision.model.export")
+    assert Path(_option(final, "--detector")[0]) == det.out / "best.pt"
+    assert [Path(p) for p in _option(final, "--keypoints", 3)] == [
+        kp0.out / "best.pt",
+        kp1.out / "best.pt",
+        kp2.out / "best.pt",
+    ]
+    assert _option(_argv(steps[2], "vision.model.export"), "--keypoints", 3)[:2] == _option(final, "--keypoints", 2)
+    assert _option(final, "--keypoint-weights")[0] == "int8"
+    model = str(tmp_path / "model" / "dog_pose.json")
+    assert _option(final, "--out")[0] == model and _option(_argv(steps[6], "vision.evaluate"), "--model")[0] == model
+    assert "--write-sidecar" in _argv(steps[6], "vision.evaluate")
+
+
+def test_the_ensemble_recipe_ignores_network_options_meant_for_single_runs(tmp_path):
+    plain = _ensemble(tmp_path)
+    given = _ensemble(tmp_path, "--skips", "--lr", "3e-4", "--backbone", "efficientnet-lite2", "--hind-weight", "3")
+    assert given == plain
+
+
+def test_task_both_exports_where_it_is_told_and_evaluates_that_model(tmp_path):
+    args = build_parser().parse_args(["--data", str(tmp_path), "--minutes", "5"])
+    steps = both_steps(args, tmp_path / "m" / "dog_pose.json")
+    assert [s.name for s in steps] == ["train", "export", "evaluate"]
+    assert len(steps[0].commands) == 2  # side by side
+    assert _option(_argv(steps[1], "vision.model.export"), "--out") == [str(tmp_path / "m" / "dog_pose.json")]
+    assert _option(_argv(steps[2], "vision.evaluate"), "--model") == [str(tmp_path / "m" / "dog_pose.json")]
+
+
+class _Runner:
+    """Stands in for the processes: records the steps run and fails the ones named in ``fail``."""
+
+    def __init__(self, fail: tuple[str, ...] = ()) -> None:
+        self.ran: list[str] = []
+        self.fail = fail
+
+    def __call__(self, commands, log: Path) -> list[int]:
+        name = log.stem
+        self.ran.append(name)
+        return [3 if name in self.fail else 0 for _ in commands]
+
+
+STEPS = [Step(n, (("vision.x", ("--a", n)), ("vision.y", ()))) for n in ("one", "two", "three")]
+
+
+def test_a_failed_step_stops_the_recipe_with_one_line_and_stays_unmarked(tmp_path):
+    run = _Runner(fail=("two",))
+    with pytest.raises(SystemExit) as stop:
+        run_recipe(STEPS, tmp_path, resume=False, run=run)
+    message = str(stop.value)
+    assert "\n" not in message and "two" in message and str(tmp_path / "two.log") in message
+    assert run.ran == ["one", "two"]
+    assert (tmp_path / "one.done").is_file() and not (tmp_path / "two.done").exists()
+    assert "vision.x --a one" in (tmp_path / "one.done").read_text()
+
+
+def test_resume_skips_the_steps_done_and_a_fresh_run_repeats_them(tmp_path):
+    with pytest.raises(SystemExit):
+        run_recipe(STEPS, tmp_path, resume=False, run=_Runner(fail=("two",)))
+    resumed = _Runner()
+    run_recipe(STEPS, tmp_path, resume=True, run=resumed)
+    assert resumed.ran == ["two", "three"]
+    again = _Runner()
+    run_recipe(STEPS, tmp_path, resume=False, run=again)
+    assert again.ran == ["one", "two", "three"]
+
+
+def test_the_budget_defaults_to_the_shipped_recipe_for_the_ensemble_only(monkeypatch, tmp_path):
+    from vision.model import train
+
+    seen = {}
+    monkeypatch.setattr(train, "train_recipe", lambda args: seen.setdefault(args.task, args.minutes))
+    train.main(["--task", "ensemble"])
+    train.main(["--task", "both"])
+    train.main(["--task", "ensemble", "--minutes", "20"])
+    assert seen == {"ensemble": sum(ENSEMBLE_MINUTES), "both": train.DEFAULT_MINUTES}
+    assert train.build_parser().parse_args(["--task", "keypoints"]).minutes is None  # resolved in main
+
+
+def test_the_ensemble_stops_before_training_without_the_movenet_weights(monkeypatch, tmp_path):
+    pytest.importorskip("torch", reason="torch (the train extra) is not installed")
+    from vision.model import recipe, train
+
+    monkeypatch.delenv("HINDSIGHT_MOVENET", raising=False)
+    ran = _Runner()
+    monkeypatch.setattr(recipe, "run_commands", ran)
+    with pytest.raises(SystemExit) as stop:
+        train.main(["--task", "ensemble", "--out", str(tmp_path / "runs"), "--data", str(tmp_path)])
+    assert "MoveNet" in str(stop.value) and "HINDSIGHT_MOVENET" in str(stop.value) and "\n" not in str(stop.value)
+    assert ran.ran == [] and not (tmp_path / "runs").exists()

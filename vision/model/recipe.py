@@ -1,0 +1,171 @@
+"""Multi-run training recipes: ``train --task both`` and ``train --task ensemble`` as ordered steps.
+
+A recipe is a list of :class:`Step`: each runs one or more commands (``python -m MODULE ARGV``) in
+their own processes, side by side when there are several, with their output in a log file. A step
+that ends well leaves a marker ``<name>.done`` in the recipe's folder; with ``--resume`` a marked
+step is skipped and the training runs of the others continue from their last checkpoint, so a
+recipe longer than one sitting is picked up where it stopped.
+
+- ``both`` (:func:`both_steps`): the detector and a keypoint network side by side, one thread each,
+  then export to ``models/`` and evaluate (model 0.3's recipe, within about two hours).
+- ``ensemble`` (:func:`ensemble_steps`): the recipe of the shipped model 0.7. The detector and the
+  first keypoint member side by side; the skip-connection member; a two-member model, whose
+  pipeline places the boxes the MoveNet member trains half its crops in; the MoveNet member; then
+  the three members exported as one ensemble with the detector, the score fitted, and evaluated.
+  Its time budget is shared as the shipped members' runs were (125, 140 and 100 minutes). The
+  shipped detector has a longer history (model 0.1's joint network, then a fine-tune), which this
+  recipe does not repeat: its detector starts from ImageNet (see ``models/HISTORY.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Shares of the ``ensemble`` time budget: the shipped runs' minutes (first member and detector, skips member, MoveNet).
+ENSEMBLE_MINUTES: tuple[float, float, float] = (125.0, 140.0, 100.0)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a recipe.
+
+    Attributes
+    ----------
+    name : str
+        Short name: the marker ``<name>.done`` and the log ``<name>.log`` in the recipe's folder.
+    commands : tuple of (module, argv)
+        Run as ``python -m module *argv``, side by side when there are several.
+    """
+
+    name: str
+    commands: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def _train(argv: list[str]) -> tuple[str, tuple[str, ...]]:
+    return ("vision.model.train", tuple(argv))
+
+
+def both_commands(args: argparse.Namespace, folder: Path | None = None) -> list[tuple[str, list[str]]]:
+    """The two runs of ``--task both``: (task, argv) each, one thread each, with the options each run takes.
+
+    ``folder``: checkpoints in ``folder/detector`` and ``folder/member0``; None -> each task's default folder.
+    """
+    common = ["--minutes", str(args.minutes), "--threads", "1", "--seed", str(args.seed), "--data", str(args.data)]
+    common += ["--eval-every", str(args.eval_every), "--frozen-blocks", str(args.frozen_blocks)]
+    if args.resume:
+        common.append("--resume")
+    if args.init is not None:
+        common += ["--init", str(args.init)]
+    keypoints = ["--lr", str(args.lr), "--kp-batch", str(args.kp_batch), "--backbone", args.backbone]
+    keypoints += ["--crop-sizes", args.crop_sizes, "--p-dog", args.p_dog, "--hind-weight", str(args.hind_weight)]
+    keypoints += ["--skips"] * bool(args.skips) + ["--init-head"] * bool(args.init_head)
+    keypoints += ["--ema", str(args.ema)]
+    if args.pipeline_boxes is not None:
+        keypoints += ["--pipeline-boxes", str(args.pipeline_boxes), "--p-pipeline", str(args.p_pipeline)]
+    if args.teacher is not None:
+        keypoints += ["--teacher", str(args.teacher), "--teacher-weight", str(args.teacher_weight)]
+    detector = ["--lr", str(args.lr / 2), "--det-batch", str(args.det_batch), "--det-size", str(args.det_size)]
+    detector += [
+        "--det-zoom",
+        args.det_zoom,
+        "--score-holdout",
+        str(args.score_holdout),
+        "--det-every",
+        str(args.det_every),
+    ]
+    if folder is not None:
+        keypoints += ["--out", str(folder / "member0")]
+        detector += ["--out", str(folder / "detector")]
+    return [
+        ("keypoints", ["--task", "keypoints", *common, *keypoints]),
+        ("detector", ["--task", "detector", *common, *detector]),
+    ]
+
+
+def both_steps(args: argparse.Namespace, model_out: Path) -> list[Step]:
+    """``--task both``: the two networks side by side, then exported to ``model_out`` and evaluated."""
+    data = ["--data", str(args.data)]
+    return [
+        Step("train", tuple(_train(argv) for _, argv in both_commands(args))),
+        Step("export", (("vision.model.export", ("--out", str(model_out), *data)),)),
+        Step("evaluate", (("vision.evaluate", ("--model", str(model_out), "--write-sidecar", *data)),)),
+    ]
+
+
+def ensemble_steps(args: argparse.Namespace, folder: Path, model_out: Path) -> list[Step]:
+    """``--task ensemble``: the shipped model's recipe, checkpoints in ``folder``, the model written to ``model_out``.
+
+    ``args.minutes`` is the whole budget, shared in the proportions of :data:`ENSEMBLE_MINUTES`;
+    ``args.seed`` seeds the first two runs, the second and third members get the next two seeds.
+    The networks take the recipe's options, not the command line's.
+    """
+    from vision.model.train import build_parser
+
+    first, skips, movenet = (args.minutes * m / sum(ENSEMBLE_MINUTES) for m in ENSEMBLE_MINUTES)
+    pair = build_parser().parse_args([])  # the first member and the detector: the default options
+    pair.minutes, pair.seed, pair.data, pair.resume = first, args.seed, args.data, args.resume
+    pair.eval_every = args.eval_every
+    data = ["--data", str(args.data)]
+    common = [*data, "--threads", str(args.threads), "--eval-every", str(args.eval_every)]
+    common += ["--resume"] * bool(args.resume)
+    boxes = folder / "pipeline_boxes.json"
+    two = folder / "two_members" / "dog_pose.json"
+    members = [str(folder / f"member{i}" / "best.pt") for i in range(3)]
+    export = ["--detector", str(folder / "detector" / "best.pt"), "--keypoint-weights", "int8", *data]
+    member1 = ["--task", "keypoints", "--skips", "--hind-weight", "2", "--minutes", f"{skips:g}"]
+    member1 += ["--seed", str(args.seed + 1), "--out", str(folder / "member1"), *common]
+    member2 = ["--task", "keypoints", "--backbone", "movenet-lightning", "--hind-weight", "2", "--crop-sizes", "192"]
+    member2 += ["--lr", "5e-4", "--pipeline-boxes", str(boxes), "--p-pipeline", "0.5", "--ema", "0.998"]
+    member2 += ["--minutes", f"{movenet:g}", "--seed", str(args.seed + 2), "--out", str(folder / "member2"), *common]
+    return [
+        Step("detector_and_member0", tuple(_train(argv) for _, argv in both_commands(pair, folder))),
+        Step("member1_skips", (_train(member1),)),
+        Step("two_members", (("vision.model.export", (*export, "--keypoints", *members[:2], "--out", str(two))),)),
+        Step("pipeline_boxes", (("vision.model.pipeline_boxes", ("--model", str(two), "--out", str(boxes), *data)),)),
+        Step("member2_movenet", (_train(member2),)),
+        Step("export", (("vision.model.export", (*export, "--keypoints", *members, "--out", str(model_out))),)),
+        Step("evaluate", (("vision.evaluate", ("--model", str(model_out), "--write-sidecar", *data)),)),
+    ]
+
+
+def run_commands(commands: Sequence[tuple[str, Sequence[str]]], log_path: Path) -> list[int]:
+    """Run ``python -m module *argv`` for each command, side by side, output appended to ``log_path``; exit codes."""
+    with log_path.open("a") as log:
+        procs = [
+            subprocess.Popen([sys.executable, "-m", module, *argv], stdout=log, stderr=subprocess.STDOUT)
+            for module, argv in commands
+        ]
+        return [p.wait() for p in procs]
+
+
+def run_recipe(
+    steps: Sequence[Step],
+    folder: Path,
+    resume: bool,
+    run: Callable[[Sequence[tuple[str, Sequence[str]]], Path], list[int]] = run_commands,
+) -> None:
+    """Run the steps in order; with ``resume`` skip those marked done in ``folder``.
+
+    Raises
+    ------
+    SystemExit
+        With one line naming the step and its log, when a command of a step fails (the step stays unmarked).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, step in enumerate(steps, 1):
+        marker = folder / f"{step.name}.done"
+        if resume and marker.is_file():
+            print(f"[{i}/{len(steps)}] {step.name}: done before, skipped", flush=True)
+            continue
+        marker.unlink(missing_ok=True)
+        log = folder / f"{step.name}.log"
+        print(f"[{i}/{len(steps)}] {step.name}: log in {log}", flush=True)
+        codes = run(step.commands, log)
+        if any(codes):
+            raise SystemExit(f"error: step {step.name} failed (exit {max(codes)}); see {log}")
+        marker.write_text("\n".join(" ".join([module, *argv]) for module, argv in step.commands) + "\n")
