@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from vision import evaluate
 from vision.anatomy import CANONICAL_KEYPOINTS
-from vision.model.metrics import HIND_LIMB_INDEX
+from vision.model.metrics import HIND_LIMB_INDEX, summarise_pck
 
 
 def test_clip_agreement_with_the_reference_track(forever_dog, capsys):
@@ -72,7 +72,7 @@ def test_clip_and_reference_of_different_lengths_is_one_line_error(forever_dog, 
 def _collected(hits10: np.ndarray, found: list[bool]) -> dict:
     """What :func:`evaluate.collect_hits` returns, for given hits (the same at both alphas)."""
     modes = {mode: {a: hits10.copy() for a in evaluate.ALPHAS} for mode in ("gt_box", "pipeline")}
-    return {**modes, "found": np.array(found), "n_instances": len(hits10)}
+    return {**modes, "found": np.array(found), "n_instances": len(hits10), "side_on": np.zeros(len(hits10), bool)}
 
 
 def test_comparison_reports_the_candidates_gain_where_it_is():
@@ -88,6 +88,30 @@ def test_comparison_reports_the_candidates_gain_where_it_is():
     table = evaluate.format_comparison(result, "old.json", "new.json")
     assert "new.json against old.json" in table
     assert "pipeline hind_limb @.1" in table and "+1.000" in table and "found (single-animal)" in table
+
+
+def test_the_side_on_figures_pool_only_the_dogs_standing_side_on():
+    k = len(CANONICAL_KEYPOINTS)
+    hits = np.zeros((40, k))
+    hits[:10] = 1.0  # the ten side-on dogs are read right, the others wrong
+    collected = _collected(hits, [True, False, True, True])
+    collected["side_on"][:10] = True
+    collected["found_side_on"] = np.array([True, True, False, False])
+    side = evaluate.side_on_figures(collected)
+    assert side["n_instances"] == 10
+    for mode in ("gt_box", "pipeline"):
+        assert side[mode]["hind_limb"]["rate"] == 1.0 and side[mode]["all"]["n_instances"] == 10
+    assert (side["found"], side["single_animal_images"]) == (1, 2)
+    result = {
+        "gt_box": {"pck05": summarise_pck(hits), "pck10": summarise_pck(hits)},
+        "n_instances": 40,
+        "standing_side_on": side,
+    }
+    line = evaluate.format_table(result).splitlines()[-1]
+    assert line.startswith("standing side-on (the filming setting), 10 animals: hind-limb PCK@0.1 GT box 1.000")
+    assert "end to end 1.000" in line and "found in 1 of 2 images" in line
+    collected["side_on"][:] = False
+    assert evaluate.side_on_figures(collected)["gt_box"] is None
 
 
 def test_a_missing_model_or_baseline_is_a_one_line_error(tmp_path, capsys):

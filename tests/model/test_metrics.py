@@ -12,7 +12,9 @@ from vision.model.metrics import (
     match_by_iou,
     paired_difference,
     pck_hits,
+    pooled_rate,
     reference_agreement,
+    standing_side_on,
     summarise_pck,
 )
 
@@ -172,3 +174,77 @@ def test_paired_difference_refuses_hits_of_different_animals():
         paired_difference(np.zeros(0), np.zeros(0))
     one_column = paired_difference(np.array([0.0, 1.0]), np.array([1.0, 1.0]))  # (N,) is one value per animal
     assert one_column["difference"] == 0.5 and one_column["n_instances"] == 2
+
+
+def _standing_dog(tilt_deg: float = 0.0, paw_drop: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+    """A labelled dog seen from the side: back 100 px, paws ``paw_drop`` back lengths below it, its box."""
+    kp = np.zeros((len(CANONICAL_KEYPOINTS), 3))
+    at = {n: i for i, n in enumerate(CANONICAL_KEYPOINTS)}
+    t = np.radians(tilt_deg)
+    kp[at["withers"]] = (200.0, 200.0, 2)
+    kp[at["tail_base"]] = (200.0 + 100 * np.cos(t), 200.0 + 100 * np.sin(t), 2)
+    low = max(kp[at["withers"], 1], kp[at["tail_base"], 1])
+    for name, x in (("left_front_paw", 205), ("right_front_paw", 215), ("left_hind_paw", 290), ("right_hind_paw", 280)):
+        kp[at[name]] = (x, low + paw_drop * 100, 2)
+    kp[at["nose"]] = (150.0, 170.0, 2)
+    labelled = kp[kp[:, 2] > 0, :2]
+    return kp, np.array([*labelled.min(axis=0), *labelled.max(axis=0)])
+
+
+def test_a_standing_dog_seen_from_the_side_is_the_filming_setting():
+    assert standing_side_on(*_standing_dog())
+    assert standing_side_on(*_standing_dog(tilt_deg=20))
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["lying", "rearing", "facing the camera", "two paws labelled", "no withers"],
+)
+def test_dogs_not_standing_side_on_are_left_out(change):
+    kp, box = _standing_dog()
+    at = {n: i for i, n in enumerate(CANONICAL_KEYPOINTS)}
+    if change == "lying":  # paws at the level of the back
+        kp, box = _standing_dog(paw_drop=0.1)
+    elif change == "rearing":
+        kp, box = _standing_dog(tilt_deg=60)
+    elif change == "facing the camera":  # the back foreshortened in a tall box
+        kp[at["tail_base"], 0] = kp[at["withers"], 0] + 15
+        box = np.array([150.0, 150.0, 300.0, 400.0])
+    elif change == "two paws labelled":
+        kp[[at["left_front_paw"], at["right_hind_paw"]], 2] = 0
+    else:
+        kp[at["withers"], 2] = 0
+    assert not standing_side_on(kp, box)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.floats(min_value=-25, max_value=25),
+    st.floats(min_value=0.35, max_value=2.0),
+    st.floats(min_value=0.2, max_value=5.0),
+    st.floats(min_value=-500, max_value=500),
+)
+def test_side_on_ignores_which_way_the_dog_faces_where_it_is_and_its_size(tilt, drop, scale, shift):
+    kp, box = _standing_dog(tilt_deg=tilt, paw_drop=drop)
+    mirrored = kp.copy()
+    mirrored[:, 0] = 1000.0 - kp[:, 0]
+    mirrored_box = np.array([1000.0 - box[2], box[1], 1000.0 - box[0], box[3]])
+    moved = kp.copy()
+    moved[:, :2] = kp[:, :2] * scale + shift
+    assert standing_side_on(kp, box) is True
+    assert standing_side_on(mirrored, mirrored_box) is True
+    assert standing_side_on(moved, box * scale + shift) is True
+
+
+def test_pooled_rate_pools_labelled_points_and_its_interval_narrows_with_more_animals():
+    rng = np.random.default_rng(5)
+    few, many = _hits(rng, 20, 7, 0.7), _hits(rng, 500, 7, 0.7)
+    r_few, r_many = pooled_rate(few), pooled_rate(many)
+    assert r_few["rate"] == pytest.approx(np.nanmean(few)) and r_few["n_instances"] == 20
+    for r in (r_few, r_many):
+        assert r["low"] <= r["rate"] <= r["high"]
+    assert r_many["high"] - r_many["low"] < (r_few["high"] - r_few["low"]) / 2
+    every = np.where(np.isnan(many), np.nan, 1.0)
+    assert pooled_rate(every) == {"rate": 1.0, "low": 1.0, "high": 1.0, "n_instances": 500}
+    with pytest.raises(ValueError, match="no labelled"):
+        pooled_rate(np.full((3, 2), np.nan))

@@ -73,6 +73,78 @@ def summarise_pck(hits: np.ndarray) -> dict[str, object]:
     }
 
 
+#: A dog "standing side-on" (:func:`standing_side_on`), the view Hindsight's filming guidance asks for: its back
+#: (withers to tail base) tilted at most this many degrees from the horizontal, ...
+SIDE_ON_MAX_TILT_DEG = 30.0
+#: ... at least this share of the labelled box's longer side (not foreshortened towards the camera), ...
+SIDE_ON_MIN_BACK_SHARE = 0.3
+#: ... and every labelled paw (at least three) below the back by at least this many back lengths.
+SIDE_ON_MIN_PAW_DROP = 0.3
+_PAWS = tuple(CANONICAL_KEYPOINTS.index(f"{side}_{end}_paw") for end in ("front", "hind") for side in ("left", "right"))
+
+
+def standing_side_on(keypoints: np.ndarray, bbox: np.ndarray) -> bool:
+    """Whether a labelled dog stands (or walks) seen from the side, as Hindsight's clips film it.
+
+    Judged from the labels alone (see the ``SIDE_ON_*`` constants): withers and tail base labelled,
+    the back near horizontal and long in the box, at least three paws labelled, all well below it.
+    Lying, sitting, jumping, rearing and dogs facing the camera fail.
+
+    Parameters
+    ----------
+    keypoints : np.ndarray
+        (K, 3) x, y, v in ``CANONICAL_KEYPOINTS`` order (v > 0: labelled).
+    bbox : np.ndarray
+        (4,) xyxy labelled box.
+    """
+    kp = np.asarray(keypoints, np.float64)
+    withers, tail = kp[CANONICAL_KEYPOINTS.index("withers")], kp[CANONICAL_KEYPOINTS.index("tail_base")]
+    paws = kp[[i for i in _PAWS if kp[i, 2] > 0]]
+    if withers[2] <= 0 or tail[2] <= 0 or len(paws) < 3:
+        return False
+    dx, dy = tail[:2] - withers[:2]
+    back = float(np.hypot(dx, dy))
+    longer = max(float(bbox[2] - bbox[0]), float(bbox[3] - bbox[1]))
+    if back < SIDE_ON_MIN_BACK_SHARE * longer or np.degrees(np.arctan2(abs(dy), abs(dx))) > SIDE_ON_MAX_TILT_DEG:
+        return False
+    return bool(np.all(paws[:, 1] >= max(withers[1], tail[1]) + SIDE_ON_MIN_PAW_DROP * back))
+
+
+def _resampled_rows(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) row indices drawn with replacement: the animals of each bootstrap resample."""
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def pooled_rate(hits: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict[str, float | int]:
+    """Pooled hit rate of (N, K) hits (NaN = not labelled), with a bootstrap interval over the animals.
+
+    Returns
+    -------
+    dict
+        ``rate``, ``low``, ``high`` (percentile interval) and ``n_instances``.
+
+    Raises
+    ------
+    ValueError
+        When nothing is labelled.
+    """
+    h = np.asarray(hits, np.float64)
+    h = h.reshape(len(h), -1)
+    labelled = (~np.isnan(h)).sum(axis=1).astype(np.float64)
+    if labelled.sum() == 0:
+        raise ValueError("no labelled keypoint to pool")
+    sums = np.nansum(h, axis=1)
+    rows = _resampled_rows(len(h), n_boot, seed)
+    rates = sums[rows].sum(axis=1) / np.maximum(labelled[rows].sum(axis=1), 1.0)
+    tail = 50.0 * (1.0 - level)
+    return {
+        "rate": float(sums.sum() / labelled.sum()),
+        "low": float(np.percentile(rates, tail)),
+        "high": float(np.percentile(rates, 100.0 - tail)),
+        "n_instances": int(len(h)),
+    }
+
+
 def paired_difference(
     hits_a: np.ndarray, hits_b: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0
 ) -> dict[str, float | int]:
@@ -114,7 +186,7 @@ def paired_difference(
     if labelled.sum() == 0:
         raise ValueError("no labelled keypoint to compare")
     sum_a, sum_b = np.nansum(a, axis=1), np.nansum(b, axis=1)
-    rows = np.random.default_rng(seed).integers(0, len(a), size=(n_boot, len(a)))
+    rows = _resampled_rows(len(a), n_boot, seed)
     count = np.maximum(labelled[rows].sum(axis=1), 1.0)
     diffs = (sum_b[rows].sum(axis=1) - sum_a[rows].sum(axis=1)) / count
     tail = 50.0 * (1.0 - level)
