@@ -19,7 +19,7 @@ from vision.model.detector import (
     model_files,
     suppress_duplicates,
 )
-from vision.model.metrics import box_iou
+from vision.model.metrics import box_iou, standing_side_on
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data" / "animalpose"
@@ -142,7 +142,8 @@ def test_decode_heatmaps_subpixel():
     assert abs(x - 20.3) < 0.05 and abs(y - 11.7) < 0.05 and c == pytest.approx(1.0, abs=0.02)
 
 
-def _val_dogs(n: int):
+def _val_dogs():
+    """The validation images with a labelled dog (skips without ../shared)."""
     if not DATA.is_dir():
         pytest.skip("../shared/data/animalpose not present")
     from vision.evaluate import select_records
@@ -152,7 +153,7 @@ def _val_dogs(n: int):
 
 
 def test_detects_real_dog_and_report(model, tmp_path):
-    recs = _val_dogs(5)
+    recs = _val_dogs()
     rec = next(r for r in recs if len(r.instances) == 1)
     report = keypoints_report([str(DATA / "images" / rec.file)], model)
     assert len(report) == 1 and report[0]["image"].endswith(rec.file)
@@ -174,7 +175,7 @@ def test_detects_real_dog_and_report(model, tmp_path):
 
 
 def test_regression_hind_limb_pck_first_30_val_dogs(model):
-    recs = _val_dogs(30)
+    recs = _val_dogs()
     from vision.evaluate import evaluate_records
 
     meta = json.loads(default_model_path().with_suffix(".json").read_text())
@@ -182,6 +183,19 @@ def test_regression_hind_limb_pck_first_30_val_dogs(model):
     result = evaluate_records(model, recs, DATA / "images", "dog", max_instances=30, pipeline=False)
     assert result["n_instances"] == 30
     assert result["gt_box"]["pck10"]["hind_limb"] >= reference - 0.05
+
+
+def test_regression_hind_limb_pck_of_the_dogs_standing_side_on(model):
+    """The filming setting: the validation dogs standing side-on keep the figure stored in the manifest."""
+    from vision.evaluate import collect_hits, side_on_figures
+
+    meta = json.loads(default_model_path().with_suffix(".json").read_text())
+    stored = meta["metrics"]["val_evaluation"]["standing_side_on"]
+    side_on = [r for r in _val_dogs() if any(standing_side_on(i.keypoints, i.bbox) for i in r.instances)]
+    hits = collect_hits(model, side_on, DATA / "images", "dog", pipeline=False)
+    figures = side_on_figures(hits)
+    assert figures["n_instances"] == stored["n_instances"]
+    assert figures["gt_box"]["hind_limb"]["rate"] >= stored["gt_box"]["hind_limb"]["rate"] - 0.05
 
 
 def test_mirror_heatmaps_round_trip_and_sides():
@@ -223,7 +237,7 @@ def test_refined_box_is_fitted_around_the_first_pass_keypoints(model, monkeypatc
 
     monkeypatch.setattr(model, "whole_frame_always", False)  # detector candidates only (see the whole-frame tests)
 
-    recs = _val_dogs(5)
+    recs = _val_dogs()
     rec = next(r for r in recs if len(r.instances) == 1)
     img = read_rgb(DATA / "images" / rec.file)
     assert model.box_refinement is not None, "the shipped manifest gives box_from_keypoints"
@@ -275,8 +289,8 @@ def test_suppress_duplicates_keeps_the_better_of_overlapping_boxes():
 
 def _whole_frame_test_frames() -> list[np.ndarray]:
     """25 validation images, 12 close-ups (dogs cut to their own box) and a grey frame."""
-    frames = [read_rgb(DATA / "images" / r.file) for r in _val_dogs(0)[:25]]
-    for rec in [r for r in _val_dogs(0) if len(r.instances) == 1][:12]:
+    frames = [read_rgb(DATA / "images" / r.file) for r in _val_dogs()[:25]]
+    for rec in [r for r in _val_dogs() if len(r.instances) == 1][:12]:
         x0, y0, x1, y1 = (int(round(v)) for v in rec.instances[0].bbox)
         img = read_rgb(DATA / "images" / rec.file)
         frames.append(np.ascontiguousarray(img[max(y0, 0) : y1 + 1, max(x0, 0) : x1 + 1]))
@@ -340,7 +354,7 @@ def test_whole_frame_always_is_reported_beside_the_passing_candidates(model, mon
 def test_whole_frame_candidate_outlines_a_dog_filling_the_frame(model):
     """In a tight crop of a labelled dog the refined whole-frame box covers the crop (close-up)."""
     ious = []
-    for rec in [r for r in _val_dogs(0) if len(r.instances) == 1][:12]:
+    for rec in [r for r in _val_dogs() if len(r.instances) == 1][:12]:
         img = read_rgb(DATA / "images" / rec.file)
         x0, y0, x1, y1 = (int(round(v)) for v in rec.instances[0].bbox)
         crop = np.ascontiguousarray(img[max(y0, 0) : y1 + 1, max(x0, 0) : x1 + 1])
@@ -354,7 +368,7 @@ def test_whole_frame_candidate_outlines_a_dog_filling_the_frame(model):
 def test_confirm_dog_sees_the_followed_dog_and_not_an_empty_place(model):
     """The tracker's cheap check: a detector peak on the dog's keypoints, none where there is no dog."""
     confirmed, elsewhere = 0, 0
-    recs = [r for r in _val_dogs(0) if len(r.instances) == 1][:40]
+    recs = [r for r in _val_dogs() if len(r.instances) == 1][:40]
     for rec in recs:
         img = read_rgb(DATA / "images" / rec.file)
         dog = model.keypoints_in_box(img, rec.instances[0].bbox)
@@ -487,7 +501,7 @@ def _small_dog_in_720p(rec, rng: np.random.Generator, fraction: float = 0.1) -> 
 def _small_dog_frames(limit: int | None = None):
     """(frame, box) of each labelled single dog pasted at a tenth of a 720p frame's width (seeded placement)."""
     rng = np.random.default_rng(0)
-    for rec in [r for r in _val_dogs(0) if len(r.instances) == 1][:limit]:
+    for rec in [r for r in _val_dogs() if len(r.instances) == 1][:limit]:
         made = _small_dog_in_720p(rec, rng)
         if made is not None:
             yield made
