@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from vision.model.recipe import ENSEMBLE_MINUTES, Step, both_steps, ensemble_steps, run_recipe
+from vision.model.recipe import ENSEMBLE_MINUTES, Command, Step, both_steps, ensemble_steps, run_recipe
 from vision.model.train import build_parser
 
 
@@ -15,7 +15,7 @@ def _ensemble(tmp_path, *argv):
 
 
 def _argv(step: Step, module: str) -> list[str]:
-    (found,) = [list(argv) for m, argv in step.commands if m == module]
+    (found,) = [list(c.argv) for c in step.commands if c.module == module]
     return found
 
 
@@ -60,9 +60,10 @@ def test_the_ensemble_recipe_trains_the_shipped_members_in_order_and_chains_thei
         "evaluate",
     ]
     parser, runs = build_parser(), tmp_path / "runs"
-    pair = {a.task: a for a in (parser.parse_args(argv) for _, argv in steps[0].commands)}
+    pair = {a.task: a for a in (parser.parse_args(list(c.argv)) for c in steps[0].commands)}
+    assert [c.label for c in steps[0].commands] == ["keypoints", "detector"]
     kp0, det = pair["keypoints"], pair["detector"]
-    kp1, kp2 = (parser.parse_args(list(s.commands[0][1])) for s in (steps[1], steps[4]))
+    kp1, kp2 = (parser.parse_args(list(s.commands[0].argv)) for s in (steps[1], steps[4]))
     # where each run keeps its checkpoints, its seed, and that it continues when resumed
     assert (det.out, kp0.out, kp1.out, kp2.out) == tuple(
         runs / n for n in ("detector", "member0", "member1", "member2")
@@ -118,30 +119,36 @@ def test_task_both_exports_where_it_is_told_and_evaluates_that_model(tmp_path):
 
 
 class _Runner:
-    """Stands in for the processes: records the steps run and fails the ones named in ``fail``."""
+    """Stands in for the processes: records the steps run and fails the commands labelled in ``fail``."""
 
     def __init__(self, fail: tuple[str, ...] = ()) -> None:
         self.ran: list[str] = []
+        self.logs: list[Path] = []
         self.fail = fail
 
-    def __call__(self, commands, log: Path) -> list[int]:
-        name = log.stem
-        self.ran.append(name)
-        return [3 if name in self.fail else 0 for _ in commands]
+    def __call__(self, commands, logs) -> list[int]:
+        self.ran.append(logs[0].name.split(".")[0])
+        self.logs += list(logs)
+        return [3 if c.label in self.fail else 0 for c in commands]
 
 
-STEPS = [Step(n, (("vision.x", ("--a", n)), ("vision.y", ()))) for n in ("one", "two", "three")]
+STEPS = [Step(n, (Command("vision.x", ("--a", n), n), Command("vision.y", (), f"{n}_y"))) for n in ("one", "two")]
+STEPS.append(Step("three", (Command("vision.x", ("--a", "three")),)))
 
 
 def test_a_failed_step_stops_the_recipe_with_one_line_and_stays_unmarked(tmp_path):
-    run = _Runner(fail=("two",))
+    run = _Runner(fail=("two_y",))
     with pytest.raises(SystemExit) as stop:
         run_recipe(STEPS, tmp_path, resume=False, run=run)
     message = str(stop.value)
-    assert "\n" not in message and "two" in message and str(tmp_path / "two.log") in message
+    assert "\n" not in message and "step two" in message and str(tmp_path / "two.two_y.log") in message
+    assert str(tmp_path / "two.two.log") not in message  # the command that ran well is not blamed
     assert run.ran == ["one", "two"]
     assert (tmp_path / "one.done").is_file() and not (tmp_path / "two.done").exists()
     assert "vision.x --a one" in (tmp_path / "one.done").read_text()
+    # several commands side by side: a log each, named by label; one command: the step's log
+    assert run.logs[:2] == [tmp_path / "one.one.log", tmp_path / "one.one_y.log"]
+    assert STEPS[2].log_paths(tmp_path) == [tmp_path / "three.log"]
 
 
 def test_resume_skips_the_steps_done_and_a_fresh_run_repeats_them(tmp_path):
@@ -178,3 +185,13 @@ def test_the_ensemble_stops_before_training_without_the_movenet_weights(monkeypa
         train.main(["--task", "ensemble", "--out", str(tmp_path / "runs"), "--data", str(tmp_path)])
     assert "MoveNet" in str(stop.value) and "HINDSIGHT_MOVENET" in str(stop.value) and "\n" not in str(stop.value)
     assert ran.ran == [] and not (tmp_path / "runs").exists()
+
+
+def test_commands_run_side_by_side_as_processes_each_into_its_own_log(tmp_path):
+    from vision.model.recipe import run_commands
+
+    missing = tmp_path / "missing.json"
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    codes = run_commands([Command("json.tool", ("--help",)), Command("json.tool", (str(missing),))], logs)
+    assert codes[0] == 0 and codes[1] != 0
+    assert "usage" in logs[0].read_text() and "missing.json" in logs[1].read_text()

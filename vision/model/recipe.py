@@ -31,23 +31,44 @@ ENSEMBLE_MINUTES: tuple[float, float, float] = (125.0, 140.0, 100.0)
 
 
 @dataclass(frozen=True)
+class Command:
+    """``python -m module *argv``; ``label`` names its log when a step runs several side by side."""
+
+    module: str
+    argv: tuple[str, ...]
+    label: str = ""
+
+
+@dataclass(frozen=True)
 class Step:
     """One step of a recipe.
 
     Attributes
     ----------
     name : str
-        Short name: the marker ``<name>.done`` and the log ``<name>.log`` in the recipe's folder.
-    commands : tuple of (module, argv)
-        Run as ``python -m module *argv``, side by side when there are several.
+        Short name: the marker ``<name>.done`` and the log ``<name>.log`` (``<name>.<label>.log`` for
+        each of several commands) in the recipe's folder.
+    commands : tuple of Command
+        Run side by side when there are several.
     """
 
     name: str
-    commands: tuple[tuple[str, tuple[str, ...]], ...]
+    commands: tuple[Command, ...]
+
+    def log_paths(self, folder: Path) -> list[Path]:
+        """Where each command's output goes."""
+        if len(self.commands) == 1:
+            return [folder / f"{self.name}.log"]
+        return [folder / f"{self.name}.{c.label or i}.log" for i, c in enumerate(self.commands)]
 
 
-def _train(argv: list[str]) -> tuple[str, tuple[str, ...]]:
-    return ("vision.model.train", tuple(argv))
+def _train(argv: list[str], label: str = "") -> Command:
+    return Command("vision.model.train", tuple(argv), label)
+
+
+def _pair(commands: list[tuple[str, list[str]]]) -> tuple[Command, ...]:
+    """The two runs of :func:`both_commands` as commands labelled by their task."""
+    return tuple(_train(argv, task) for task, argv in commands)
 
 
 def both_commands(args: argparse.Namespace, folder: Path | None = None) -> list[tuple[str, list[str]]]:
@@ -91,9 +112,9 @@ def both_steps(args: argparse.Namespace, model_out: Path) -> list[Step]:
     """``--task both``: the two networks side by side, then exported to ``model_out`` and evaluated."""
     data = ["--data", str(args.data)]
     return [
-        Step("train", tuple(_train(argv) for _, argv in both_commands(args))),
-        Step("export", (("vision.model.export", ("--out", str(model_out), *data)),)),
-        Step("evaluate", (("vision.evaluate", ("--model", str(model_out), "--write-sidecar", *data)),)),
+        Step("train", _pair(both_commands(args))),
+        Step("export", (Command("vision.model.export", ("--out", str(model_out), *data)),)),
+        Step("evaluate", (Command("vision.evaluate", ("--model", str(model_out), "--write-sidecar", *data)),)),
     ]
 
 
@@ -123,38 +144,46 @@ def ensemble_steps(args: argparse.Namespace, folder: Path, model_out: Path) -> l
     member2 += ["--lr", "5e-4", "--pipeline-boxes", str(boxes), "--p-pipeline", "0.5", "--ema", "0.998"]
     member2 += ["--minutes", f"{movenet:g}", "--seed", str(args.seed + 2), "--out", str(folder / "member2"), *common]
     return [
-        Step("detector_and_member0", tuple(_train(argv) for _, argv in both_commands(pair, folder))),
+        Step("detector_and_member0", _pair(both_commands(pair, folder))),
         Step("member1_skips", (_train(member1),)),
-        Step("two_members", (("vision.model.export", (*export, "--keypoints", *members[:2], "--out", str(two))),)),
-        Step("pipeline_boxes", (("vision.model.pipeline_boxes", ("--model", str(two), "--out", str(boxes), *data)),)),
+        Step(
+            "two_members", (Command("vision.model.export", (*export, "--keypoints", *members[:2], "--out", str(two))),)
+        ),
+        Step(
+            "pipeline_boxes",
+            (Command("vision.model.pipeline_boxes", ("--model", str(two), "--out", str(boxes), *data)),),
+        ),
         Step("member2_movenet", (_train(member2),)),
-        Step("export", (("vision.model.export", (*export, "--keypoints", *members, "--out", str(model_out))),)),
-        Step("evaluate", (("vision.evaluate", ("--model", str(model_out), "--write-sidecar", *data)),)),
+        Step("export", (Command("vision.model.export", (*export, "--keypoints", *members, "--out", str(model_out))),)),
+        Step("evaluate", (Command("vision.evaluate", ("--model", str(model_out), "--write-sidecar", *data)),)),
     ]
 
 
-def run_commands(commands: Sequence[tuple[str, Sequence[str]]], log_path: Path) -> list[int]:
-    """Run ``python -m module *argv`` for each command, side by side, output appended to ``log_path``; exit codes."""
-    with log_path.open("a") as log:
-        procs = [
-            subprocess.Popen([sys.executable, "-m", module, *argv], stdout=log, stderr=subprocess.STDOUT)
-            for module, argv in commands
-        ]
-        return [p.wait() for p in procs]
+def run_commands(commands: Sequence[Command], logs: Sequence[Path]) -> list[int]:
+    """Run the commands side by side, each one's output appended to its log; their exit codes."""
+    procs = []
+    for command, path in zip(commands, logs, strict=True):
+        with path.open("a") as log:  # the child keeps its own handle
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", command.module, *command.argv], stdout=log, stderr=subprocess.STDOUT
+                )
+            )
+    return [p.wait() for p in procs]
 
 
 def run_recipe(
     steps: Sequence[Step],
     folder: Path,
     resume: bool,
-    run: Callable[[Sequence[tuple[str, Sequence[str]]], Path], list[int]] = run_commands,
+    run: Callable[[Sequence[Command], Sequence[Path]], list[int]] = run_commands,
 ) -> None:
     """Run the steps in order; with ``resume`` skip those marked done in ``folder``.
 
     Raises
     ------
     SystemExit
-        With one line naming the step and its log, when a command of a step fails (the step stays unmarked).
+        With one line naming the step and its logs, when a command of a step fails (the step stays unmarked).
     """
     folder.mkdir(parents=True, exist_ok=True)
     for i, step in enumerate(steps, 1):
@@ -163,9 +192,10 @@ def run_recipe(
             print(f"[{i}/{len(steps)}] {step.name}: done before, skipped", flush=True)
             continue
         marker.unlink(missing_ok=True)
-        log = folder / f"{step.name}.log"
-        print(f"[{i}/{len(steps)}] {step.name}: log in {log}", flush=True)
-        codes = run(step.commands, log)
+        logs = step.log_paths(folder)
+        print(f"[{i}/{len(steps)}] {step.name}: log in {', '.join(map(str, logs))}", flush=True)
+        codes = run(step.commands, logs)
         if any(codes):
-            raise SystemExit(f"error: step {step.name} failed (exit {max(codes)}); see {log}")
-        marker.write_text("\n".join(" ".join([module, *argv]) for module, argv in step.commands) + "\n")
+            failed = [str(log) for log, code in zip(logs, codes, strict=True) if code]
+            raise SystemExit(f"error: step {step.name} failed (exit {max(codes)}); see {', '.join(failed)}")
+        marker.write_text("".join(" ".join([c.module, *c.argv]) + "\n" for c in step.commands))
