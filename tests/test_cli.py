@@ -130,6 +130,31 @@ def test_info_lists_decoders():
     assert "model" in info
 
 
+def test_info_names_the_models_version_and_its_validation_figures():
+    from vision.cli import model_summary
+    from vision.model.detector import default_model_path
+
+    manifest = json.loads(default_model_path().read_text())
+    model = json.loads(run("info", "--json").stdout)["model"]
+    val = manifest["metrics"]["val_evaluation"]
+    assert model["version"] == manifest["version"]
+    figures = model["validation"]
+    assert figures["hind_limb_pck10_gt_box"] == round(val["gt_box"]["pck10"]["hind_limb"], 3)
+    assert figures["hind_limb_pck10_end_to_end"] == round(val["pipeline"]["pck10"]["hind_limb"], 3)
+    assert figures["dogs_found"] == round(val["detection"]["found_iou50"], 3)
+    side_on = val["standing_side_on"]["gt_box"]["hind_limb"]["rate"]
+    assert figures["hind_limb_pck10_standing_side_on"] == round(side_on, 3)
+    # an older manifest without some figures: what it has, None for the rest
+    assert model_summary({"version": "0.1"}) == {"version": "0.1"}
+    old = model_summary({"version": "0.5", "metrics": {"val_evaluation": {"gt_box": {"pck10": {"hind_limb": 0.6667}}}}})
+    assert old["validation"] == {
+        "hind_limb_pck10_gt_box": 0.667,
+        "hind_limb_pck10_end_to_end": None,
+        "dogs_found": None,
+        "hind_limb_pck10_standing_side_on": None,
+    }
+
+
 def _bad_inputs(tmp: Path) -> dict[str, Path]:
     files = {}
     files["empty"] = tmp / "empty.mp4"

@@ -125,6 +125,29 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rounded(value: object) -> float | None:
+    return round(value, 3) if isinstance(value, float) else None
+
+
+def model_summary(manifest: dict) -> dict[str, object]:
+    """The model's version and headline validation figures from its manifest (those it has)."""
+    out: dict[str, object] = {"version": manifest.get("version")}
+    val = (manifest.get("metrics") or {}).get("val_evaluation") or {}
+
+    def hind(mode: dict | None) -> float | None:
+        return _rounded(((mode or {}).get("pck10") or {}).get("hind_limb"))
+
+    if val:
+        side = (val.get("standing_side_on") or {}).get("gt_box") or {}
+        out["validation"] = {
+            "hind_limb_pck10_gt_box": hind(val.get("gt_box")),
+            "hind_limb_pck10_end_to_end": hind(val.get("pipeline")),
+            "dogs_found": _rounded((val.get("detection") or {}).get("found_iou50")),
+            "hind_limb_pck10_standing_side_on": _rounded((side.get("hind_limb") or {}).get("rate")),
+        }
+    return out
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     """Versions, decoders and the model."""
     import av
@@ -145,6 +168,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         if model_path.is_file():
             try:
                 model["found"] = all(f.is_file() for f in model_files(model_path).values())
+                model.update(model_summary(json.loads(model_path.read_text(encoding="utf-8"))))
             except ValueError:
                 model["found"] = False
         try:
