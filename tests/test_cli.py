@@ -110,6 +110,15 @@ def test_compare_flags_worsening_and_not_same_gait(tmp_path):
     assert worse["flag"] is True
     m = worse["metrics"]["hind_asymmetry_pct"]
     assert {"before", "after", "change", "ci95", "status"} <= set(m) and m["status"] == "worse"
+    # the text output prints the comparison's notes, here that a newer model tracked the second clip
+    newer = json.loads(reports["c"].read_text())
+    newer["source"]["model_version"], older = "9.1", json.loads(reports["a"].read_text())
+    older["source"]["model_version"] = "9.0"
+    for name, report in (("older", older), ("newer", newer)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(report))
+    text = run("compare", str(tmp_path / "older.json"), str(tmp_path / "newer.json")).stdout
+    assert "note: The clips were tracked by different versions of the keypoint model (9.0, then 9.1)" in text
+    assert text.rstrip().endswith("FLAG: worse beyond noise")
 
 
 def test_mirrored_file_flips_side(tmp_path):

@@ -74,3 +74,19 @@ def test_noise_floor_blocks_tiny_but_significant_changes():
     assert compare_metric(a, b, spec)["status"] in {"unchanged", "uncertain"}
     c = rng.normal(12.0, 0.2, 40)
     assert compare_metric(a, c, spec)["status"] == "worse"
+
+
+def test_clips_tracked_by_different_model_versions_carry_a_note(same_gait):
+    import copy
+
+    before, after = copy.deepcopy(same_gait[0]), copy.deepcopy(same_gait[1])
+    plain = compare_reports(before, after)
+    assert plain["model_version"] == {"before": None, "after": None} and not any("model" in n for n in plain["notes"])
+    before["source"]["model_version"], after["source"]["model_version"] = "0.7.0", "0.7.1"
+    result = compare_reports(before, after)
+    assert result["model_version"] == {"before": "0.7.0", "after": "0.7.1"}
+    (note,) = [n for n in result["notes"] if "model" in n]
+    assert "0.7.0, then 0.7.1" in note
+    assert result["flag"] == plain["flag"] and result["metrics"] == plain["metrics"]  # a note, not a verdict
+    after["source"]["model_version"] = "0.7.0"
+    assert not any("model" in n for n in compare_reports(before, after)["notes"])

@@ -45,3 +45,32 @@ def test_vet_pdf_with_unscored_clip_reasons_and_muscle_line():
         status="pending",
     )
     assert pdf.startswith(b"%PDF")
+
+
+def test_the_comparisons_notes_are_printed_under_its_table(monkeypatch):
+    from fpdf import FPDF
+
+    import vision.pdf
+
+    def uncompressed(**kwargs):
+        pdf = FPDF(**kwargs)
+        pdf.set_compression(False)
+        return pdf
+
+    monkeypatch.setattr(vision.pdf, "FPDF", uncompressed)
+    a = analyze_tracks(generate(seed=1).tracks).report
+    comparison = compare_reports(a, a)
+    comparison["notes"] = ["The clips were tracked by different versions of the keypoint model (0.7.0, then 0.7.1)."]
+    args = {
+        "dog": {"name": "B"},
+        "before": {"date": dt.date(2026, 1, 1), "report": a},
+        "after": {"date": dt.date(2026, 1, 8), "report": a},
+        "history": [(dt.date(2026, 1, 1), a)],
+        "vet_name": "V",
+        "notes": "n",
+        "status": "pending",
+    }
+    pdf = vet_report_pdf(comparison=comparison, **args)
+    assert b"Note: The clips were tracked by different versions" in pdf
+    comparison["notes"] = []
+    assert b"Note: " not in vet_report_pdf(comparison=comparison, **args)

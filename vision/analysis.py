@@ -247,7 +247,12 @@ def analyze_path(
         progress(0.85, "analysing gait")
     result = analyze_tracks(
         tracked.tracks,
-        source={"file": p.name, "kind": "video", "backend": getattr(backend, "name", "?")},
+        source={
+            "file": p.name,
+            "kind": "video",
+            "backend": getattr(backend, "name", "?"),
+            "model_version": getattr(backend, "model_version", None),
+        },
         video_info=info,
         camera_motion=tracked.camera_motion,
     )

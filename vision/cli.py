@@ -121,6 +121,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     else:
         for name, m in result["metrics"].items():
             print(f"{name:24s} {m['status']:10s} before={m['before']} after={m['after']} change={m['change']}")
+        for note in result["notes"]:
+            print(f"note: {note}")
         print("FLAG: worse beyond noise" if result["flag"] else "no change beyond the clips' own noise")
     return 0
 

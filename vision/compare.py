@@ -214,10 +214,17 @@ def compare_reports(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
         notes.append("Walking speed differs between the clips; speed changes gait measures, so compare with care.")
     if side_b and side_a and side_b != side_a:
         notes.append(f"The weaker side changed from {side_b} to {side_a}.")
+    model_b, model_a = ((r.get("source") or {}).get("model_version") for r in (before, after))
+    if model_b and model_a and model_b != model_a:
+        notes.append(
+            f"The clips were tracked by different versions of the keypoint model ({model_b}, then {model_a}): "
+            "part of any change may come from the model."
+        )
     return {
         "flag": bool(worse),
         "worse": worse,
         "weaker_side": {"before": side_b, "after": side_a},
+        "model_version": {"before": model_b, "after": model_a},
         "metrics": metrics,
         "notes": notes,
         "before_usable": usable_b,

@@ -107,6 +107,8 @@ def vet_report_pdf(
             pdf.cell(w, 6, _latin1(str(text))[:48], border=1)
         pdf.ln()
     pdf.ln(2)
+    for note in comparison.get("notes", []):
+        pdf.multi_cell(0, 5, new_x="LMARGIN", new_y="NEXT", text=_latin1(f"Note: {note}"))
     for label, clip in (("Before", before), ("After", after)):
         r = clip["report"]
         q = r["quality"]

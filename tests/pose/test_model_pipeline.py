@@ -33,6 +33,8 @@ def test_clip_without_a_dog_is_reported_not_scored(tmp_path):
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["source"]["backend"] == "hindsight-onnx"  # the model is the default pose source
+    manifest = json.loads(default_model_path().read_text())
+    assert report["source"]["model_version"] == manifest["version"]  # a later comparison can tell models apart
     assert report["quality"]["usable"] is False
     assert "No dog was found in the clip." in report["quality"]["reasons"]
     assert report["metrics"]["symmetry"]["weaker_side"] is None

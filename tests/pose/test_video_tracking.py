@@ -55,6 +55,7 @@ def test_video_end_to_end_recovers_the_limp(limping_video):
     result = analyze_path(path, backend=OracleBackend(clip), progress=lambda f, m: seen.append(f))
     r = result.report
     assert r["source"]["kind"] == "video" and r["source"]["video"]["vfr"] is True
+    assert r["source"]["model_version"] is None  # the oracle names no model
     assert r["quality"]["usable"] is True
     assert r["metrics"]["symmetry"]["weaker_side"] == "right"
     assert r["quality"]["camera_motion"] in {"static", "panning"}

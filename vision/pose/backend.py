@@ -92,6 +92,13 @@ class ModelTracker:
         self._box: np.ndarray | None = None
         self._frame = 0
 
+    @property
+    def model_version(self) -> str | None:
+        """The followed model's version (its manifest's ``version``), None when it does not say."""
+        meta = getattr(self.model, "meta", None)
+        version = meta.get("version") if isinstance(meta, dict) else None
+        return None if version is None else str(version)
+
     def _box_from_keypoints(self, kp: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
         return box_around_keypoints(kp, (0.15,) * 4, shape, self.keypoint_threshold, min_px=4.0)
 
