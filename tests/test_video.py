@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vision import video
 from vision.errors import HindsightInputError
@@ -92,3 +94,21 @@ def test_duration_limits():
 def test_missing_file():
     with pytest.raises(HindsightInputError, match="not found"):
         video.probe("/nonexistent/clip.mp4")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=40),
+    st.integers(min_value=1, max_value=40),
+    st.sampled_from([1, 3]),
+    st.sampled_from([-270, -180, -90, 0, 90, 180, 270, 360, 450]),
+)
+def test_rotate_upright_turns_clockwise_by_quarter_turns(h, w, channels, degrees):
+    image = np.random.default_rng(h * 41 + w).integers(0, 256, (h, w, channels), dtype=np.uint8)
+    turned = video.rotate_upright(image, degrees)
+    np.testing.assert_array_equal(turned, np.rot90(image, k=-(degrees // 90)))
+    assert turned.flags["C_CONTIGUOUS"]
+    quarter = image
+    for _ in range(4):  # four quarter turns are no turn
+        quarter = video.rotate_upright(quarter, 90)
+    np.testing.assert_array_equal(quarter, image)
