@@ -140,8 +140,7 @@ def test_info_lists_decoders():
 
 
 def test_info_names_the_models_version_and_its_validation_figures():
-    from vision.cli import model_summary
-    from vision.model.detector import default_model_path
+    from vision.model.detector import default_model_path, model_summary
 
     manifest = json.loads(default_model_path().read_text())
     model = json.loads(run("info", "--json").stdout)["model"]

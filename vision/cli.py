@@ -127,29 +127,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rounded(value: object) -> float | None:
-    return round(value, 3) if isinstance(value, float) else None
-
-
-def model_summary(manifest: dict) -> dict[str, object]:
-    """The model's version and headline validation figures from its manifest (those it has)."""
-    out: dict[str, object] = {"version": manifest.get("version")}
-    val = (manifest.get("metrics") or {}).get("val_evaluation") or {}
-
-    def hind(mode: dict | None) -> float | None:
-        return _rounded(((mode or {}).get("pck10") or {}).get("hind_limb"))
-
-    if val:
-        side = (val.get("standing_side_on") or {}).get("gt_box") or {}
-        out["validation"] = {
-            "hind_limb_pck10_gt_box": hind(val.get("gt_box")),
-            "hind_limb_pck10_end_to_end": hind(val.get("pipeline")),
-            "dogs_found": _rounded((val.get("detection") or {}).get("found_iou50")),
-            "hind_limb_pck10_standing_side_on": _rounded((side.get("hind_limb") or {}).get("rate")),
-        }
-    return out
-
-
 def cmd_info(args: argparse.Namespace) -> int:
     """Versions, decoders and the model."""
     import av
@@ -163,7 +140,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         except Exception:  # noqa: BLE001
             decoders[codec] = False
     try:
-        from vision.model.detector import default_model_path, model_files
+        from vision.model.detector import default_model_path, model_files, model_summary
 
         model_path = default_model_path()
         model = {"path": str(model_path), "found": model_path.is_file()}

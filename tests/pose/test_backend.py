@@ -124,5 +124,5 @@ def test_an_unconfirmed_dog_is_searched_for_in_the_whole_frame():
 def test_the_tracker_names_the_version_of_the_model_it_follows_with():
     model = TwoDogsModel()
     assert ModelTracker(model).model_version is None  # a model that does not say
-    model.meta = {"version": "0.7.1"}
+    model.version = "0.7.1"
     assert ModelTracker(model).model_version == "0.7.1"

@@ -67,6 +67,29 @@ def default_model_path() -> Path:
     return Path(__file__).resolve().parents[2] / "models" / "dog_pose.json"
 
 
+def _rounded(value: object) -> float | None:
+    return round(value, 3) if isinstance(value, float) else None
+
+
+def model_summary(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A model's version and headline validation figures, from its manifest (None for figures it lacks)."""
+    out: dict[str, Any] = {"version": manifest.get("version")}
+    val = (manifest.get("metrics") or {}).get("val_evaluation") or {}
+
+    def hind(mode: dict[str, Any] | None) -> float | None:
+        return _rounded(((mode or {}).get("pck10") or {}).get("hind_limb"))
+
+    if val:
+        side = (val.get("standing_side_on") or {}).get("gt_box") or {}
+        out["validation"] = {
+            "hind_limb_pck10_gt_box": hind(val.get("gt_box")),
+            "hind_limb_pck10_end_to_end": hind(val.get("pipeline")),
+            "dogs_found": _rounded((val.get("detection") or {}).get("found_iou50")),
+            "hind_limb_pck10_standing_side_on": _rounded((side.get("hind_limb") or {}).get("rate")),
+        }
+    return out
+
+
 def model_files(manifest: str | Path) -> dict[str, Path]:
     """The ONNX files a manifest names, role -> path (next to the manifest).
 
@@ -361,6 +384,12 @@ class DogPoseModel:
         #: With the fallback on, score the whole frame beside the detector's candidates on every image,
         #: not only when none passes (``inference.whole_frame_always``).
         self.whole_frame_always = bool(meta.get("inference", {}).get("whole_frame_always", False))
+
+    @property
+    def version(self) -> str | None:
+        """The model's version (the manifest's ``version``), None when it does not say."""
+        version = self.meta.get("version")
+        return None if version is None else str(version)
 
     @classmethod
     def load(

@@ -94,10 +94,8 @@ class ModelTracker:
 
     @property
     def model_version(self) -> str | None:
-        """The followed model's version (its manifest's ``version``), None when it does not say."""
-        meta = getattr(self.model, "meta", None)
-        version = meta.get("version") if isinstance(meta, dict) else None
-        return None if version is None else str(version)
+        """The followed model's ``version`` (:attr:`DogPoseModel.version`), None when it has none."""
+        return getattr(self.model, "version", None)
 
     def _box_from_keypoints(self, kp: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
         return box_around_keypoints(kp, (0.15,) * 4, shape, self.keypoint_threshold, min_px=4.0)
