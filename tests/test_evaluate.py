@@ -41,12 +41,9 @@ def _phone_version(forever_dog, tmp_path, frames: int, portrait: bool) -> tuple[
     The portrait clip is 720 x 1280 HEVC, stored sideways with a 90-degree display rotation, the dog
     scaled 2.5x; the reference points move with it.
     """
-    import av
+    from vision.video import iter_frames, write_video
 
-    from vision.video import write_video
-
-    with av.open(str(forever_dog / "dog.mp4")) as clip:
-        images = [f.to_ndarray(format="rgb24") for f in clip.decode(video=0)][:frames]
+    images = [f.image for f in iter_frames(forever_dog / "dog.mp4")][:frames]
     ref = json.loads((forever_dog / "dog_vitpose_ap10k.json").read_text())
     ref["frames"] = ref["frames"][:frames]
     name = "portrait" if portrait else "original"
