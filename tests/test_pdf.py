@@ -1,3 +1,4 @@
+import copy
 import datetime as dt
 
 from vision.analysis import analyze_tracks
@@ -72,5 +73,12 @@ def test_the_comparisons_notes_are_printed_under_its_table(monkeypatch):
     }
     pdf = vet_report_pdf(comparison=comparison, **args)
     assert b"Note: The clips were tracked by different versions" in pdf
+    assert b", keypoint model " not in pdf  # these reports name no model (pose files)
     comparison["notes"] = []
     assert b"Note: " not in vet_report_pdf(comparison=comparison, **args)
+    # each clip's line names the model that tracked it
+    b = copy.deepcopy(a)
+    a["source"]["model_version"], b["source"]["model_version"] = "0.7.0", "0.7.1"
+    args["after"] = {"date": dt.date(2026, 1, 8), "report": b}
+    pdf = vet_report_pdf(comparison=compare_reports(a, b), **args)
+    assert b", keypoint model 0.7.0" in pdf and b", keypoint model 0.7.1" in pdf

@@ -113,12 +113,15 @@ def vet_report_pdf(
         r = clip["report"]
         q = r["quality"]
         sym = r["metrics"]["symmetry"]
+        version = (r.get("source") or {}).get("model_version")
+        tracked = f", keypoint model {version}" if version else ""
         pdf.set_font("Helvetica", "B", 10)
         pdf.cell(
             0,
             6,
             _latin1(
                 f"{label} ({clip['date']}): usable={q['usable']}, view={q['view']}, hind strides={q['hind_strides']}"
+                + tracked
             ),
             new_x="LMARGIN",
             new_y="NEXT",
