@@ -7,15 +7,26 @@ from vision.pdf import vet_report_pdf
 from vision.synthetic import generate
 
 
+def _pdf(a: dict, b: dict, comparison: dict | None = None, **given) -> bytes:
+    """The vet PDF of two reports a week apart (``comparison``: of a and b unless given)."""
+    week = (dt.date(2026, 1, 1), dt.date(2026, 1, 8))
+    args = {"dog": {"name": "B"}, "vet_name": "V", "notes": "n", "status": "pending", **given}
+    return vet_report_pdf(
+        before={"date": week[0], "report": a},
+        after={"date": week[1], "report": b},
+        comparison=comparison if comparison is not None else compare_reports(a, b),
+        history=[(week[0], a), (week[1], b)],
+        **args,
+    )
+
+
 def test_vet_pdf_contains_the_essentials():
     a = analyze_tracks(generate(seed=1, limp_side="left", limp_severity=0.1).tracks).report
     b = analyze_tracks(generate(seed=2, limp_side="left", limp_severity=0.5).tracks).report
-    pdf = vet_report_pdf(
+    pdf = _pdf(
+        a,
+        b,
         dog={"name": "Bella", "breed": "Labrador", "birth_date": dt.date(2015, 4, 2), "weight_kg": 31},
-        before={"date": dt.date(2026, 11, 15), "report": a},
-        after={"date": dt.date(2026, 11, 22), "report": b},
-        comparison=compare_reports(a, b),
-        history=[(dt.date(2026, 11, 15), a), (dt.date(2026, 11, 22), b)],
         vet_name="Dr Vet – ü",
         notes="Recheck stifle.",
         status="needs_visit",
@@ -35,17 +46,7 @@ def test_vet_pdf_with_unscored_clip_reasons_and_muscle_line():
         "weaker_side": None,
         "repeatability": {"thigh_cv_pct": 5.0},
     }
-    pdf = vet_report_pdf(
-        dog={"name": "B"},
-        before={"date": dt.date(2026, 1, 1), "report": a},
-        after={"date": dt.date(2026, 1, 8), "report": b},
-        comparison=compare_reports(a, b),
-        history=[(dt.date(2026, 1, 1), a), (dt.date(2026, 1, 8), b)],
-        vet_name="V",
-        notes="n",
-        status="pending",
-    )
-    assert pdf.startswith(b"%PDF")
+    assert _pdf(a, b).startswith(b"%PDF")
 
 
 def test_the_comparisons_notes_are_printed_under_its_table(monkeypatch):
@@ -62,23 +63,13 @@ def test_the_comparisons_notes_are_printed_under_its_table(monkeypatch):
     a = analyze_tracks(generate(seed=1).tracks).report
     comparison = compare_reports(a, a)
     comparison["notes"] = ["The clips were tracked by different versions of the keypoint model (0.7.0, then 0.7.1)."]
-    args = {
-        "dog": {"name": "B"},
-        "before": {"date": dt.date(2026, 1, 1), "report": a},
-        "after": {"date": dt.date(2026, 1, 8), "report": a},
-        "history": [(dt.date(2026, 1, 1), a)],
-        "vet_name": "V",
-        "notes": "n",
-        "status": "pending",
-    }
-    pdf = vet_report_pdf(comparison=comparison, **args)
+    pdf = _pdf(a, a, comparison)
     assert b"Note: The clips were tracked by different versions" in pdf
     assert b", keypoint model " not in pdf  # these reports name no model (pose files)
     comparison["notes"] = []
-    assert b"Note: " not in vet_report_pdf(comparison=comparison, **args)
+    assert b"Note: " not in _pdf(a, a, comparison)
     # each clip's line names the model that tracked it
     b = copy.deepcopy(a)
     a["source"]["model_version"], b["source"]["model_version"] = "0.7.0", "0.7.1"
-    args["after"] = {"date": dt.date(2026, 1, 8), "report": b}
-    pdf = vet_report_pdf(comparison=compare_reports(a, b), **args)
+    pdf = _pdf(a, b)
     assert b", keypoint model 0.7.0" in pdf and b", keypoint model 0.7.1" in pdf

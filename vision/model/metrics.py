@@ -115,6 +115,12 @@ def _resampled_rows(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
+def _percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    """The central ``level`` percentile interval of bootstrap values."""
+    tail = 50.0 * (1.0 - level)
+    return float(np.percentile(values, tail)), float(np.percentile(values, 100.0 - tail))
+
+
 def pooled_rate(hits: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict[str, float | int]:
     """Pooled hit rate of (N, K) hits (NaN = not labelled), with a bootstrap interval over the animals.
 
@@ -136,13 +142,8 @@ def pooled_rate(hits: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed:
     sums = np.nansum(h, axis=1)
     rows = _resampled_rows(len(h), n_boot, seed)
     rates = sums[rows].sum(axis=1) / np.maximum(labelled[rows].sum(axis=1), 1.0)
-    tail = 50.0 * (1.0 - level)
-    return {
-        "rate": float(sums.sum() / labelled.sum()),
-        "low": float(np.percentile(rates, tail)),
-        "high": float(np.percentile(rates, 100.0 - tail)),
-        "n_instances": int(len(h)),
-    }
+    low, high = _percentile_interval(rates, level)
+    return {"rate": float(sums.sum() / labelled.sum()), "low": low, "high": high, "n_instances": int(len(h))}
 
 
 def paired_difference(
@@ -189,16 +190,9 @@ def paired_difference(
     rows = _resampled_rows(len(a), n_boot, seed)
     count = np.maximum(labelled[rows].sum(axis=1), 1.0)
     diffs = (sum_b[rows].sum(axis=1) - sum_a[rows].sum(axis=1)) / count
-    tail = 50.0 * (1.0 - level)
+    low, high = _percentile_interval(diffs, level)
     rate_a, rate_b = float(sum_a.sum() / labelled.sum()), float(sum_b.sum() / labelled.sum())
-    return {
-        "a": rate_a,
-        "b": rate_b,
-        "difference": rate_b - rate_a,
-        "low": float(np.percentile(diffs, tail)),
-        "high": float(np.percentile(diffs, 100.0 - tail)),
-        "n_instances": int(len(a)),
-    }
+    return {"a": rate_a, "b": rate_b, "difference": rate_b - rate_a, "low": low, "high": high, "n_instances": len(a)}
 
 
 def match_by_iou(pred_boxes: np.ndarray, gt_boxes: np.ndarray) -> np.ndarray:
