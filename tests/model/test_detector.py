@@ -420,22 +420,21 @@ def test_dog_score_weighs_each_verifier_output():
 class _PeakSession:
     """A stand-in keypoint network: every crop gets the same heatmaps, peaks at given crop cells."""
 
+    engine = "stand-in"
+    input_name = "image"
+
     def __init__(self, cells: np.ndarray, height: float = 0.9, confident: int = 20) -> None:
         self.cells = cells  # (20, 2) x, y cell of each keypoint's peak
         self.height, self.confident = height, confident  # peak height of the first ``confident``, 0.05 after
         self.batches = 0
 
-    def get_inputs(self):
-        return [type("Input", (), {"name": "image"})()]
-
-    def run(self, _outputs, feeds):
-        batch = feeds["image"]
+    def run(self, batch):
         n, side = len(batch), batch.shape[-1] // 4
         heat = np.zeros((n, 20, side, side), np.float32)
         for k, (x, y) in enumerate(self.cells):
             heat[:, k, y, x] = self.height if k < self.confident else 0.05
         self.batches += 1
-        return [heat]
+        return heat
 
 
 def test_box_network_places_the_box_and_the_keypoint_network_reads_the_dog():

@@ -65,11 +65,11 @@ def test_int8_quantization_keeps_outputs_and_weights_read_back(tmp_path):
     quantize_int8(source, target, calibration)
     assert is_quantized(target) and not is_quantized(source)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["conv.onnx", "conv_int8.onnx"]  # no leftovers
-    from vision.model.detector import open_network
+    from vision.model.engine import open_network
 
     # As the model runs it (float arithmetic). onnxruntime's own int8 kernels saturate on CPUs with
     # AVX2 but no VNNI: there the wide channel 3 came out up to 0.73 off (5% of the range).
-    before, after = _run(source, x), open_network(target).run(None, {"image": x})[0]
+    before, after = _run(source, x), open_network(target).run(x)
     np.testing.assert_allclose(after, before, atol=0.02 * np.abs(before).max())
     model = onnx.load(str(target))
     stored = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
@@ -105,7 +105,7 @@ def _relu6_model(path, w1, w2):
 def test_a_statically_quantized_network_runs_in_float_with_its_activation_ranges(tmp_path):
     """``open_network`` runs a QDQ file in float arithmetic: no int8 kernels, whose results depend on
     the CPU; each quantized activation keeps its range, which holds the ReLU6 the quantizer absorbed."""
-    from vision.model.detector import open_network, weights_as_float32
+    from vision.model.engine import open_network, weights_as_float32
 
     rng = np.random.default_rng(3)
     w1 = rng.normal(0, 1.5, (8, 3, 3, 3)).astype(np.float32)  # large: many activations above 6
@@ -122,7 +122,7 @@ def test_a_statically_quantized_network_runs_in_float_with_its_activation_ranges
     assert not ops & {"QuantizeLinear", "DequantizeLinear"}
     assert "Clip" in ops
     want = _run(source, x)
-    got = open_network(target).run(None, {"image": x})[0]
+    got = open_network(target).run(x)
     np.testing.assert_allclose(got, want, atol=0.03 * np.abs(want).max())
     # Without the ranges the ReLU6 would be lost: the float network without its Clip differs a lot.
     unclipped = tmp_path / "unclipped.onnx"
@@ -257,7 +257,7 @@ def test_keypoint_ensemble_of_checkpoints_keeps_their_summaries_and_refuses_mixe
 
 def test_int8_weight_storage_is_a_quarter_and_expands_back_within_half_a_step(tmp_path):
     """``store_weights_int8`` keeps float arithmetic; ``weights_as_float32`` gives the float graph back."""
-    from vision.model.detector import open_network, weights_as_float32
+    from vision.model.engine import open_network, weights_as_float32
     from vision.model.export import store_weights_int8
 
     rng = np.random.default_rng(0)
@@ -293,7 +293,7 @@ def test_int8_weight_storage_is_a_quarter_and_expands_back_within_half_a_step(tm
     weights = {i.name: numpy_helper.to_array(i) for i in expanded.graph.initializer}
     assert np.all(np.abs(weights["w"] - w) <= 0.5 * scales["w__scale"].reshape(-1, 1, 1, 1) + 1e-7)
     assert np.all(np.abs(weights["wt"] - wt) <= 0.5 * scales["wt__scale"].reshape(1, -1, 1, 1) + 1e-7)
-    got = open_network(path).run(None, {"x": x})[0]
+    got = open_network(path).run(x)
     raw = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     np.testing.assert_allclose(got, raw, rtol=1e-5, atol=1e-5)  # the same function as the file as written
     assert 0 < np.abs(got - want).max() < 0.02 * np.abs(want).max()  # int8 rounding, small
@@ -301,7 +301,7 @@ def test_int8_weight_storage_is_a_quarter_and_expands_back_within_half_a_step(tm
 
 def test_an_ensemble_file_gives_its_first_member_alone_as_the_box_network(tmp_path):
     torch = pytest.importorskip("torch", reason="torch (the train extra) is not installed")
-    from vision.model.detector import open_network
+    from vision.model.engine import open_network
     from vision.model.export import export_keypoints_onnx
     from vision.model.network import keypoint_network
 
@@ -316,11 +316,11 @@ def test_an_ensemble_file_gives_its_first_member_alone_as_the_box_network(tmp_pa
     with torch.no_grad():
         first, mean = net.members[0](torch.from_numpy(x)).numpy(), net(torch.from_numpy(x)).numpy()
     full = open_network(path)
-    assert [o.name for o in full.get_outputs()] == ["kp", "kp_box"]
-    np.testing.assert_allclose(full.run(None, {"image": x})[0], mean, atol=1e-4 * np.abs(mean).max())
+    assert full.output_name == "kp"
+    np.testing.assert_allclose(full.run(x), mean, atol=1e-4 * np.abs(mean).max())
     box = open_network(path, output="kp_box")
-    assert [o.name for o in box.get_outputs()] == ["kp_box"]
-    np.testing.assert_allclose(box.run(None, {"image": x})[0], first, atol=1e-4 * np.abs(first).max())
+    assert box.output_name == "kp_box"
+    np.testing.assert_allclose(box.run(x), first, atol=1e-4 * np.abs(first).max())
     with pytest.raises(ValueError, match="no output 'nope'"):
         open_network(path, output="nope")
 
@@ -331,7 +331,7 @@ def test_the_box_network_of_a_shipped_model_becomes_its_own_file(tmp_path):
     import json
 
     torch = pytest.importorskip("torch", reason="torch (the train extra) is not installed")
-    from vision.model.detector import open_network
+    from vision.model.engine import open_network
     from vision.model.export import copy_box_network, export_keypoints_onnx
     from vision.model.network import keypoint_network
 
@@ -355,11 +355,11 @@ def test_the_box_network_of_a_shipped_model_becomes_its_own_file(tmp_path):
     got = copy_box_network(ensemble, tmp_path / "box.onnx")
     assert got["steps"] == 1 and got["version"] == "0.6.0"  # the first member's summary
     box = open_network(tmp_path / "box.onnx")
-    assert [o.name for o in box.get_outputs()] == ["kp_box"]
+    assert box.output_name == "kp_box"
     x = np.random.default_rng(3).uniform(0, 255, (1, 3, 64, 64)).astype(np.float32)
     with torch.no_grad():
         want = net.members[0](torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(box.run(None, {"image": x})[0], want, atol=1e-4 * np.abs(want).max())
+    np.testing.assert_allclose(box.run(x), want, atol=1e-4 * np.abs(want).max())
     (tmp_path / "own_box.onnx").write_bytes(b"box network")
     own = tmp_path / "own.json"
     own.write_text(

@@ -32,6 +32,7 @@ import numpy as np
 
 from vision.anatomy import CANONICAL_KEYPOINTS, symmetric_pairs
 from vision.model.dataset import read_rgb
+from vision.model.engine import Network, open_network
 from vision.model.geometry import STRIDE, box_around_keypoints, crop_matrix, from_cells, letterbox, warp_square
 from vision.model.metrics import box_iou
 
@@ -103,109 +104,6 @@ def model_files(manifest: str | Path) -> dict[str, Path]:
         if files.get(role):
             out[role] = manifest.parent / str(files[role])
     return out
-
-
-def dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray | float = 0.0, axis: int = 1) -> np.ndarray:
-    """ONNX ``DequantizeLinear`` of a constant, ``(q - zero) * scale``: float32 (computed in float64).
-
-    A 1-D ``scale`` (and ``zero``) of a tensor with more than one axis is per channel along ``axis``.
-    """
-    q64 = np.asarray(q, np.float64)
-    s64, z64 = np.asarray(scale, np.float64), np.asarray(zero, np.float64)
-    if s64.ndim == 1 and q64.ndim > 1:
-        shape = [1] * q64.ndim
-        shape[axis % q64.ndim] = -1
-        s64 = s64.reshape(shape)
-        z64 = z64.reshape(shape) if z64.ndim == 1 else z64
-    return ((q64 - z64) * s64).astype(np.float32)
-
-
-def weights_as_float32(model: Any) -> Any:
-    """An ONNX model with int8 weights expanded to float32 and quantized activations run in float.
-
-    Two kinds of int8 file are read this way:
-
-    - weights stored as int8 by ``export.store_weights_int8``: onnxruntime keeps a
-      ``DequantizeLinear`` of a constant for quantization fusions, so the file as written would
-      dequantize the weights on every run. Expanded once here, it runs as the float network.
-    - networks quantized statically by ``export.quantize_int8`` (QDQ: every activation passes a
-      ``QuantizeLinear`` -> ``DequantizeLinear`` pair). Their weights are expanded too, and each pair
-      becomes a ``Clip`` to the range its uint8 codes cover. The quantization may have absorbed a
-      ReLU6 into that range, and the ``Clip`` keeps it. Left as QDQ, onnxruntime would run int8 kernels
-      whose results depend on the CPU: on an AVX2 processor without VNNI they saturate. The 0.6.1
-      detector found 84% of the validation dogs there, against 90% where they were measured. In float
-      arithmetic it gives the same boxes on every CPU, and it ran just as fast on the AVX2 one.
-    """
-    from onnx import helper, numpy_helper
-
-    from vision.model.recover import onnx_constants  # it imports this module
-
-    graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    producers = {out: node for node in graph.node for out in node.output}
-    decoded = onnx_constants(model)  # stored weights read through their DequantizeLinear
-
-    def const(name: str) -> np.ndarray:
-        return numpy_helper.to_array(inits[name])
-
-    replaced: dict[int, Any] = {}  # id(DequantizeLinear of an activation) -> its Clip
-    dropped: set[int] = set()
-    for node in graph.node:
-        if node.op_type != "DequantizeLinear":
-            continue
-        if all(name in inits for name in node.input if name):
-            graph.initializer.append(numpy_helper.from_array(decoded[node.output[0]], node.output[0]))
-            dropped.add(id(node))
-            continue
-        quant = producers.get(node.input[0])
-        if quant is None or quant.op_type != "QuantizeLinear" or not all(n in inits for n in quant.input[1:] if n):
-            continue
-        scale = float(const(quant.input[1]).reshape(-1)[0])
-        zero_code = const(quant.input[2]) if len(quant.input) > 2 and quant.input[2] else np.array(0, np.uint8)
-        codes = np.iinfo(zero_code.dtype)
-        low, high = ((v - float(zero_code.reshape(-1)[0])) * scale for v in (codes.min, codes.max))
-        bounds = [
-            numpy_helper.from_array(np.array(v, np.float32), f"{node.output[0]}__{side}")
-            for v, side in ((low, "low"), (high, "high"))
-        ]
-        graph.initializer.extend(bounds)
-        replaced[id(node)] = helper.make_node(
-            "Clip", [quant.input[0], bounds[0].name, bounds[1].name], [node.output[0]], name=node.output[0] + "__range"
-        )
-        dropped.add(id(quant))
-    nodes = [replaced.get(id(n), n) for n in graph.node if id(n) not in dropped]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
-    for init in list(graph.initializer):
-        if init.name not in used:
-            graph.initializer.remove(init)
-    return model
-
-
-def open_network(path: str | Path, options: Any = None, output: str | None = None) -> Any:
-    """An onnxruntime session of one network file.
-
-    Int8 networks run in float arithmetic (:func:`weights_as_float32`): weights stored as int8 are
-    expanded once, and a statically quantized network gives the same results on every CPU. With
-    ``output``, the session computes only the part of the graph that gives that output (e.g. an
-    ensemble's first member, ``kp_box``).
-
-    Raises
-    ------
-    ValueError
-        When the graph has no such output.
-    """
-    import onnx
-    import onnxruntime as ort
-
-    model = weights_as_float32(onnx.load(str(path)))
-    if output is not None:
-        outputs = [o.name for o in model.graph.output]
-        if output not in outputs:
-            raise ValueError(f"{Path(path).name} has no output {output!r} (outputs: {', '.join(outputs)})")
-        model = onnx.utils.Extractor(model).extract_model([i.name for i in model.graph.input], [output])
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def decode_heatmaps(heatmaps: np.ndarray) -> np.ndarray:
@@ -312,6 +210,13 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(q / (1 - q))
 
 
+def _present(network: Network | None, role: str) -> Network:
+    """``network``, or a one-line error when the model was built without that network."""
+    if network is None:
+        raise RuntimeError(f"this dog pose model has no {role} network")
+    return network
+
+
 def _nchw(images: np.ndarray) -> np.ndarray:
     """(N, H, W, 3) uint8 -> (N, 3, H, W) float32 0..255."""
     return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)
@@ -341,11 +246,11 @@ class DogPoseModel:
 
     def __init__(
         self,
-        det_session: Any,
-        kp_session: Any,
+        det_session: Network | None,
+        kp_session: Network | None,
         meta: dict[str, Any],
-        verifier: Any = None,
-        box_kp_session: Any = None,
+        verifier: Network | None = None,
+        box_kp_session: Network | None = None,
     ) -> None:
         self._det = det_session
         self._kp = kp_session
@@ -393,7 +298,10 @@ class DogPoseModel:
 
     @classmethod
     def load(
-        cls, path: str | Path | None = None, threads: int = 2, whole_frame_fallback: bool | None = None
+        cls,
+        path: str | Path | None = None,
+        threads: int = 2,
+        whole_frame_fallback: bool | None = None,
     ) -> DogPoseModel:
         """Load the networks named by a model manifest.
 
@@ -402,7 +310,7 @@ class DogPoseModel:
         path : str, Path or None
             Manifest (``dog_pose.json``); None -> :func:`default_model_path`.
         threads : int
-            onnxruntime intra-op threads.
+            Threads of each operator.
         whole_frame_fallback : bool or None
             Override the manifest's ``inference.whole_frame_fallback`` (see :meth:`detect`); None keeps it.
 
@@ -410,6 +318,8 @@ class DogPoseModel:
         ------
         FileNotFoundError
             When the manifest or a network file is missing.
+        ValueError
+            When the manifest is not one.
         """
         path = Path(path) if path is not None else default_model_path()
         hint = "set HINDSIGHT_MODEL or retrain with `python -m vision.model.train`"
@@ -423,19 +333,11 @@ class DogPoseModel:
         for f in files.values():
             if not f.is_file():
                 raise FileNotFoundError(f"dog pose network not found at {f}; {hint}")
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        # Three sessions run one after another on the same cores: idle worker threads must not spin.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sessions = {role: open_network(f, opts) for role, f in files.items()}
+        sessions = {role: open_network(f, threads) for role, f in files.items()}
         box = sessions.get("box_keypoints")
         box_output = (meta.get("inference") or {}).get("box_keypoints_output")
         if box is None and box_output:
-            box = open_network(files["keypoints"], opts, output=str(box_output))
+            box = open_network(files["keypoints"], threads, output=str(box_output))
         model = cls(sessions["detector"], sessions["keypoints"], meta, sessions.get("verifier"), box)
         if whole_frame_fallback is not None:
             model.whole_frame_fallback = whole_frame_fallback
@@ -443,19 +345,18 @@ class DogPoseModel:
 
     def _run_detector(self, batch: np.ndarray) -> np.ndarray:
         """(N, 3, H, W) float32 -> (N, 5, H/4, W/4) detection maps."""
-        return self._det.run(None, {self._det.get_inputs()[0].name: batch})[0]
+        return _present(self._det, "detector").run(batch)
 
-    def _run_keypoints(self, batch: np.ndarray, session: Any = None) -> np.ndarray:
+    def _run_keypoints(self, batch: np.ndarray, session: Network | None = None) -> np.ndarray:
         """(N, 3, S, S) float32 crops -> (N, 20, S/4, S/4) heatmaps (flip-averaged when ``flip_test``).
 
         ``session``: the keypoint network to run (default the keypoint network, not the box one).
         """
-        session = self._kp if session is None else session
-        name = session.get_inputs()[0].name
+        session = _present(self._kp if session is None else session, "keypoint")
         if not self.flip_test:
-            return session.run(None, {name: batch})[0]
+            return session.run(batch)
         n = len(batch)
-        both = session.run(None, {name: np.concatenate([batch, batch[..., ::-1]])})[0]
+        both = session.run(np.concatenate([batch, batch[..., ::-1]]))
         return 0.5 * (both[:n] + mirror_heatmaps(both[n:]))
 
     def detect(
@@ -748,8 +649,7 @@ class DogPoseModel:
         """
         size = self.verify_size
         crops = np.stack([warp_square(image_rgb, crop_matrix(b, size), size) for b in boxes])
-        name = self._verifier.get_inputs()[0].name
-        return self._verifier.run(None, {name: _nchw(crops)})[0].reshape(len(boxes), -1).astype(np.float32)
+        return _present(self._verifier, "verifier").run(_nchw(crops)).reshape(len(boxes), -1).astype(np.float32)
 
     def combined_score(self, raw: np.ndarray, dog_prob: np.ndarray | None) -> np.ndarray:
         """Calibrated dog score of candidates: ``sigmoid(a*logit(raw) + logit(dog_prob) @ c + b)`` (float32).
@@ -781,7 +681,7 @@ class DogPoseModel:
         return self.keypoints_in_boxes(image_rgb, box, np.array([score], np.float32))[0]
 
     def keypoints_in_boxes(
-        self, image_rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray, session: Any = None
+        self, image_rgb: np.ndarray, boxes: np.ndarray, scores: np.ndarray, session: Network | None = None
     ) -> list[DogDetection]:
         """Keypoints of the dogs in several boxes, one batched pass of the keypoint network.
 
@@ -793,7 +693,7 @@ class DogPoseModel:
             (N, 4) float32 xyxy boxes in input-image pixels.
         scores : np.ndarray
             (N,) scores copied into the results.
-        session : onnxruntime session or None
+        session : Network or None
             The network to run (internal: the box keypoint network); None -> the keypoint network.
 
         Returns

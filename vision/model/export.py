@@ -158,7 +158,7 @@ def store_weights_int8(path: str | Path, min_size: int = 64) -> Path:
     channel (symmetric, ``max |w| / 127``; axis 0 of a Conv weight, 1 of a ConvTranspose weight) and a
     ``DequantizeLinear`` back to float32.
     Activations stay float: unlike :func:`quantize_int8` this changes only the stored weights (by at
-    most half a quantization step each), not the arithmetic. ``vision.model.detector.weights_as_float32``
+    most half a quantization step each), not the arithmetic. ``vision.model.engine.weights_as_float32``
     expands them again when a session is created, so inference runs at float32 speed.
     """
     import onnx
@@ -201,7 +201,7 @@ def quantize_int8(source: str | Path, out: str | Path, inputs: list[np.ndarray])
     """Write an int8 copy of a float32 ONNX network (static QDQ quantization, per-channel weights).
 
     Weights become int8 with one scale per output channel, activations uint8 with ranges measured
-    on ``inputs`` (MinMax calibration): a quarter of the float32 size. ``vision.model.detector.open_network``
+    on ``inputs`` (MinMax calibration): a quarter of the float32 size. ``vision.model.engine.open_network``
     runs such a file in float arithmetic, each activation clipped to its range, because onnxruntime's
     int8 kernels give CPU-dependent results (they saturate without VNNI). ``vision.model.recover``
     reads the weights back (``DequantizeLinear``) to continue training.

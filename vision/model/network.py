@@ -279,7 +279,7 @@ class EnsembleExportWrapper(nn.Module):
     """Export-time view of a :class:`KeypointEnsemble`: outputs ``kp`` (the mean) and ``kp_box`` (the first member).
 
     ``kp_box`` costs nothing in the full graph (it is one of the terms of the mean); cut out on its
-    own (``detector.open_network(..., output="kp_box")``) it is the first member alone, which
+    own (``engine.open_network(..., output="kp_box")``) it is the first member alone, which
     places the boxes. The members keep their module paths (``members.0...``), so
     ``vision.model.recover`` reads the file back into a ``KeypointEnsemble``.
     """

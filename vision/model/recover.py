@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vision.model.detector import dequantize
+from vision.model.engine import dequantize
 
 
 def onnx_constants(model: Any) -> dict[str, np.ndarray]:

@@ -1,0 +1,55 @@
+"""The network interface: a file's graph run on any batch and size, one chosen output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from vision.model.engine import open_network  # noqa: E402
+
+
+def _two_output_net(path, rng):
+    """Conv -> ReLU -> ConvTranspose (outputs ``heat`` and ``feat``), dynamic batch and size."""
+    w = rng.normal(0, 0.5, (6, 3, 3, 3)).astype(np.float32)
+    wt = rng.normal(0, 0.3, (6, 4, 4, 4)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["image", "w"], ["c"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c"], ["feat"]),
+            helper.make_node("ConvTranspose", ["feat", "wt"], ["heat"], strides=[2, 2], pads=[1, 1, 1, 1]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [
+            helper.make_tensor_value_info("heat", TensorProto.FLOAT, ["n", 4, "h2", "w2"]),
+            helper.make_tensor_value_info("feat", TensorProto.FLOAT, ["n", 6, "h", "w"]),
+        ],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(wt, "wt")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+
+
+def test_a_network_computes_its_graph_for_any_batch_and_size(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(0)
+    path = tmp_path / "net.onnx"
+    _two_output_net(path, rng)
+    reference = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    network = open_network(path, threads=2)
+    assert (network.engine, network.input_name, network.output_name) == ("onnxruntime", "image", "heat")
+    for shape in [(1, 3, 16, 16), (3, 3, 16, 16), (2, 3, 24, 40), (1, 3, 16, 16)]:  # back to the first shape
+        x = rng.uniform(0, 255, shape).astype(np.float32)
+        want = reference.run(["heat"], {"image": x})[0]
+        got = network.run(x)
+        assert got.shape == (shape[0], 4, 2 * shape[2], 2 * shape[3]) and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    feat = open_network(path, output="feat")
+    assert feat.output_name == "feat"
+    x = rng.uniform(0, 255, (1, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(feat.run(x), reference.run(["feat"], {"image": x})[0], rtol=1e-5, atol=1e-3)
+    with pytest.raises(ValueError, match="has no output 'heatmaps'"):
+        open_network(path, output="heatmaps")

@@ -1,0 +1,171 @@
+"""Running the model's ONNX networks: one small interface, the engine imported lazily.
+
+Scope: run one output of an ONNX network file on a float32 NCHW batch, on the CPU, in this
+process, with onnxruntime. Int8-stored and statically quantized networks run in float arithmetic
+(:func:`weights_as_float32`), so results do not depend on the CPU's int8 instructions. The rest of
+the model code sees only :class:`Network`, so another engine would be one more class here (OpenVINO
+was measured and not adopted: see "Tried at stop 26" in ``models/HISTORY.md``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class Network(Protocol):
+    """One ONNX network ready to run.
+
+    Attributes
+    ----------
+    engine : str
+        The engine that runs it (``onnxruntime``).
+    input_name : str
+        The graph's (only) input.
+    output_name : str
+        The graph output that :meth:`run` gives.
+    """
+
+    engine: str
+    input_name: str
+    output_name: str
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) float32 -> the network's output for that batch (float32, a new array)."""
+        ...
+
+
+def dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray | float = 0.0, axis: int = 1) -> np.ndarray:
+    """ONNX ``DequantizeLinear`` of a constant, ``(q - zero) * scale``: float32 (computed in float64).
+
+    A 1-D ``scale`` (and ``zero``) of a tensor with more than one axis is per channel along ``axis``.
+    """
+    q64 = np.asarray(q, np.float64)
+    s64, z64 = np.asarray(scale, np.float64), np.asarray(zero, np.float64)
+    if s64.ndim == 1 and q64.ndim > 1:
+        shape = [1] * q64.ndim
+        shape[axis % q64.ndim] = -1
+        s64 = s64.reshape(shape)
+        z64 = z64.reshape(shape) if z64.ndim == 1 else z64
+    return ((q64 - z64) * s64).astype(np.float32)
+
+
+def weights_as_float32(model: Any) -> Any:
+    """An ONNX model with int8 weights expanded to float32 and quantized activations run in float.
+
+    Two kinds of int8 file are read this way:
+
+    - weights stored as int8 by ``export.store_weights_int8``: onnxruntime keeps a
+      ``DequantizeLinear`` of a constant for quantization fusions, so the file as written would
+      dequantize the weights on every run. Expanded once here, it runs as the float network.
+    - networks quantized statically by ``export.quantize_int8`` (QDQ: every activation passes a
+      ``QuantizeLinear`` -> ``DequantizeLinear`` pair). Their weights are expanded too, and each pair
+      becomes a ``Clip`` to the range its uint8 codes cover. The quantization may have absorbed a
+      ReLU6 into that range, and the ``Clip`` keeps it. Left as QDQ, onnxruntime would run int8 kernels
+      whose results depend on the CPU: on an AVX2 processor without VNNI they saturate. The 0.6.1
+      detector found 84% of the validation dogs there, against 90% where they were measured. In float
+      arithmetic it gives the same boxes on every CPU, and it ran just as fast on the AVX2 one.
+    """
+    from onnx import helper, numpy_helper
+
+    from vision.model.recover import onnx_constants  # it imports this module
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output}
+    decoded = onnx_constants(model)  # stored weights read through their DequantizeLinear
+
+    def const(name: str) -> np.ndarray:
+        return numpy_helper.to_array(inits[name])
+
+    replaced: dict[int, Any] = {}  # id(DequantizeLinear of an activation) -> its Clip
+    dropped: set[int] = set()
+    for node in graph.node:
+        if node.op_type != "DequantizeLinear":
+            continue
+        if all(name in inits for name in node.input if name):
+            graph.initializer.append(numpy_helper.from_array(decoded[node.output[0]], node.output[0]))
+            dropped.add(id(node))
+            continue
+        quant = producers.get(node.input[0])
+        if quant is None or quant.op_type != "QuantizeLinear" or not all(n in inits for n in quant.input[1:] if n):
+            continue
+        scale = float(const(quant.input[1]).reshape(-1)[0])
+        zero_code = const(quant.input[2]) if len(quant.input) > 2 and quant.input[2] else np.array(0, np.uint8)
+        codes = np.iinfo(zero_code.dtype)
+        low, high = ((v - float(zero_code.reshape(-1)[0])) * scale for v in (codes.min, codes.max))
+        bounds = [
+            numpy_helper.from_array(np.array(v, np.float32), f"{node.output[0]}__{side}")
+            for v, side in ((low, "low"), (high, "high"))
+        ]
+        graph.initializer.extend(bounds)
+        replaced[id(node)] = helper.make_node(
+            "Clip", [quant.input[0], bounds[0].name, bounds[1].name], [node.output[0]], name=node.output[0] + "__range"
+        )
+        dropped.add(id(quant))
+    nodes = [replaced.get(id(n), n) for n in graph.node if id(n) not in dropped]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    for init in list(graph.initializer):
+        if init.name not in used:
+            graph.initializer.remove(init)
+    return model
+
+
+class OnnxRuntimeNetwork:
+    """A network run by onnxruntime (one ``InferenceSession``; safe to call from several threads)."""
+
+    engine = "onnxruntime"
+
+    def __init__(self, model_bytes: bytes, threads: int) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        # Several sessions run one after another on the same cores: idle worker threads must not spin.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+        self.input_name: str = self._session.get_inputs()[0].name
+        self.output_name: str = self._session.get_outputs()[0].name
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) float32 -> the network's first output."""
+        return np.asarray(self._session.run([self.output_name], {self.input_name: batch})[0])
+
+
+def open_network(path: str | Path, threads: int = 2, output: str | None = None) -> Network:
+    """One network file, ready to run.
+
+    Int8 networks run in float arithmetic (:func:`weights_as_float32`): weights stored as int8 are
+    expanded once, and a statically quantized network gives the same results on every CPU. With
+    ``output``, only the part of the graph that gives that output is kept (e.g. an ensemble's first
+    member, ``kp_box``).
+
+    Parameters
+    ----------
+    path : str or Path
+        ONNX file.
+    threads : int
+        Threads of each operator (intra-op).
+    output : str or None
+        Graph output to compute; None -> the first.
+
+    Raises
+    ------
+    ValueError
+        When the graph has no such output.
+    """
+    import onnx
+
+    model = weights_as_float32(onnx.load(str(path)))
+    if output is not None:
+        outputs = [o.name for o in model.graph.output]
+        if output not in outputs:
+            raise ValueError(f"{Path(path).name} has no output {output!r} (outputs: {', '.join(outputs)})")
+        model = onnx.utils.Extractor(model).extract_model([i.name for i in model.graph.input], [output])
+    return OnnxRuntimeNetwork(model.SerializeToString(), threads)
