@@ -1,13 +1,15 @@
 """Frames per second of the dog pose model on 720p frames vs PyAV H.264 decoding.
 
-Usage: python benchmarks/bench_model.py [--frames 60] [--threads 2] [--model MANIFEST] [--flip-test]
+Usage: python benchmarks/bench_model.py [--frames 60] [--threads 2] [--rounds 3] [--model MANIFEST] [--flip-test]
 
 Frames: Animal-Pose dog images from ../shared resized to 1280x720 (synthetic noise if absent); the
 video-tracker row follows the dog through the real clip in ../shared/data/videos scaled to 720p
 (keypoints in the box carried over from the last frame; every 10th frame the detector checks the
 followed dog, and the whole frame is searched when it does not confirm it, as ``analyze`` does).
 A 720p H.264 clip of those frames is encoded with PyAV into a temp dir and decoded to measure
-the decoder's speed on the same machine. No assertions; prints a table.
+the decoder's speed on the same machine. The rows take turns for ``--rounds`` rounds and each
+reports its median and range: on a shared 2-core machine one pass of a row varies by a fifth or
+more. No assertions; prints a table.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -73,10 +76,57 @@ def decode_fps(frames: list[np.ndarray]) -> float:
         return n / (time.perf_counter() - t)
 
 
+def timed_rows(
+    model: DogPoseModel, frames: list[np.ndarray], clip: list[np.ndarray]
+) -> tuple[dict[str, Callable[[], float]], list[int]]:
+    """Each benchmark row as a function that runs it once and returns frames per second.
+
+    Also returns the list that the all-dogs row fills with the number of dogs found per frame.
+    """
+    from vision.pose.backend import ModelTracker
+
+    box = np.array([320, 180, 960, 620], np.float32)
+    fallback = model.whole_frame_fallback
+    counted: list[int] = []
+
+    def fps(run: Callable[[np.ndarray], object], images: list[np.ndarray], whole_frame: bool = fallback) -> float:
+        model.whole_frame_fallback = whole_frame
+        t = time.perf_counter()
+        for f in images:
+            run(f)
+        return len(images) / (time.perf_counter() - t)
+
+    def all_dogs(f: np.ndarray) -> None:
+        counted.append(len(model.detect(f, max_dogs=5)))
+
+    def one_dog(f: np.ndarray, refine: bool | None = None) -> None:
+        if not model.detect(f, max_dogs=1, refine=refine):
+            model.keypoints_in_box(f, box)
+
+    def tracker() -> float:
+        follow = ModelTracker(model, min_score=model.score_threshold)
+        return fps(follow.get_pose, clip, whole_frame=False)
+
+    as_images = " (as images)" if fallback else ""
+    rows = {
+        "detect + keypoints (all dogs)": lambda: fps(all_dogs, frames),
+        f"detect + keypoints, exactly one dog/frame{as_images}": lambda: fps(one_dog, frames),
+        "  same, no whole-frame fallback (as in video)": lambda: fps(one_dog, frames, whole_frame=False),
+        "  same, detector box (no keypoint refinement)": lambda: fps(
+            lambda f: one_dog(f, refine=False), frames, whole_frame=False
+        ),
+        "keypoints_in_box only (tracking)": lambda: fps(lambda f: model.keypoints_in_box(f, box), frames),
+        f"video tracker, real clip (checked every {ModelTracker(model).redetect_every}th)": tracker,
+        "PyAV H.264 decode to RGB": lambda: decode_fps(frames),
+    }
+    return rows, counted
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3, help="times each row is run (interleaved); median and range")
     ap.add_argument("--model", type=Path, default=None, help="model manifest (default models/dog_pose.json)")
     ap.add_argument("--flip-test", action="store_true", help="average each crop with its mirror image")
     args = ap.parse_args()
@@ -84,57 +134,23 @@ def main() -> None:
     model = DogPoseModel.load(args.model, threads=args.threads)
     model.flip_test = args.flip_test
     model.detect(frames[0])
-    t = time.perf_counter()
-    n_dogs = 0
-    for f in frames:
-        n_dogs += len(model.detect(f, max_dogs=5))
-    det_fps = len(frames) / (time.perf_counter() - t)
-    box = np.array([320, 180, 960, 620], np.float32)
-    t = time.perf_counter()
-    for f in frames:
-        model.keypoints_in_box(f, box)
-    kp_fps = len(frames) / (time.perf_counter() - t)
-    t = time.perf_counter()
-    for f in frames:
-        dets = model.detect(f, max_dogs=1)
-        if not dets:
-            model.keypoints_in_box(f, box)
-    one_dog_fps = len(frames) / (time.perf_counter() - t)
-    fallback = model.whole_frame_fallback
-    model.whole_frame_fallback = False  # as in video (vision.pose.backend.default_backend)
-    t = time.perf_counter()
-    for f in frames:
-        if not model.detect(f, max_dogs=1):
-            model.keypoints_in_box(f, box)
-    video_fps = len(frames) / (time.perf_counter() - t)
-    t = time.perf_counter()
-    for f in frames:
-        if not model.detect(f, max_dogs=1, refine=False):
-            model.keypoints_in_box(f, box)
-    coarse_fps = len(frames) / (time.perf_counter() - t)
-    from vision.pose.backend import ModelTracker
-
     clip = clip_frames_720p(max(args.frames, 120)) or frames
-    tracker = ModelTracker(model, min_score=model.score_threshold)
-    t = time.perf_counter()
-    for f in clip:
-        tracker.get_pose(f)
-    tracker_fps = len(clip) / (time.perf_counter() - t)
-    dec = decode_fps(frames)
+    rows, dogs_per_frame = timed_rows(model, frames, clip)
+    # Rows take turns, round after round: a slow spell of a shared machine falls on all of them.
+    results: dict[str, list[float]] = {name: [] for name in rows}
+    for _ in range(max(1, args.rounds)):
+        for name, run in rows.items():
+            results[name].append(run())
+    dec = float(np.median(results["PyAV H.264 decode to RGB"]))
     title = f"720p, onnxruntime threads={args.threads}" + (", flip test" if args.flip_test else "")
-    print(f"{title:<64}{'fps':>8}{'x decode':>10}")
-    print("-" * 82)
-    rows = [
-        (f"detect + keypoints (all dogs found: {n_dogs / len(frames):.2f}/frame)", det_fps),
-        ("detect + keypoints, exactly one dog/frame" + (" (as images)" if fallback else ""), one_dog_fps),
-        ("  same, no whole-frame fallback (as in video)", video_fps),
-        ("  same, detector box (no keypoint refinement)", coarse_fps),
-        ("keypoints_in_box only (tracking)", kp_fps),
-        (f"video tracker, real clip (checked every {tracker.redetect_every}th)", tracker_fps),
-        ("PyAV H.264 decode to RGB", dec),
-    ]
-    for name, fps in rows:
-        print(f"{name:<64}{fps:8.1f}{fps / dec:10.2f}")
+    print(f"{title:<56}{'fps (median)':>14}{'min-max':>14}{'x decode':>10}")
+    print("-" * 94)
+    for name, values in results.items():
+        median = float(np.median(values))
+        spread = f"{min(values):.1f}-{max(values):.1f}"
+        print(f"{name:<56}{median:14.1f}{spread:>14}{median / dec:10.2f}")
+    found = sum(dogs_per_frame) / max(len(dogs_per_frame), 1)
+    print(f"{args.rounds} rounds of {len(frames)} frames, tracker {len(clip)} clip frames; {found:.2f} dogs/frame")
 
 
 if __name__ == "__main__":
