@@ -4,13 +4,20 @@ from pathlib import Path
 
 import pytest
 
-from vision.model.recipe import ENSEMBLE_MINUTES, Command, Step, both_steps, ensemble_steps, run_recipe
+from vision.model.recipe import (
+    ENSEMBLE_MINUTES,
+    ENSEMBLE_STEPS,
+    Command,
+    Step,
+    both_steps,
+    ensemble_steps,
+    run_recipe,
+)
 from vision.model.train import build_parser
 
 
 def _ensemble(tmp_path, *argv):
     args = build_parser().parse_args(["--task", "ensemble", "--data", str(tmp_path / "data"), *argv])
-    args.minutes = args.minutes or sum(ENSEMBLE_MINUTES)
     return ensemble_steps(args, tmp_path / "runs", tmp_path / "model" / "dog_pose.json")
 
 
@@ -38,7 +45,7 @@ def test_task_both_passes_each_option_to_the_run_it_concerns(tmp_path):
     kp, det = parser.parse_args(runs["keypoints"]), parser.parse_args(runs["detector"])
     assert (kp.task, det.task) == ("keypoints", "detector")
     for run in (kp, det):  # shared: budget, one thread each, resume, validation interval
-        assert (run.minutes, run.threads, run.resume, run.eval_every) == (7.0, 1, True, 5.0)
+        assert (run.minutes, run.steps, run.threads, run.resume, run.eval_every) == (7.0, None, 1, True, 5.0)
     assert kp.skips and kp.hind_weight == 2.0 and kp.backbone == "efficientnet-lite2" and kp.crop_sizes == "192"
     assert kp.pipeline_boxes == tmp_path / "b.json" and kp.p_pipeline == 0.3 and kp.lr == 4e-4
     assert kp.ema == 0.998 and det.ema == 0.0
@@ -101,6 +108,29 @@ def test_the_ensemble_recipe_trains_the_shipped_members_in_order_and_chains_thei
     model = str(tmp_path / "model" / "dog_pose.json")
     assert _option(final, "--out")[0] == model and _option(_argv(steps[6], "vision.evaluate"), "--model")[0] == model
     assert "--write-sidecar" in _argv(steps[6], "vision.evaluate")
+
+
+def test_the_ensemble_recipe_trains_the_shipped_runs_steps_unless_given_minutes(tmp_path):
+    parser = build_parser()
+    steps = _ensemble(tmp_path)
+    runs = [parser.parse_args(list(c.argv)) for c in (*steps[0].commands, steps[1].commands[0], steps[4].commands[0])]
+    by_out = {run.out.name: run for run in runs}
+    assert {name: run.steps for name, run in by_out.items()} == ENSEMBLE_STEPS
+    assert all(run.minutes is None for run in runs)  # no time limit: the same networks on any machine
+    timed = _ensemble(tmp_path, "--minutes", "36.5")
+    runs = [parser.parse_args(list(c.argv)) for c in (*timed[0].commands, timed[1].commands[0], timed[4].commands[0])]
+    assert all(run.steps is None for run in runs)
+    assert sum(run.minutes for run in runs[1:]) == pytest.approx(36.5, abs=1e-3)
+
+
+def test_task_both_gives_both_runs_a_step_budget_when_asked(tmp_path):
+    from vision.model.recipe import both_commands
+
+    parser = build_parser()
+    runs = dict(both_commands(parser.parse_args(["--steps", "40"])))
+    for argv in runs.values():
+        run = parser.parse_args(argv)
+        assert (run.steps, run.minutes) == (40, None)
 
 
 def test_the_ensemble_recipe_ignores_network_options_meant_for_single_runs(tmp_path):
@@ -166,12 +196,18 @@ def test_the_budget_defaults_to_the_shipped_recipe_for_the_ensemble_only(monkeyp
     from vision.model import train
 
     seen = {}
-    monkeypatch.setattr(train, "train_recipe", lambda args: seen.setdefault(args.task, args.minutes))
-    train.main(["--task", "ensemble"])
+    monkeypatch.setattr(train, "train_recipe", lambda args: seen.setdefault(args.task, (args.minutes, args.steps)))
+    train.main(["--task", "ensemble"])  # its step budgets (ensemble_steps)
     train.main(["--task", "both"])
     train.main(["--task", "ensemble", "--minutes", "20"])
-    assert seen == {"ensemble": sum(ENSEMBLE_MINUTES), "both": train.DEFAULT_MINUTES}
+    assert seen == {"ensemble": (None, None), "both": (train.DEFAULT_MINUTES, None)}
     assert train.build_parser().parse_args(["--task", "keypoints"]).minutes is None  # resolved in main
+    seen.clear()
+    train.main(["--task", "both", "--steps", "30"])
+    assert seen == {"both": (None, 30)}
+    for argv in (["--steps", "0"], ["--steps", "5", "--minutes", "5"], ["--task", "ensemble", "--steps", "5"]):
+        with pytest.raises(SystemExit, match="--steps takes a positive step count"):
+            train.main(argv)
 
 
 def test_the_ensemble_stops_before_training_without_the_movenet_weights(monkeypatch, tmp_path):

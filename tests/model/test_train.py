@@ -380,6 +380,23 @@ def test_a_run_with_ema_exports_the_average_and_keeps_both_figures(tmp_path):
     assert (out / "dog_keypoints.onnx").is_file()
 
 
+def test_a_step_budget_stops_at_its_step_and_a_resume_finishes_it(tmp_path):
+    from tests.conftest import ANIMALPOSE, need_shared
+    from vision.model.train import main
+
+    need_shared(ANIMALPOSE)
+    out = tmp_path / "run"
+    argv = ["--task", "keypoints", "--eval-every", "100", "--kp-batch", "2", "--crop-sizes", "128"]
+    argv += ["--threads", "1", "--out", str(out)]
+    main([*argv, "--steps", "3"])
+    last = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    assert last["step"] == 3
+    best = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
+    assert best["summary"]["steps"] == 3 and best["summary"]["budget"] == {"steps": 3}
+    main([*argv, "--steps", "5", "--resume"])  # a larger budget continues to its end
+    assert torch.load(out / "last.pt", map_location="cpu", weights_only=False)["step"] == 5
+
+
 def test_the_training_summary_names_the_weights_a_fresh_run_starts_from():
     assert pretrained_source("movenet-lightning") == "MoveNet Lightning (human pose)"
     assert pretrained_source("efficientnet-lite2") == "ImageNet"

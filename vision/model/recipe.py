@@ -12,9 +12,13 @@ recipe longer than one sitting is picked up where it stopped.
   first keypoint member side by side; the skip-connection member; a two-member model, whose
   pipeline places the boxes the MoveNet member trains half its crops in; the MoveNet member; then
   the three members exported as one ensemble with the detector, the score fitted, and evaluated.
-  Its time budget is shared as the shipped members' runs were (125, 140 and 100 minutes). The
-  shipped detector has a longer history (model 0.1's joint network, then a fine-tune), which this
-  recipe does not repeat: its detector starts from ImageNet (see ``models/HISTORY.md``).
+  Each run trains the steps the shipped one did (:data:`ENSEMBLE_STEPS`), so the recipe gives the
+  same networks on a slow or busy machine, only later (about 28,600 steps in all: some 8 hours on
+  two free cores at 1 s a step, more on a shared machine; it resumes across sittings). With
+  ``--minutes`` the total time is shared instead, as the shipped runs' minutes were (125, 140,
+  100): quicker, but a slower machine then trains fewer steps. The shipped detector has a longer
+  history (model 0.1's joint network, then a fine-tune), which this recipe does not repeat: its
+  detector starts from ImageNet (see ``models/HISTORY.md``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ from pathlib import Path
 
 #: Shares of the ``ensemble`` time budget: the shipped runs' minutes (first member and detector, skips member, MoveNet).
 ENSEMBLE_MINUTES: tuple[float, float, float] = (125.0, 140.0, 100.0)
+#: Step budgets of the ``ensemble`` runs (its default): the shipped members' steps (their training summaries in
+#: ``models/dog_pose.json``) and, for the detector, which the shipped model fine-tuned from model 0.1's network,
+#: those of the one 135-minute detector run from ImageNet (5,327; ``models/HISTORY.md``, "Tried after 0.5").
+ENSEMBLE_STEPS: dict[str, int] = {"detector": 5300, "member0": 6300, "member1": 9751, "member2": 7226}
 
 
 @dataclass(frozen=True)
@@ -71,12 +79,21 @@ def _pair(commands: list[tuple[str, list[str]]]) -> tuple[Command, ...]:
     return tuple(_train(argv, task) for task, argv in commands)
 
 
-def both_commands(args: argparse.Namespace, folder: Path | None = None) -> list[tuple[str, list[str]]]:
+def _budget(args: argparse.Namespace) -> list[str]:
+    """The budget options of a run: ``--steps`` when the command line gave steps, else ``--minutes``."""
+    return ["--steps", str(args.steps)] if args.steps else ["--minutes", str(args.minutes)]
+
+
+def both_commands(
+    args: argparse.Namespace, folder: Path | None = None, budgets: dict[str, list[str]] | None = None
+) -> list[tuple[str, list[str]]]:
     """The two runs of ``--task both``: (task, argv) each, one thread each, with the options each run takes.
 
     ``folder``: checkpoints in ``folder/detector`` and ``folder/member0``; None -> each task's default folder.
+    ``budgets``: each task's budget options; None -> ``args``' budget for both.
     """
-    common = ["--minutes", str(args.minutes), "--threads", "1", "--seed", str(args.seed), "--data", str(args.data)]
+    budgets = budgets or {"keypoints": _budget(args), "detector": _budget(args)}
+    common = ["--threads", "1", "--seed", str(args.seed), "--data", str(args.data)]
     common += ["--eval-every", str(args.eval_every), "--frozen-blocks", str(args.frozen_blocks)]
     if args.resume:
         common.append("--resume")
@@ -103,8 +120,8 @@ def both_commands(args: argparse.Namespace, folder: Path | None = None) -> list[
         keypoints += ["--out", str(folder / "member0")]
         detector += ["--out", str(folder / "detector")]
     return [
-        ("keypoints", ["--task", "keypoints", *common, *keypoints]),
-        ("detector", ["--task", "detector", *common, *detector]),
+        ("keypoints", ["--task", "keypoints", *budgets["keypoints"], *common, *keypoints]),
+        ("detector", ["--task", "detector", *budgets["detector"], *common, *detector]),
     ]
 
 
@@ -121,15 +138,21 @@ def both_steps(args: argparse.Namespace, model_out: Path) -> list[Step]:
 def ensemble_steps(args: argparse.Namespace, folder: Path, model_out: Path) -> list[Step]:
     """``--task ensemble``: the shipped model's recipe, checkpoints in ``folder``, the model written to ``model_out``.
 
-    ``args.minutes`` is the whole budget, shared in the proportions of :data:`ENSEMBLE_MINUTES`;
-    ``args.seed`` seeds the first two runs, the second and third members get the next two seeds.
-    The networks take the recipe's options, not the command line's.
+    Each run trains its steps of :data:`ENSEMBLE_STEPS`; with ``args.minutes``, that whole time
+    budget is shared in the proportions of :data:`ENSEMBLE_MINUTES` instead. ``args.seed`` seeds
+    the first two runs, the second and third members get the next two seeds. The networks take the
+    recipe's options, not the command line's.
     """
     from vision.model.train import build_parser
 
-    first, skips, movenet = (args.minutes * m / sum(ENSEMBLE_MINUTES) for m in ENSEMBLE_MINUTES)
+    if args.minutes is None:
+        budget = {run: ["--steps", str(steps)] for run, steps in ENSEMBLE_STEPS.items()}
+    else:
+        first, skips, movenet = (f"{args.minutes * m / sum(ENSEMBLE_MINUTES):g}" for m in ENSEMBLE_MINUTES)
+        budget = {"detector": ["--minutes", first], "member0": ["--minutes", first]}
+        budget |= {"member1": ["--minutes", skips], "member2": ["--minutes", movenet]}
     pair = build_parser().parse_args([])  # the first member and the detector: the default options
-    pair.minutes, pair.seed, pair.data, pair.resume = first, args.seed, args.data, args.resume
+    pair.seed, pair.data, pair.resume = args.seed, args.data, args.resume
     pair.eval_every = args.eval_every
     data = ["--data", str(args.data)]
     common = [*data, "--threads", str(args.threads), "--eval-every", str(args.eval_every)]
@@ -138,13 +161,16 @@ def ensemble_steps(args: argparse.Namespace, folder: Path, model_out: Path) -> l
     two = folder / "two_members" / "dog_pose.json"
     members = [str(folder / f"member{i}" / "best.pt") for i in range(3)]
     export = ["--detector", str(folder / "detector" / "best.pt"), "--keypoint-weights", "int8", *data]
-    member1 = ["--task", "keypoints", "--skips", "--hind-weight", "2", "--minutes", f"{skips:g}"]
+    member1 = ["--task", "keypoints", "--skips", "--hind-weight", "2", *budget["member1"]]
     member1 += ["--seed", str(args.seed + 1), "--out", str(folder / "member1"), *common]
     member2 = ["--task", "keypoints", "--backbone", "movenet-lightning", "--hind-weight", "2", "--crop-sizes", "192"]
     member2 += ["--lr", "5e-4", "--pipeline-boxes", str(boxes), "--p-pipeline", "0.5", "--ema", "0.998"]
-    member2 += ["--minutes", f"{movenet:g}", "--seed", str(args.seed + 2), "--out", str(folder / "member2"), *common]
+    member2 += [*budget["member2"], "--seed", str(args.seed + 2), "--out", str(folder / "member2"), *common]
     return [
-        Step("detector_and_member0", _pair(both_commands(pair, folder))),
+        Step(
+            "detector_and_member0",
+            _pair(both_commands(pair, folder, {"keypoints": budget["member0"], "detector": budget["detector"]})),
+        ),
         Step("member1_skips", (_train(member1),)),
         Step(
             "two_members", (Command("vision.model.export", (*export, "--keypoints", *members[:2], "--out", str(two))),)

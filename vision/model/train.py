@@ -1,6 +1,7 @@
 """Train the Hindsight dog detector and keypoint networks on Animal-Pose (CPU).
 
-Usage: ``python -m vision.model.train [--task {both,ensemble,keypoints,detector}] [--minutes N] [--resume] [--init PATH]
+Usage: ``python -m vision.model.train [--task {both,ensemble,keypoints,detector}] [--minutes N | --steps N] [--resume]
+[--init PATH]
 [--crop-sizes 160,192] [--p-dog 0.35,0.85] [--det-zoom 0.45,1.3] [--lr 1e-3] [--backbone efficientnet-lite0]
 [--skips] [--hind-weight 1] [--score-holdout 15]``
 
@@ -11,13 +12,13 @@ ensemble (model 0.6) is continued one member at a time: ``--member 1`` picks the
 Two networks (since model 0.2), trained side by side with one thread each by ``--task both``
 (each run gets the options that concern it, :func:`vision.model.recipe.both_commands`), which then
 exports them to ``models/`` and evaluates. ``--task ensemble`` runs the shipped model's whole recipe
-(a detector and three keypoint members, about six hours; :mod:`vision.model.recipe`). The two kinds
-of network:
+(a detector and three keypoint members, the shipped runs' steps; :mod:`vision.model.recipe`). The two
+kinds of network:
 
 - ``keypoints``: the top-down ``KeypointNet`` (EfficientNet-Lite0 + three transposed convolutions
   to stride 4) on augmented box crops of dogs, cats and horses (the dog share rises from 35% to
   85%), MSE on sigma 2.5-cell Gaussian heatmaps of the labelled keypoints (``--hind-weight``
-  weighs the hind-limb group's heatmaps); crops 160 px for the first 55% of the time, 192 px after.
+  weighs the hind-limb group's heatmaps); crops 160 px for the first 55% of the budget, 192 px after.
 - ``detector``: the CenterNet head of ``DogPoseNet`` (Lite0 + FPN-lite) on whole letterboxed
   images (focal loss + L1 offset/log-size; only dogs are positives, cats/horses/people are
   background, 4% synthetic empty frames). ``--score-holdout`` (default 15) keeps that percent of
@@ -25,8 +26,10 @@ of network:
   and its threshold on them: images the detector never saw.
 
 Both: the head trains alone for 150 steps, then the backbone joins with its own warm-up; the LR
-follows a cosine decay over the *time* budget, so the schedule survives resumes and CPU
-contention. The stem and first 3 blocks stay frozen, BatchNorm statistics of the backbone too.
+follows a cosine decay over the budget: ``--minutes`` of training time (the run fits a sitting,
+but a slower or busier machine trains fewer steps) or ``--steps`` (the same network on any
+machine, later on a slow one). Either survives resumes. The stem and first 3 blocks stay frozen,
+BatchNorm statistics of the backbone too.
 Batches depend only on (seed, step). Checkpoints every 5 min in ``<checkpoint_root>/<task>/``
 (:func:`checkpoint_root`: ``$HINDSIGHT_CHECKPOINTS`` or the user data folder, outside the work tree); every
 15 min a validation (keypoints: GT-box hind-limb PCK@0.1; detector: dogs found at IoU >= 0.5)
@@ -56,7 +59,7 @@ from vision.model.metrics import HIND_LIMB_INDEX, pck_hits, summarise_pck
 from vision.model.recipe import ENSEMBLE_MINUTES
 
 REPO = Path(__file__).resolve().parents[2]
-#: ``--minutes`` when not given (``--task ensemble``: the sum of ``recipe.ENSEMBLE_MINUTES``).
+#: ``--minutes`` when neither it nor ``--steps`` is given (``--task ensemble``: ``recipe.ENSEMBLE_STEPS``).
 DEFAULT_MINUTES = 85.0
 
 
@@ -395,7 +398,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--minutes",
         type=float,
         default=None,
-        help=f"training time budget (default {DEFAULT_MINUTES:g}; ensemble: {sum(ENSEMBLE_MINUTES):g}, for all runs)",
+        help=f"training time budget (default {DEFAULT_MINUTES:g}; ensemble: a total, shared as the shipped runs' "
+        f"{', '.join(f'{m:g}' for m in ENSEMBLE_MINUTES)} minutes were)",
+    )
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="step budget instead of --minutes: the learning-rate schedule and the crop-size switch run over "
+        "this many optimiser steps and training stops there, so a slow or busy machine gives the same network, "
+        "later (ensemble: the shipped runs' steps are its default budget)",
     )
     ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint (recipes: the last step)")
     ap.add_argument("--out", type=Path, default=None, help="checkpoint folder (default <checkpoint_root>/<task>)")
@@ -483,10 +495,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Train (or resume) within a time budget, checkpointing and exporting as it goes."""
+    """Train (or resume) within a time or step budget, checkpointing and exporting as it goes."""
     args = build_parser().parse_args(argv)
-    if args.minutes is None:
-        args.minutes = sum(ENSEMBLE_MINUTES) if args.task == "ensemble" else DEFAULT_MINUTES
+    if args.steps is not None and (args.minutes is not None or args.steps < 1 or args.task == "ensemble"):
+        raise SystemExit(
+            "error: --steps takes a positive step count and replaces --minutes"
+            + ("; --task ensemble has its own step budgets (or give --minutes)" if args.task == "ensemble" else "")
+        )
+    if args.minutes is None and args.steps is None and args.task != "ensemble":
+        args.minutes = DEFAULT_MINUTES  # the ensemble recipe's default is its step budgets
     if args.task in ("both", "ensemble"):
         train_recipe(args)
         return
@@ -602,7 +619,12 @@ def main(argv: list[str] | None = None) -> None:
             p.requires_grad_(False)
         if "ema" in ck:  # resumed
             average.load_state_dict(ck["ema"])
-    budget = args.minutes * 60.0
+    budget = math.inf if args.steps else args.minutes * 60.0
+
+    def progress(at_step: int, seconds: float) -> float:
+        """Where the run is in its budget, 0..1: by steps with ``--steps``, else by time."""
+        return at_step / args.steps if args.steps else seconds / budget
+
     net.train()
     _freeze_bn(net)
 
@@ -622,8 +644,7 @@ def main(argv: list[str] | None = None) -> None:
     def producer() -> None:
         while not stop.is_set():
             s = produced["step"]
-            prog = (start_elapsed + (time.time() - t0)) / budget
-            _, size, p_dog = spec(s, prog)
+            _, size, p_dog = spec(s, progress(s, start_elapsed + (time.time() - t0)))
             kb = None
             if kp_task:
                 kb = data.kp_batch(args.seed * 1_000_003 + 2 * s, args.kp_batch, size, p_dog, p_pipeline)
@@ -645,6 +666,7 @@ def main(argv: list[str] | None = None) -> None:
             "task": args.task,
             "steps": step,
             "minutes": round(elapsed / 60, 1),
+            "budget": {"steps": args.steps} if args.steps else {"minutes": args.minutes},
             "kp_batch": args.kp_batch,
             "det_batch": args.det_batch,
             "det_size": args.det_size,
@@ -745,7 +767,7 @@ def main(argv: list[str] | None = None) -> None:
     threads_cur = args.threads
     timing: dict[int, list[float]] = {1: [], args.threads: []}
     explore_left = 0
-    while elapsed < budget:
+    while (step < args.steps) if args.steps else (elapsed < budget):
         s, size, kb, db = q.get()
         t_step = time.time()
         if args.threads > 1 and step % 40 == 0 and step > 0:
@@ -755,7 +777,7 @@ def main(argv: list[str] | None = None) -> None:
             threads_cur = min(timing, key=lambda t: float(np.mean(timing[t][-6:])))
         torch.set_num_threads(threads_cur)
         elapsed = start_elapsed + (time.time() - t0)
-        head_mult, bb_mult = progress_schedule(elapsed / budget, step)
+        head_mult, bb_mult = progress_schedule(progress(step, elapsed), step)
         opt.param_groups[0]["lr"] = args.lr * head_mult
         opt.param_groups[1]["lr"] = args.lr * bb_mult
         for p in trainable_bb:
