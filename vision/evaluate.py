@@ -30,12 +30,14 @@ from typing import Any
 
 import numpy as np
 
+from vision.analysis import CONFIDENCE_THRESHOLD
 from vision.anatomy import CANONICAL_KEYPOINTS, HIND_LIMB_KEYPOINTS
 from vision.model.dataset import Record, default_data_root, load_animalpose, read_rgb
 from vision.model.detector import DogPoseModel, default_model_path
 from vision.model.metrics import (
     HIND_LIMB_INDEX,
     box_iou,
+    confidence_reliability,
     match_by_iou,
     paired_difference,
     pck_hits,
@@ -72,7 +74,7 @@ def collect_hits(
         unlabelled}, rows in record order; ``found`` (M,) bool, one per single-animal image (with
         ``pipeline``), and ``found_side_on`` (M,) bool, whether that animal stands side-on;
         ``side_on`` (N,) bool, the animals that stand side-on (:func:`standing_side_on`);
-        ``n_instances`` N.
+        ``gt_box_confidence`` (N, K) float64, the confidences of the GT-box keypoints; ``n_instances`` N.
     """
     hits: dict[str, dict[float, list[np.ndarray]]] = {
         "gt_box": {a: [] for a in ALPHAS},
@@ -81,6 +83,7 @@ def collect_hits(
     single_found: list[bool] = []
     single_side_on: list[bool] = []
     side_on: list[bool] = []
+    confidence: list[np.ndarray] = []
     n = 0
     for rec in records:
         gts = [i for i in rec.instances if i.species == species]
@@ -93,6 +96,7 @@ def collect_hits(
         for inst in gts:
             side_on.append(standing_side_on(inst.keypoints, inst.bbox))
             det = model.keypoints_in_box(img, inst.bbox)
+            confidence.append(det.keypoints[:, 2])
             for a in ALPHAS:
                 hits["gt_box"][a].append(pck_hits(det.keypoints, inst.keypoints, inst.bbox, a))
         if not pipeline:
@@ -117,6 +121,7 @@ def collect_hits(
             single_side_on.append(side_on[-1])
     n_kp = len(CANONICAL_KEYPOINTS)
     out: dict[str, Any] = {"n_instances": n, "side_on": np.array(side_on, bool)}
+    out["gt_box_confidence"] = np.array(confidence, np.float64).reshape(-1, n_kp)
     for mode in ("gt_box", "pipeline") if pipeline else ("gt_box",):
         out[mode] = {a: np.array(hits[mode][a], np.float64).reshape(-1, n_kp) for a in ALPHAS}
     if pipeline:
@@ -180,7 +185,9 @@ def evaluate_records(
     -------
     dict
         ``gt_box`` and ``pipeline`` -> {"pck05": summary, "pck10": summary}; ``detection`` ->
-        found share in single-animal images; ``n_instances``; ``seconds``.
+        found share in single-animal images; ``standing_side_on`` (:func:`side_on_figures`);
+        ``confidence``: for the hind-limb group and all keypoints, :func:`confidence_reliability` of the
+        GT-box keypoints at PCK@0.1, with the analysis's confidence threshold; ``n_instances``; ``seconds``.
     """
     t0 = time.time()
     hits = collect_hits(model, records, image_dir, species, max_instances, pipeline)
@@ -194,6 +201,13 @@ def evaluate_records(
             "found_iou50": float(np.mean(found)) if len(found) else None,
         }
     out["standing_side_on"] = side_on_figures(hits)
+    conf, right = hits["gt_box_confidence"], hits["gt_box"][0.1]
+    out["confidence"] = {  # what a keypoint's confidence says, and what the analysis keeps (GT boxes, PCK@0.1)
+        "hind_limb": confidence_reliability(
+            conf[:, list(HIND_LIMB_INDEX)], right[:, list(HIND_LIMB_INDEX)], CONFIDENCE_THRESHOLD
+        ),
+        "all": confidence_reliability(conf, right, CONFIDENCE_THRESHOLD),
+    }
     out["seconds"] = round(time.time() - t0, 1)
     return out
 
@@ -297,7 +311,6 @@ def clip_agreement(
         finds them: on a uniform time grid, in the track without its low-confidence points, then carried
         back to the clip's own frames by :func:`swaps_at_times`; ``swaps_repaired``: grid frames per group).
     """
-    from vision.analysis import CONFIDENCE_THRESHOLD
     from vision.clean import drop_low_confidence, exchange_labels, repair_swaps, resample_uniform
     from vision.io import load_poses
     from vision.model.metrics import reference_agreement
@@ -385,6 +398,17 @@ def format_table(result: dict[str, Any]) -> str:
             f"standing side-on (the filming setting), {side['n_instances']} animals: hind-limb PCK@0.1 "
             + ", ".join(parts)
             + found
+        )
+    reliability = (result.get("confidence") or {}).get("hind_limb")
+    if reliability and reliability["kept_rate"] is not None:
+        bins = ", ".join(
+            f"{b['low']:.1f}-{b['high']:.1f}: {b['rate']:.2f}" for b in reliability["bins"] if b["rate"] is not None
+        )
+        dropped = reliability["dropped_rate"]
+        lines.append(
+            f"hind-limb points right (GT box, PCK@0.1) by confidence: {bins}; the analysis keeps those >= "
+            f"{reliability['threshold']:g} ({reliability['kept_share']:.0%}; right {reliability['kept_rate']:.2f}, "
+            f"dropped ones {'-' if dropped is None else f'{dropped:.2f}'})"
         )
     return "\n".join(lines)
 

@@ -19,7 +19,7 @@ from vision.model.detector import (
     model_files,
     suppress_duplicates,
 )
-from vision.model.metrics import box_iou, standing_side_on
+from vision.model.metrics import HIND_LIMB_INDEX, box_iou, standing_side_on
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data" / "animalpose"
@@ -183,6 +183,12 @@ def test_regression_hind_limb_pck_first_30_val_dogs(model):
     result = evaluate_records(model, recs, DATA / "images", "dog", max_instances=30, pipeline=False)
     assert result["n_instances"] == 30
     assert result["gt_box"]["pck10"]["hind_limb"] >= reference - 0.05
+    # the confidence tells right points from wrong ones: the points the analysis keeps are right more often
+    reliability = result["confidence"]["hind_limb"]
+    assert reliability["kept_rate"] > reliability["dropped_rate"] + 0.2
+    dogs = [i for r in recs for i in r.instances if i.species == "dog"][:30]
+    labelled = sum(int((dog.keypoints[list(HIND_LIMB_INDEX), 2] > 0).sum()) for dog in dogs)
+    assert sum(b["points"] for b in reliability["bins"]) == labelled
 
 
 def test_regression_hind_limb_pck_of_the_dogs_standing_side_on(model):

@@ -9,6 +9,7 @@ from vision.anatomy import CANONICAL_KEYPOINTS, HIND_LIMB_KEYPOINTS
 from vision.model.metrics import (
     HIND_LIMB_INDEX,
     box_iou,
+    confidence_reliability,
     match_by_iou,
     paired_difference,
     pck_hits,
@@ -248,3 +249,41 @@ def test_pooled_rate_pools_labelled_points_and_its_interval_narrows_with_more_an
     assert pooled_rate(every) == {"rate": 1.0, "low": 1.0, "high": 1.0, "n_instances": 500}
     with pytest.raises(ValueError, match="no labelled"):
         pooled_rate(np.full((3, 2), np.nan))
+
+
+def test_confidence_reliability_counts_each_labelled_point_in_its_bin():
+    conf = np.array([[0.05, 0.15, 0.35, 0.95, 1.0, 0.31]])
+    hits = np.array([[0.0, 1.0, 1.0, np.nan, 1.0, 0.0]])  # the 0.95 point is unlabelled: not counted
+    r = confidence_reliability(conf, hits, threshold=0.3)
+    by_low = {b["low"]: (b["points"], b["rate"]) for b in r["bins"]}
+    assert by_low[0.0] == (1, 0.0) and by_low[0.1] == (1, 1.0) and by_low[0.3] == (2, 0.5)
+    assert by_low[0.7] == (1, 1.0)  # a confidence of exactly 1 falls in the last bin
+    assert by_low[0.5] == (0, None)
+    assert r["bins"][-1]["high"] == 1.0
+    assert r["kept_share"] == pytest.approx(3 / 5) and r["kept_rate"] == pytest.approx(2 / 3)
+    assert r["dropped_rate"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="differ in shape"):
+        confidence_reliability(conf, hits[:, :3], threshold=0.3)
+
+
+@given(
+    st.integers(0, 2**31 - 1),
+    st.floats(0.05, 0.95),
+    st.floats(0.05, 0.95),
+)
+@settings(max_examples=25)
+def test_confidence_reliability_adds_up_and_a_higher_threshold_keeps_fewer(seed, t1, t2):
+    rng = np.random.default_rng(seed)
+    conf = rng.uniform(0, 1, (12, 6))
+    hits = (rng.uniform(0, 1, (12, 6)) < conf).astype(float)
+    hits[rng.uniform(0, 1, hits.shape) < 0.2] = np.nan
+    low, high = sorted((t1, t2))
+    a, b = (confidence_reliability(conf, hits, threshold=t) for t in (low, high))
+    labelled = int(np.isfinite(hits).sum())
+    assert sum(x["points"] for x in a["bins"]) == labelled
+    right = sum(x["points"] * x["rate"] for x in a["bins"] if x["rate"] is not None)
+    assert right == pytest.approx(np.nansum(hits))
+    kept = a["kept_share"] * labelled
+    split = (a["kept_rate"] or 0) * kept + (a["dropped_rate"] or 0) * (labelled - kept)
+    assert split == pytest.approx(np.nansum(hits))
+    assert b["kept_share"] <= a["kept_share"]

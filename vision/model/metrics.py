@@ -73,6 +73,58 @@ def summarise_pck(hits: np.ndarray) -> dict[str, object]:
     }
 
 
+#: Confidence bins of :func:`confidence_reliability` (the last edge is above 1 so that 1.0 falls in a bin).
+CONFIDENCE_EDGES: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.0 + 1e-9)
+
+
+def confidence_reliability(
+    confidence: np.ndarray, hits: np.ndarray, threshold: float, edges: tuple[float, ...] = CONFIDENCE_EDGES
+) -> dict[str, object]:
+    """How often a keypoint is right at each confidence, and for the points kept at ``threshold``.
+
+    Parameters
+    ----------
+    confidence : np.ndarray
+        (N, K) predicted keypoint confidences (the heatmap peak, 0..1).
+    hits : np.ndarray
+        (N, K) PCK hits of those points: 1 right, 0 wrong, NaN unlabelled (not counted).
+    threshold : float
+        The confidence below which a point is dropped (``vision.analysis.CONFIDENCE_THRESHOLD``).
+    edges : tuple of float
+        Bin edges, increasing; a bin holds ``lo <= confidence < hi``.
+
+    Returns
+    -------
+    dict
+        ``bins``: a list of ``{"low", "high", "points", "rate"}`` (rate None for an empty bin);
+        ``threshold``; ``kept_share`` (share of labelled points at or above it), ``kept_rate`` and
+        ``dropped_rate`` (share right among kept and dropped points; None when there are none).
+    """
+    conf = np.asarray(confidence, np.float64).ravel()
+    h = np.asarray(hits, np.float64).ravel()
+    if conf.shape != h.shape:
+        raise ValueError(f"confidences {np.shape(confidence)} and hits {np.shape(hits)} differ in shape")
+    labelled = ~np.isnan(h) & np.isfinite(conf)
+    conf, h = conf[labelled], h[labelled]
+
+    def rate(chosen: np.ndarray) -> float | None:
+        return float(h[chosen].mean()) if chosen.any() else None
+
+    bins = [
+        {"low": lo, "high": min(hi, 1.0), "points": int(m.sum()), "rate": rate(m)}
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+        for m in [(conf >= lo) & (conf < hi)]
+    ]
+    kept = conf >= threshold
+    return {
+        "bins": bins,
+        "threshold": float(threshold),
+        "kept_share": float(kept.mean()) if len(conf) else None,
+        "kept_rate": rate(kept),
+        "dropped_rate": rate(~kept),
+    }
+
+
 #: A dog "standing side-on" (:func:`standing_side_on`), the view Hindsight's filming guidance asks for: its back
 #: (withers to tail base) tilted at most this many degrees from the horizontal, ...
 SIDE_ON_MAX_TILT_DEG = 30.0
