@@ -426,8 +426,7 @@ def test_dog_score_weighs_each_verifier_output():
 class _PeakSession:
     """A stand-in keypoint network: every crop gets the same heatmaps, peaks at given crop cells."""
 
-    engine = "stand-in"
-    input_name = "image"
+    input_name, output_name = "image", "heatmaps"
 
     def __init__(self, cells: np.ndarray, height: float = 0.9, confident: int = 20) -> None:
         self.cells = cells  # (20, 2) x, y cell of each keypoint's peak

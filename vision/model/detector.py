@@ -298,10 +298,7 @@ class DogPoseModel:
 
     @classmethod
     def load(
-        cls,
-        path: str | Path | None = None,
-        threads: int = 2,
-        whole_frame_fallback: bool | None = None,
+        cls, path: str | Path | None = None, threads: int = 2, whole_frame_fallback: bool | None = None
     ) -> DogPoseModel:
         """Load the networks named by a model manifest.
 

@@ -20,15 +20,12 @@ class Network(Protocol):
 
     Attributes
     ----------
-    engine : str
-        The engine that runs it (``onnxruntime``).
     input_name : str
         The graph's (only) input.
     output_name : str
         The graph output that :meth:`run` gives.
     """
 
-    engine: str
     input_name: str
     output_name: str
 
@@ -117,8 +114,6 @@ def weights_as_float32(model: Any) -> Any:
 
 class OnnxRuntimeNetwork:
     """A network run by onnxruntime (one ``InferenceSession``; safe to call from several threads)."""
-
-    engine = "onnxruntime"
 
     def __init__(self, model_bytes: bytes, threads: int) -> None:
         import onnxruntime as ort
