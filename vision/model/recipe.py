@@ -12,8 +12,8 @@ recipe longer than one sitting is picked up where it stopped.
   first keypoint member side by side; the skip-connection member; a two-member model, whose
   pipeline places the boxes the MoveNet member trains half its crops in; the MoveNet member; then
   the three members exported as one ensemble with the detector, the score fitted, and evaluated.
-  Each run trains the steps the shipped one did (:data:`ENSEMBLE_STEPS`), so the recipe gives the
-  same networks on a slow or busy machine, only later (about 28,600 steps in all: some 8 hours on
+  Each run trains the steps the shipped one did (:data:`ENSEMBLE_STEPS`), so the recipe trains as
+  far on a slow or busy machine, only later (about 28,600 steps in all: some 8 hours on
   two free cores at 1 s a step, more on a shared machine; it resumes across sittings). With
   ``--minutes`` the total time is shared instead, as the shipped runs' minutes were (125, 140,
   100): quicker, but a slower machine then trains fewer steps. The shipped detector has a longer

@@ -27,7 +27,7 @@ kinds of network:
 
 Both: the head trains alone for 150 steps, then the backbone joins with its own warm-up; the LR
 follows a cosine decay over the budget: ``--minutes`` of training time (the run fits a sitting,
-but a slower or busier machine trains fewer steps) or ``--steps`` (the same network on any
+but a slower or busier machine trains fewer steps) or ``--steps`` (as much training on any
 machine, later on a slow one). Either survives resumes. The stem and first 3 blocks stay frozen,
 BatchNorm statistics of the backbone too.
 Batches depend only on (seed, step). Checkpoints every 5 min in ``<checkpoint_root>/<task>/``
@@ -406,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="step budget instead of --minutes: the learning-rate schedule and the crop-size switch run over "
-        "this many optimiser steps and training stops there, so a slow or busy machine gives the same network, "
+        "this many optimiser steps and training stops there, so a slow or busy machine trains as far, "
         "later (ensemble: the shipped runs' steps are its default budget)",
     )
     ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint (recipes: the last step)")
