@@ -14,8 +14,8 @@ from vision.storage.models import Clip, Dog, User
 
 GUIDANCE = """
 **How to film**
-- Side-on, with the phone at the dog's hip height, 2–4 m away; the whole dog in frame, filling at least a
-  third of its width (a smaller dog is found and tracked less reliably).
+- Side-on, with the phone held level at the dog's hip height, 2–4 m away; the whole dog in frame, filling at
+  least a third of its width (a smaller dog is found and tracked less reliably).
 - Walk the dog on a loose lead past the camera, **at least 6 strides each way**, on flat ground.
 - Film in daylight or a brightly lit room: in dim light the phone exposes longer and the moving legs blur.
 - Same place, same lead side and similar speed each week.
