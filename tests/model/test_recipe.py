@@ -116,7 +116,7 @@ def test_the_ensemble_recipe_trains_the_shipped_runs_steps_unless_given_minutes(
     runs = [parser.parse_args(list(c.argv)) for c in (*steps[0].commands, steps[1].commands[0], steps[4].commands[0])]
     by_out = {run.out.name: run for run in runs}
     assert {name: run.steps for name, run in by_out.items()} == ENSEMBLE_STEPS
-    assert all(run.minutes is None for run in runs)  # no time limit: the same networks on any machine
+    assert all(run.minutes is None for run in runs)  # no time limit: as much training on any machine
     timed = _ensemble(tmp_path, "--minutes", "36.5")
     runs = [parser.parse_args(list(c.argv)) for c in (*timed[0].commands, timed[1].commands[0], timed[4].commands[0])]
     assert all(run.steps is None for run in runs)

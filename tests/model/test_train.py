@@ -394,7 +394,11 @@ def test_a_step_budget_stops_at_its_step_and_a_resume_finishes_it(tmp_path):
     best = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
     assert best["summary"]["steps"] == 3 and best["summary"]["budget"] == {"steps": 3}
     main([*argv, "--steps", "5", "--resume"])  # a larger budget continues to its end
-    assert torch.load(out / "last.pt", map_location="cpu", weights_only=False)["step"] == 5
+    last = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    assert last["step"] == 5
+    # the schedule followed the steps: the last update (step 4 of 5) took the rate for 4/5 of the budget
+    head_rate = last["optim"]["param_groups"][0]["lr"]
+    assert head_rate == pytest.approx(1e-3 * progress_schedule(4 / 5, 4)[0], rel=1e-6)
 
 
 def test_the_training_summary_names_the_weights_a_fresh_run_starts_from():
