@@ -767,7 +767,7 @@ def main(argv: list[str] | None = None) -> None:
     threads_cur = args.threads
     timing: dict[int, list[float]] = {1: [], args.threads: []}
     explore_left = 0
-    while (step < args.steps) if args.steps else (elapsed < budget):
+    while progress(step, elapsed) < 1.0:
         s, size, kb, db = q.get()
         t_step = time.time()
         if args.threads > 1 and step % 40 == 0 and step > 0:
