@@ -33,7 +33,16 @@ import numpy as np
 from vision.anatomy import CANONICAL_KEYPOINTS, symmetric_pairs
 from vision.model.dataset import read_rgb
 from vision.model.engine import Network, open_network
-from vision.model.geometry import STRIDE, box_around_keypoints, crop_matrix, from_cells, letterbox, warp_square
+from vision.model.geometry import (
+    STRIDE,
+    VERIFY_CROPS,
+    box_around_keypoints,
+    crop_matrix,
+    from_cells,
+    letterbox,
+    verifier_crop,
+    warp_square,
+)
 from vision.model.metrics import box_iou
 
 #: Box refinement without ``box_from_keypoints`` in the manifest, and the cut-offs ``export`` writes there:
@@ -265,6 +274,11 @@ class DogPoseModel:
         self.det_max_reduction = float(meta.get("input", {}).get("det_max_reduction", 0.0))
         self.det_max_size = int(meta.get("input", {}).get("det_max_size", self.det_size))
         self.kp_size = int(meta.get("input", {}).get("kp_size", 192))
+        #: How the verifier's crop is cut around a box (``input.verify_crop``, :func:`verifier_crop`); a
+        #: manifest that does not say is read as up to 0.7.1, a square padded around the box.
+        self.verify_crop = str(meta.get("input", {}).get("verify_crop", "square"))
+        if self.verify_crop not in VERIFY_CROPS:
+            raise ValueError(f"unknown input.verify_crop {self.verify_crop!r} in the model manifest")
         cal = meta.get("score_calibration") or {}
         #: score = sigmoid(a * logit(detector peak) + sum_i c_i * logit(verifier output i) + b); ``c``
         #: has one weight per verifier output (the breed mass, then the trained probe's probability).
@@ -645,7 +659,7 @@ class DogPoseModel:
         V = 1 (the ImageNet dog-breed mass) or 2 (and the trained probe's probability of a whole dog).
         """
         size = self.verify_size
-        crops = np.stack([warp_square(image_rgb, crop_matrix(b, size), size) for b in boxes])
+        crops = np.stack([verifier_crop(image_rgb, b, size, self.verify_crop) for b in boxes])
         return _present(self._verifier, "verifier").run(_nchw(crops)).reshape(len(boxes), -1).astype(np.float32)
 
     def combined_score(self, raw: np.ndarray, dog_prob: np.ndarray | None) -> np.ndarray:

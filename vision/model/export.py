@@ -30,10 +30,11 @@ import numpy as np
 
 from vision.anatomy import CANONICAL_KEYPOINTS
 from vision.model.dataset import Record, in_score_holdout, load_animalpose, read_rgb
+from vision.model.geometry import VERIFY_CROP
 from vision.model.verifier import PROBE_KIND
 
 REPO = Path(__file__).resolve().parents[2]
-VERSION = "0.7.1"
+VERSION = "0.7.2"
 DET_SIZE = 256
 #: Largest reduction of a frame in the detector's view (training images: 640 px in a 256-px view) and
 #: the view's largest side (``DogPoseModel.close_view``).
@@ -79,6 +80,7 @@ def manifest(
             "kp_size": trained_crop_size(keypoints),
             "crop_pad": 1.25,
             "pad_value": 114,
+            "verify_crop": VERIFY_CROP,
         },
         "outputs": {
             "det": "detector: (N, 5, H/4, W/4) dog score (sigmoid), offset x, offset y, log width, log height (cells)",

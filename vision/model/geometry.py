@@ -19,6 +19,12 @@ STRIDE = 4
 CROP_PAD = 1.25
 #: Grey value of the padding outside the image (crops and letterbox canvases).
 PAD_VALUE = 114
+#: How the verifier's crop is cut around a candidate box (:func:`verifier_crop`): ``"box"`` (the box
+#: itself, stretched to the square input; since model 0.7.2) or ``"square"`` (a square of ``CROP_PAD`` x
+#: the longer box side, as the keypoint crops; up to 0.7.1, and any manifest that does not say).
+VERIFY_CROPS = ("box", "square")
+#: The verifier crop of the models ``export`` writes now, and of the verifier probe's fit.
+VERIFY_CROP = "box"
 
 
 def crop_matrix(
@@ -44,6 +50,25 @@ def crop_matrix(
         lin = np.diag([-1.0, 1.0]) @ lin
     t = np.array([size / 2, size / 2]) - lin @ np.array([cx, cy])
     return np.hstack([lin, t[:, None]]).astype(np.float32)
+
+
+def box_matrix(bbox: np.ndarray, size: int) -> np.ndarray:
+    """2x3 float32 affine from image pixels to a square ``size`` crop of exactly the box (aspect not kept)."""
+    x0, y0, x1, y1 = (float(v) for v in bbox)
+    sx, sy = size / max(x1 - x0, 2.0), size / max(y1 - y0, 2.0)
+    return np.array([[sx, 0.0, -sx * x0], [0.0, sy, -sy * y0]], np.float32)
+
+
+def verifier_crop(image: np.ndarray, bbox: np.ndarray, size: int, mode: str) -> np.ndarray:
+    """(size, size, C) crop of a candidate box for the verifier, cut as ``mode`` (one of :data:`VERIFY_CROPS`) says.
+
+    A square crop padded around a person holding a dog shows the dog beside the person's head, and
+    the ImageNet verifier then calls the person's box a dog; the box alone shows less of its neighbours.
+    """
+    if mode not in VERIFY_CROPS:
+        raise ValueError(f"unknown verifier crop {mode!r}; expected one of {', '.join(VERIFY_CROPS)}")
+    matrix = box_matrix(bbox, size) if mode == "box" else crop_matrix(bbox, size)
+    return warp_square(image, matrix, size)
 
 
 def warp_square(image: np.ndarray, matrix: np.ndarray, size: int, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:

@@ -39,7 +39,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from vision.model.dataset import Record, in_score_holdout, load_animalpose, read_rgb
-from vision.model.geometry import crop_matrix, warp_square
+from vision.model.geometry import VERIFY_CROP, verifier_crop
 from vision.model.metrics import box_iou
 
 #: ``kind`` of a trained probe's summary (a verifier with two outputs: breed mass and probe).
@@ -167,7 +167,7 @@ def verifier_crops(samples: list[CropSample], image_dir: Path) -> np.ndarray:
     for k, s in enumerate(samples):
         if s.file not in cache:
             cache = {s.file: read_rgb(image_dir / s.file)}  # samples of an image are consecutive
-        crop = warp_square(cache[s.file], crop_matrix(np.array(s.box, np.float32), VERIFY_SIZE), VERIFY_SIZE)
+        crop = verifier_crop(cache[s.file], np.array(s.box, np.float32), VERIFY_SIZE, VERIFY_CROP)
         crops[k] = crop[:, ::-1] if s.flip else crop
     return crops
 
