@@ -31,6 +31,34 @@ def test_crop_matrix_centres_box_with_padding(x0, y0, w, h, size):
     assert span == pytest.approx(size / geo.CROP_PAD, rel=1e-4)
 
 
+@given(
+    st.floats(0, 500),
+    st.floats(0, 500),
+    st.floats(4, 400),
+    st.floats(4, 400),
+    st.sampled_from([160, 224]),
+)
+def test_box_matrix_maps_the_box_onto_the_whole_crop(x0, y0, w, h, size):
+    mat = geo.box_matrix(np.array([x0, y0, x0 + w, y0 + h]), size)
+    corners = geo.apply_affine(np.array([[x0, y0], [x0 + w, y0 + h]]), mat)
+    np.testing.assert_allclose(corners, [[0, 0], [size, size]], atol=1e-3 * size)
+
+
+def test_verifier_box_crop_shows_the_box_and_the_square_crop_its_neighbours():
+    """A tall box (a person) beside a dog: the padded square takes in the dog, the box crop does not."""
+    img = np.zeros((200, 300, 3), np.uint8)
+    img[40:160, 100:160] = 255  # the box's content
+    img[100:160, 170:260] = (255, 0, 0)  # a neighbour to the right
+    box = np.array([100, 40, 160, 160], np.float32)
+    own = geo.verifier_crop(img, box, 64, "box")
+    assert own.shape == (64, 64, 3) and (own[2:-2, 2:-2] == 255).all()
+    square = geo.verifier_crop(img, box, 64, "square")
+    red = (square[..., 0] > 200) & (square[..., 1] < 50)
+    assert red.mean() > 0.05 and not ((own[..., 0] > 200) & (own[..., 1] < 50)).any()
+    with pytest.raises(ValueError, match="unknown verifier crop 'wide'"):
+        geo.verifier_crop(img, box, 64, "wide")
+
+
 def test_flipped_crop_mirrors_the_plain_crop():
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (120, 200, 3), dtype=np.uint8)
