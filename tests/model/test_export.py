@@ -490,3 +490,21 @@ def test_a_score_that_would_not_carry_over_is_refused_before_any_file_is_written
         message = str(stop.value)
         assert message.startswith("error: --score-from") and needle in message and "\n" not in message
     assert not out.parent.exists()  # nothing written
+
+
+def test_quantization_inputs_are_cut_as_each_network_reads_its_crops():
+    """The verifier's int8 ranges are calibrated on the crops it is given at run time (the box, stretched)."""
+    import cv2
+
+    from vision.model.export import calibration_inputs
+
+    data = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "animalpose"
+    if not data.is_dir():
+        pytest.skip("../shared/data/animalpose not present")
+    verifier = calibration_inputs(data, "verifier", n=4)
+    keypoints = calibration_inputs(data, "keypoints", n=4)
+    assert [x.shape for x in verifier] == [(1, 3, 224, 224)] * 4
+    assert [x.shape for x in keypoints] == [(1, 3, 192, 192)] * 4
+    # the same animals: a square verifier crop would be the keypoint crop at 224 px; the box crop is not
+    as_square = cv2.resize(keypoints[0][0].transpose(1, 2, 0), (224, 224), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(verifier[0][0].transpose(1, 2, 0) - as_square).mean() > 25  # square: 8.8, box: 44.9

@@ -255,10 +255,11 @@ def quantize_int8(source: str | Path, out: str | Path, inputs: list[np.ndarray])
 def calibration_inputs(data_root: Path, role: str, n: int = 64) -> list[np.ndarray]:
     """Training-split images prepared as ``role``'s network receives them, for :func:`quantize_int8`.
 
-    ``detector``: whole images letterboxed to ``DET_SIZE``; ``keypoints`` / ``verifier``: square
-    crops (``KP_SIZE`` / 224 px) of labelled animals' boxes (dogs, and every fourth other animal).
+    ``detector``: whole images letterboxed to ``DET_SIZE``; ``keypoints`` / ``verifier``: crops
+    (``KP_SIZE`` / 224 px) of labelled animals' boxes (dogs, and every fourth other animal), cut as
+    each network's crops are (the verifier's as :data:`VERIFY_CROP` says).
     """
-    from vision.model.geometry import crop_matrix, letterbox, warp_square
+    from vision.model.geometry import crop_matrix, letterbox, verifier_crop, warp_square
 
     train = [r for r in load_animalpose(data_root) if r.split == "train"]
     out: list[np.ndarray] = []
@@ -271,7 +272,11 @@ def calibration_inputs(data_root: Path, role: str, n: int = 64) -> list[np.ndarr
         animals = [(r, i) for r in train for i in r.instances]
         picked = [a for k, a in enumerate(animals) if a[1].species == "dog" or k % 4 == 0]
         for rec, inst in picked[:: max(1, len(picked) // n)][:n]:
-            out.append(warp_square(read_rgb(data_root / "images" / rec.file), crop_matrix(inst.bbox, size), size))
+            image = read_rgb(data_root / "images" / rec.file)
+            if role == "verifier":
+                out.append(verifier_crop(image, inst.bbox, size, VERIFY_CROP))
+            else:
+                out.append(warp_square(image, crop_matrix(inst.bbox, size), size))
     return [np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32) for x in out]
 
 
