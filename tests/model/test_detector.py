@@ -258,6 +258,103 @@ def test_people_beside_the_dogs_are_rarely_reported_and_never_first(model):
     assert stray <= 3
 
 
+#: Dog-free training images with people in them (riders, handlers, people holding a cat), picked by eye from
+#: contact sheets of the 335 dog-free images that ``evaluate`` samples: a person with no dog in the frame.
+PEOPLE_WITHOUT_DOGS = [
+    "2007_000836",
+    "2007_003189",
+    "2007_004902",
+    "2007_006364",
+    "2007_008256",
+    "2007_008802",
+    "2007_009841",
+    "2008_000371",
+    "2008_000660",
+    "2008_000880",
+    "2008_001068",
+    "2008_001992",
+    "2008_003043",
+    "2008_003228",
+    "2008_003596",
+    "2008_004533",
+    "2008_004649",
+    "2008_004868",
+    "2008_005072",
+    "2008_005431",
+    "2008_005934",
+    "2008_006135",
+    "2008_006235",
+    "2008_006317",
+    "2008_006758",
+    "2008_007237",
+    "2008_007392",
+    "2008_007576",
+    "2008_007625",
+    "2008_007702",
+    "2008_008034",
+    "2008_008212",
+    "2008_008403",
+    "2008_008488",
+    "2009_000511",
+    "2009_000642",
+    "2009_000727",
+    "2009_000934",
+    "2009_001013",
+    "2009_001433",
+    "2009_002477",
+    "2009_003272",
+    "2009_003637",
+    "2009_003739",
+    "2009_004999",
+    "2010_000224",
+    "2010_001827",
+    "2010_002221",
+    "2010_002340",
+    "2010_004515",
+    "2010_004634",
+    "2010_005019",
+    "2010_005906",
+    "2011_000594",
+    "2011_000675",
+    "2011_001116",
+    "2011_001335",
+    "2011_002555",
+    "2011_002694",
+    "2011_002884",
+    "ho101",
+    "ho145",
+    "ho57",
+    "ho79",
+    "ho84",
+]
+
+
+def _train_records():
+    if not DATA.is_dir():
+        pytest.skip("../shared/data/animalpose not present")
+    from vision.model.dataset import load_animalpose
+
+    return {r.file: r for r in load_animalpose(DATA) if r.split == "train"}
+
+
+def test_a_person_without_a_dog_is_not_reported_as_one(model):
+    """The issue: frames without a dog are recognised, and a person must not pull the detection. In these 65
+    images model 0.7.2 reports 5 boxes, each on the labelled horse or cat beside a person (IoU 0.61-0.93), none
+    on a person. Training images, seen as negatives, so an optimistic figure: this guards against a regression."""
+    records = _train_records()
+    stray: list[tuple[str, float]] = []
+    for name in PEOPLE_WITHOUT_DOGS:
+        record = records[f"{name}.jpg"]
+        assert not any(i.species == "dog" for i in record.instances), name
+        dogs = model.detect(read_rgb(DATA / "images" / record.file))
+        if not dogs:
+            continue
+        animals = np.array([i.bbox for i in record.instances], np.float32)
+        on_an_animal = box_iou(np.array([d.bbox_xyxy for d in dogs], np.float32), animals).max(axis=1) >= 0.3
+        stray += [(name, round(d.score, 2)) for d, ok in zip(dogs, on_an_animal, strict=True) if not ok]
+    assert len(stray) <= 1, stray
+
+
 def test_mirror_heatmaps_round_trip_and_sides():
     from vision.model.detector import mirror_heatmaps
 
