@@ -95,7 +95,7 @@ def test_no_dog_in_empty_frames(model, kind):
 def _frames_with_candidates() -> list[np.ndarray]:
     """Noise, a blurred blob scene and (when present) real validation images: frames with several peaks."""
     rng = np.random.default_rng(3)
-    frames = [rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)]
+    frames: list[np.ndarray] = [rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)]
     blobs = np.full((400, 600, 3), 90, np.uint8)
     for _ in range(6):
         x, y = int(rng.integers(50, 550)), int(rng.integers(50, 350))
