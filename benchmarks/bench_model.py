@@ -132,7 +132,7 @@ def main() -> None:
     args = ap.parse_args()
     frames = frames_720p(args.frames)
     model = DogPoseModel.load(args.model, threads=args.threads)
-    model.flip_test = args.flip_test
+    model.reader.flip_test = args.flip_test
     model.detect(frames[0])
     clip = clip_frames_720p(max(args.frames, 120)) or frames
     rows, dogs_per_frame = timed_rows(model, frames, clip)

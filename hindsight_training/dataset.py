@@ -25,8 +25,6 @@ from vision.model.geometry import (
     warp_square,
 )
 
-NUM_KEYPOINTS = len(CANONICAL_KEYPOINTS)
-
 #: Percent of training images a detector run keeps out of its training (``--score-holdout``), so
 #: that the dog score and its threshold are fitted on images the detector has never seen.
 SCORE_HOLDOUT_PERCENT = 15
@@ -39,12 +37,6 @@ def in_score_holdout(file: str, percent: int) -> bool:
     below ``percent``); ``percent`` 0 holds out nothing.
     """
     return zlib.crc32(file.encode("utf-8")) % 100 < percent
-
-
-def default_data_root(repo: Path | None = None) -> Path:
-    """``<repo>/../shared/data/animalpose`` (the repo root is two levels above this package)."""
-    repo = repo or Path(__file__).resolve().parents[2]
-    return repo.parent / "shared" / "data" / "animalpose"
 
 
 @dataclass(frozen=True)
@@ -199,7 +191,7 @@ class BoxJitter:
 
 #: Jitter of a label box: the boxes a network may be read in, from a coarse detector.
 LABEL_BOX_JITTER = BoxJitter()
-#: Jitter of a pipeline box (``vision.model.pipeline_boxes``): the box itself is one the pipeline makes.
+#: Jitter of a pipeline box (``hindsight_training.pipeline_boxes``): the box itself is one the pipeline makes.
 PIPELINE_BOX_JITTER = BoxJitter(scale=(0.93, 1.08), shift=0.04)
 
 
@@ -345,23 +337,3 @@ def detection_sample(
         reg[:, iy, ix] = (c[0] - ix, c[1] - iy, math.log(bw), math.log(bh))
         mask[0, iy, ix] = 1.0
     return canvas, heat, reg, mask
-
-
-def read_rgb(path: str | Path) -> np.ndarray:
-    """Decode an image file to HxWx3 uint8 RGB.
-
-    Raises
-    ------
-    HindsightInputError
-        One plain line naming the file when it is missing, not a file, empty or not a readable image.
-    """
-    from vision.errors import HindsightInputError
-
-    path = Path(path)
-    if not path.is_file():
-        raise HindsightInputError(f"not a file: {path.name or str(path)}")
-    data = np.fromfile(path, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if img is None:
-        raise HindsightInputError(f"cannot read image: {path.name}")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

@@ -1,8 +1,8 @@
 """Evaluate the ONNX dog pose model on Animal-Pose.
 
-Usage: ``python -m vision.evaluate [--data PATH] [--split val] [--species dog] [--json]``
-or ``python -m vision.evaluate --clip VIDEO --reference POSES [--json]``
-or ``python -m vision.evaluate --model CANDIDATE.json --baseline SHIPPED.json [--json]``
+Usage: ``python -m hindsight_training.evaluate [--data PATH] [--split val] [--species dog] [--json]``
+or ``python -m hindsight_training.evaluate --clip VIDEO --reference POSES [--json]``
+or ``python -m hindsight_training.evaluate --model CANDIDATE.json --baseline SHIPPED.json [--json]``
 
 Reports PCK@0.05 and PCK@0.1 (threshold = alpha x the longer side of the labelled box) per
 keypoint and for the hind-limb group, (a) for the full pipeline (detect on the whole image, then
@@ -16,7 +16,7 @@ share of frames within 0.1 body length (nose to tail base) of a reference track 
 
 With ``--baseline``, two models are run on the same animals and the candidate's figures minus the
 baseline's are reported with a 95% paired bootstrap interval over animals
-(:func:`vision.model.metrics.paired_difference`): on 180 validation dogs a point or two of PCK is
+(:func:`hindsight_training.metrics.paired_difference`): on 180 validation dogs a point or two of PCK is
 within the noise of which dogs happen to be in the split.
 """
 
@@ -30,13 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from vision.analysis import CONFIDENCE_THRESHOLD
-from vision.anatomy import CANONICAL_KEYPOINTS, HIND_LIMB_KEYPOINTS
-from vision.model.dataset import Record, default_data_root, load_animalpose, read_rgb
-from vision.model.detector import DogPoseModel, default_model_path
-from vision.model.metrics import (
+from hindsight_training.dataset import Record, load_animalpose
+from hindsight_training.metrics import (
     HIND_LIMB_INDEX,
-    box_iou,
     confidence_reliability,
     match_by_iou,
     paired_difference,
@@ -45,6 +41,12 @@ from vision.model.metrics import (
     standing_side_on,
     summarise_pck,
 )
+from hindsight_training.paths import default_data_root
+from vision.analysis import CONFIDENCE_THRESHOLD
+from vision.anatomy import CANONICAL_KEYPOINTS, HIND_LIMB_KEYPOINTS
+from vision.model.detector import DogPoseModel
+from vision.model.geometry import box_iou, read_rgb
+from vision.model.manifest import default_model_path
 
 ALPHAS = (0.05, 0.1)
 MATCH_IOU = 0.3
@@ -220,7 +222,7 @@ def compare_hits(baseline: dict[str, Any], candidate: dict[str, Any], seed: int 
     dict
         ``{mode: {"pck05"|"pck10": {"hind_limb"|"all": paired_difference}}}`` for the modes both
         have, and ``found`` (the share of single-animal images with the animal found) when both
-        ran the pipeline. See :func:`vision.model.metrics.paired_difference`.
+        ran the pipeline. See :func:`hindsight_training.metrics.paired_difference`.
     """
     out: dict[str, Any] = {}
     for mode in ("gt_box", "pipeline"):
@@ -311,9 +313,9 @@ def clip_agreement(
         finds them: on a uniform time grid, in the track without its low-confidence points, then carried
         back to the clip's own frames by :func:`swaps_at_times`; ``swaps_repaired``: grid frames per group).
     """
+    from hindsight_training.metrics import reference_agreement
     from vision.clean import drop_low_confidence, exchange_labels, repair_swaps, resample_uniform
     from vision.io import load_poses
-    from vision.model.metrics import reference_agreement
     from vision.pose.backend import default_backend
     from vision.pose.video_tracking import track_video
     from vision.video import probe
@@ -415,7 +417,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 def write_sidecar_metrics(model_path: Path | None, result: dict[str, Any], first30: float, split: str) -> None:
     """Store evaluation figures (and the regression-test reference) in the model manifest."""
-    from vision.model.detector import default_model_path
+    from vision.model.manifest import default_model_path
 
     sidecar = model_path or default_model_path()
     meta = json.loads(sidecar.read_text())
@@ -465,7 +467,7 @@ def main(argv: list[str] | None = None) -> None:
     if not (args.data / "annotations.json").is_file():
         ap.exit(2, f"error: no Animal-Pose data in {args.data} (annotations.json missing); pass --data\n")
     records = load_animalpose(args.data)
-    model.flip_test = model.flip_test or args.flip_test
+    model.reader.flip_test = model.reader.flip_test or args.flip_test
     sel = select_records(records, args.split, args.species)
     if baseline is not None:
         image_dir = args.data / "images"

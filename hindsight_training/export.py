@@ -1,8 +1,8 @@
 """Export trained checkpoints to ``models/`` (two ONNX networks + the ``dog_pose.json`` manifest).
 
-Usage: ``python -m vision.model.export [--detector CHECKPOINTS/detector/best.pt]
+Usage: ``python -m hindsight_training.export [--detector CHECKPOINTS/detector/best.pt]
 [--keypoints CHECKPOINTS/keypoints/best.pt [MORE ...]] [--out models/dog_pose.json] [--calibrate-only]
-[--score-from MANIFEST]`` (CHECKPOINTS: ``vision.model.train.checkpoint_root``).
+[--score-from MANIFEST]`` (CHECKPOINTS: ``hindsight_training.paths.checkpoint_root``).
 
 The score calibration, its threshold and the box margins are fitted after the export (about 6 minutes),
 unless ``--score-from`` names a model with the same detector, verifier and box network: its fits hold
@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from hindsight_training.dataset import Record, in_score_holdout, load_animalpose
+from hindsight_training.paths import checkpoint_root, default_data_root, shipped_manifest
+from hindsight_training.verifier import PROBE_KIND
 from vision.anatomy import CANONICAL_KEYPOINTS
-from vision.model.dataset import Record, in_score_holdout, load_animalpose, read_rgb
-from vision.model.geometry import VERIFY_CROP
-from vision.model.verifier import PROBE_KIND
+from vision.model.geometry import VERIFY_CROP, box_iou, read_rgb
 
-REPO = Path(__file__).resolve().parents[2]
 VERSION = "0.7.2"
 DET_SIZE = 256
 #: Largest reduction of a frame in the detector's view (training images: 640 px in a 256-px view) and
@@ -205,7 +205,7 @@ def quantize_int8(source: str | Path, out: str | Path, inputs: list[np.ndarray])
     Weights become int8 with one scale per output channel, activations uint8 with ranges measured
     on ``inputs`` (MinMax calibration): a quarter of the float32 size. ``vision.model.engine.open_network``
     runs such a file in float arithmetic, each activation clipped to its range, because onnxruntime's
-    int8 kernels give CPU-dependent results (they saturate without VNNI). ``vision.model.recover``
+    int8 kernels give CPU-dependent results (they saturate without VNNI). ``hindsight_training.recover``
     reads the weights back (``DequantizeLinear``) to continue training.
 
     Parameters
@@ -312,7 +312,7 @@ def export_keypoints_onnx(
     """
     import torch
 
-    from vision.model.network import EnsembleExportWrapper, KeypointEnsemble
+    from hindsight_training.network import EnsembleExportWrapper, KeypointEnsemble
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -333,7 +333,7 @@ def export_detector_onnx(
     """Export the detection head of a ``DogPoseNet`` (output ``det``) to ONNX, with a ``.json`` summary."""
     import torch
 
-    from vision.model.network import DetectorExportWrapper
+    from hindsight_training.network import DetectorExportWrapper
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -349,11 +349,11 @@ def export_verifier_onnx(out: str | Path, probe: Any = None) -> Path:
     """Export the dog verifier in float32: the PyPI ImageNet EfficientNet-Lite0 and its output.
 
     Output ``dog_prob``: the untrained ImageNet probability mass on the dog breeds, (N,) (up to model
-    0.5); with ``probe`` (a :class:`vision.model.verifier.Probe`) (N, 2), the probe's probability second.
+    0.5); with ``probe`` (a :class:`hindsight_training.verifier.Probe`) (N, 2), the probe's probability second.
     """
     import torch
 
-    from vision.model.network import DogVerifier
+    from hindsight_training.network import DogVerifier
 
     head = None if probe is None else (probe.weight, probe.bias)
     out = Path(out)
@@ -378,8 +378,8 @@ def export_verifier_onnx(out: str | Path, probe: Any = None) -> Path:
 def score_holdout_of(training: dict[str, Any]) -> int:
     """Percent of training images the score is fitted on: those the detector or the verifier never saw.
 
-    A detector trained with ``--score-holdout`` and a verifier probe (``vision.model.verifier``)
-    leave the same images out (:func:`vision.model.dataset.in_score_holdout`); when both did,
+    A detector trained with ``--score-holdout`` and a verifier probe (``hindsight_training.verifier``)
+    leave the same images out (:func:`hindsight_training.dataset.in_score_holdout`); when both did,
     their percentages must agree. 0: neither held images out, the fit uses all training images.
     """
     det = int((training.get("detector") or {}).get("score_holdout_percent") or 0)
@@ -393,7 +393,7 @@ def score_fit_images(data_root: Path, holdout_percent: int = 0) -> list[Record]:
     """Training images to fit the dog score on: the score hold-out if a network kept one, else all.
 
     ``holdout_percent`` comes from :func:`score_holdout_of`: the network (detector or verifier)
-    that kept out the images :func:`vision.model.dataset.in_score_holdout` picks never saw them.
+    that kept out the images :func:`hindsight_training.dataset.in_score_holdout` picks never saw them.
     """
     train = [r for r in load_animalpose(data_root) if r.split == "train"]
     if holdout_percent:
@@ -412,18 +412,16 @@ def fit_score_calibration(
     peak (up to 5, raw score >= the candidate floor) and the whole-frame candidate, each with the
     box refined from its keypoints. A candidate is a positive when its refined box, the one
     reported, overlaps a labelled dog with IoU >= 0.5. a, b (and c, a weight per verifier output) are fitted
-    on the log-loss with a small ridge (logistic regression, :func:`vision.model.verifier.fit_logistic`). (Up to 0.4 the
-    labels came from the detector's unrefined boxes, one per dog: that fit trusted the detector's
-    peak, inflated on its own training images, three times as much as the verifier.)
+    on the log-loss with a small ridge (logistic regression, :func:`~hindsight_training.verifier.fit_logistic`).
 
     Returns
     -------
     dict
         ``{"a", "b", "c", "n_peaks", "n_positive", "n_images"}``.
     """
-    from vision.model.detector import DogPoseModel, _logit
-    from vision.model.metrics import box_iou
-    from vision.model.verifier import fit_logistic
+    from hindsight_training.verifier import fit_logistic
+    from vision.model.detector import DogPoseModel
+    from vision.model.scorer import logit
 
     model = DogPoseModel.load(manifest_path)
     train = score_fit_images(data_root, holdout_percent)
@@ -441,9 +439,9 @@ def fit_score_calibration(
         gt = np.array([x.bbox for x in rec.instances if x.species == "dog"], np.float32).reshape(-1, 4)
         iou = box_iou(refined, gt)
         for j in range(len(refined)):
-            f = [float(_logit(np.array(raws[j]))), 1.0]
+            f = [float(logit(np.array(raws[j]))), 1.0]
             if probs[j] is not None:
-                f.extend(float(v) for v in _logit(np.asarray(probs[j])).reshape(-1))
+                f.extend(float(v) for v in logit(np.asarray(probs[j])).reshape(-1))
             feats.append(f)
             ys.append(float(iou.shape[1] > 0 and iou[j].max() >= 0.5))
     x, y = np.array(feats), np.array(ys)
@@ -489,7 +487,7 @@ def fit_box_margins(records: list[Record], species: str = "dog", min_labelled: i
             gaps.append(((x0 - bx0) / extent, (y0 - by0) / extent, (bx1 - x1) / extent, (by1 - y1) / extent))
     if not gaps:
         raise ValueError(f"no training {species} with {min_labelled} labelled keypoints")
-    from vision.model.detector import DEFAULT_BOX_REFINEMENT
+    from vision.model.manifest import DEFAULT_BOX_REFINEMENT
 
     g = np.asarray(gaps)
     side = float(np.median(np.concatenate([g[:, 0], g[:, 2]])))
@@ -540,7 +538,6 @@ def fit_score_threshold(
         ``{"threshold", "found", "false_positive", "n_dog_images", "n_negative_images"}``.
     """
     from vision.model.detector import DogPoseModel
-    from vision.model.metrics import box_iou
 
     # Detections without the fallback; the whole-frame candidate is computed once, beside them.
     model = DogPoseModel.load(manifest_path, whole_frame_fallback=False)
@@ -585,8 +582,8 @@ def fit_score_threshold(
 
 def copy_shipped_network(manifest_path: Path, role: str, target: Path) -> dict[str, Any]:
     """Copy one network of a model manifest unchanged to ``target``; return its training summary."""
-    from vision.model.detector import model_files
-    from vision.model.recover import shipped_training
+    from hindsight_training.recover import shipped_training
+    from vision.model.manifest import model_files
 
     source = model_files(manifest_path)[role]
     if source.resolve() != target.resolve():
@@ -603,8 +600,8 @@ def copy_box_network(manifest_path: Path, target: Path) -> dict[str, Any]:
     """
     import onnx
 
-    from vision.model.detector import model_files
-    from vision.model.recover import shipped_training
+    from hindsight_training.recover import shipped_training
+    from vision.model.manifest import model_files
 
     meta = json.loads(manifest_path.read_text(encoding="utf-8"))
     files = model_files(manifest_path)
@@ -624,7 +621,7 @@ def _load_checkpoint(role: str, source: Path) -> tuple[Any, dict[str, Any]]:
     """A network and its training summary from a training checkpoint ``.pt``."""
     import torch
 
-    from vision.model.network import DogPoseNet, keypoint_network
+    from hindsight_training.network import DogPoseNet, keypoint_network
 
     ckpt = torch.load(source, map_location="cpu", weights_only=False)
     net = DogPoseNet(pretrained=False) if role == "detector" else keypoint_network(ckpt.get("summary"))
@@ -646,10 +643,10 @@ def shipped_member(source: Path) -> tuple[Path | None, int | None]:
 
 
 def keypoint_ensemble(sources: list[Path]) -> tuple[Any, dict[str, Any]]:
-    """One :class:`~vision.model.network.KeypointEnsemble` from several keypoint networks, and its summary.
+    """One :class:`~hindsight_training.network.KeypointEnsemble` from several keypoint networks, and its summary.
 
     Each source is a training checkpoint ``.pt`` or a model manifest (its shipped network, rebuilt
-    from the ONNX file by ``vision.model.recover``; a shipped ensemble contributes each of its
+    from the ONNX file by ``hindsight_training.recover``; a shipped ensemble contributes each of its
     members, so every member weighs the same, or with ``#K`` after the manifest only member K). The
     summary lists the members' summaries under ``members`` (how the ensemble is rebuilt) and their
     common ``crop_sizes``.
@@ -659,8 +656,8 @@ def keypoint_ensemble(sources: list[Path]) -> tuple[Any, dict[str, Any]]:
     ValueError
         When the members were trained at different crop sizes, or a manifest has no member K.
     """
-    from vision.model.network import KeypointEnsemble
-    from vision.model.recover import recover_network, shipped_training
+    from hindsight_training.network import KeypointEnsemble
+    from hindsight_training.recover import recover_network, shipped_training
 
     nets: list[Any] = []
     summaries: list[dict[str, Any]] = []
@@ -757,7 +754,7 @@ def score_source_problem(
     box network must be ``box_keypoints``'s or the first keypoint source's (a manifest or its member 0). The
     training summaries the export would record are then compared as :func:`with_score_of` compares them.
     """
-    from vision.model.recover import shipped_training
+    from hindsight_training.recover import shipped_training
 
     for role, given in (("detector", detector), ("verifier", verifier)):
         if given is None or given.suffix != ".json":
@@ -776,8 +773,6 @@ def score_source_problem(
 
 def main(argv: list[str] | None = None) -> None:
     """CLI: export both checkpoints, write the manifest and fit the score calibration."""
-    from vision.model.train import checkpoint_root
-
     ap = argparse.ArgumentParser(description=__doc__)
     keep = "; a model manifest (.json) keeps that model's network file unchanged"
     ap.add_argument(
@@ -807,9 +802,11 @@ def main(argv: list[str] | None = None) -> None:
         "--verifier",
         type=Path,
         default=None,
-        help="verifier probe .npz (python -m vision.model.verifier)" + keep + "; default: the untrained dog-breed mass",
+        help="verifier probe .npz (python -m hindsight_training.verifier)"
+        + keep
+        + "; default: the untrained dog-breed mass",
     )
-    ap.add_argument("--out", type=Path, default=REPO / "models" / "dog_pose.json", help="manifest path")
+    ap.add_argument("--out", type=Path, default=shipped_manifest(), help="manifest path")
     ap.add_argument("--calibrate-only", action="store_true", help="only refit the score calibration")
     ap.add_argument(
         "--score-from",
@@ -818,7 +815,7 @@ def main(argv: list[str] | None = None) -> None:
         help="a model manifest whose score calibration, threshold and box margins are kept instead of refitted: "
         "only when its detector, verifier and box network are the ones exported",
     )
-    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "animalpose")
+    ap.add_argument("--data", type=Path, default=default_data_root())
     args = ap.parse_args(argv)
     out: Path = args.out
     if args.score_from is not None:
@@ -831,7 +828,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"error: --score-from {args.score_from}: {problem}")
     if not args.calibrate_only:
         out.parent.mkdir(parents=True, exist_ok=True)
-        from vision.model.verifier import Probe
+        from hindsight_training.verifier import Probe
 
         files = manifest(box_keypoints={} if args.box_keypoints else None)["files"]
         summaries: dict[str, Any] = {"box_keypoints": None}

@@ -5,23 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from vision.anatomy import CANONICAL_KEYPOINTS, HIND_LIMB_KEYPOINTS, mirror_name
+from vision.model.geometry import box_iou
 
 HIND_LIMB_INDEX: tuple[int, ...] = tuple(CANONICAL_KEYPOINTS.index(n) for n in HIND_LIMB_KEYPOINTS)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix between (N, 4) and (M, 4) xyxy boxes -> (N, M) float64."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def pck_hits(pred: np.ndarray, gt: np.ndarray, bbox: np.ndarray, alpha: float) -> np.ndarray:

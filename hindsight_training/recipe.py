@@ -71,7 +71,7 @@ class Step:
 
 
 def _train(argv: list[str], label: str = "") -> Command:
-    return Command("vision.model.train", tuple(argv), label)
+    return Command("hindsight_training.train", tuple(argv), label)
 
 
 def _pair(commands: list[tuple[str, list[str]]]) -> tuple[Command, ...]:
@@ -130,28 +130,29 @@ def both_steps(args: argparse.Namespace, model_out: Path) -> list[Step]:
     data = ["--data", str(args.data)]
     return [
         Step("train", _pair(both_commands(args))),
-        Step("export", (Command("vision.model.export", ("--out", str(model_out), *data)),)),
-        Step("evaluate", (Command("vision.evaluate", ("--model", str(model_out), "--write-sidecar", *data)),)),
+        Step("export", (Command("hindsight_training.export", ("--out", str(model_out), *data)),)),
+        Step(
+            "evaluate", (Command("hindsight_training.evaluate", ("--model", str(model_out), "--write-sidecar", *data)),)
+        ),
     ]
 
 
-def ensemble_steps(args: argparse.Namespace, folder: Path, model_out: Path) -> list[Step]:
+def ensemble_steps(args: argparse.Namespace, folder: Path, model_out: Path, defaults: argparse.Namespace) -> list[Step]:
     """``--task ensemble``: the shipped model's recipe, checkpoints in ``folder``, the model written to ``model_out``.
 
     Each run trains its steps of :data:`ENSEMBLE_STEPS`; with ``args.minutes``, that whole time
     budget is shared in the proportions of :data:`ENSEMBLE_MINUTES` instead. ``args.seed`` seeds
     the first two runs, the second and third members get the next two seeds. The networks take the
-    recipe's options, not the command line's.
+    recipe's options, not the command line's: ``defaults`` are the training command's default
+    options (``train.build_parser().parse_args([])``), which the first member and the detector take.
     """
-    from vision.model.train import build_parser
-
     if args.minutes is None:
         budget = {run: ["--steps", str(steps)] for run, steps in ENSEMBLE_STEPS.items()}
     else:
         first, skips, movenet = (f"{args.minutes * m / sum(ENSEMBLE_MINUTES):g}" for m in ENSEMBLE_MINUTES)
         budget = {"detector": ["--minutes", first], "member0": ["--minutes", first]}
         budget |= {"member1": ["--minutes", skips], "member2": ["--minutes", movenet]}
-    pair = build_parser().parse_args([])  # the first member and the detector: the default options
+    pair = argparse.Namespace(**vars(defaults))  # the first member and the detector: the default options
     pair.seed, pair.data, pair.resume = args.seed, args.data, args.resume
     pair.eval_every = args.eval_every
     data = ["--data", str(args.data)]
@@ -173,15 +174,21 @@ def ensemble_steps(args: argparse.Namespace, folder: Path, model_out: Path) -> l
         ),
         Step("member1_skips", (_train(member1),)),
         Step(
-            "two_members", (Command("vision.model.export", (*export, "--keypoints", *members[:2], "--out", str(two))),)
+            "two_members",
+            (Command("hindsight_training.export", (*export, "--keypoints", *members[:2], "--out", str(two))),),
         ),
         Step(
             "pipeline_boxes",
-            (Command("vision.model.pipeline_boxes", ("--model", str(two), "--out", str(boxes), *data)),),
+            (Command("hindsight_training.pipeline_boxes", ("--model", str(two), "--out", str(boxes), *data)),),
         ),
         Step("member2_movenet", (_train(member2),)),
-        Step("export", (Command("vision.model.export", (*export, "--keypoints", *members, "--out", str(model_out))),)),
-        Step("evaluate", (Command("vision.evaluate", ("--model", str(model_out), "--write-sidecar", *data)),)),
+        Step(
+            "export",
+            (Command("hindsight_training.export", (*export, "--keypoints", *members, "--out", str(model_out))),),
+        ),
+        Step(
+            "evaluate", (Command("hindsight_training.evaluate", ("--model", str(model_out), "--write-sidecar", *data)),)
+        ),
     ]
 
 

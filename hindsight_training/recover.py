@@ -18,32 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vision.model.engine import dequantize
-
-
-def onnx_constants(model: Any) -> dict[str, np.ndarray]:
-    """Float32 values of an ONNX graph's initializers, following the nodes that decode stored weights.
-
-    Quantized weights (``export.quantize_int8``) are int8/int32 initializers read through
-    ``DequantizeLinear`` (``(q - zero_point) * scale``, per channel along ``axis``); weights stored
-    as float16 or int8 + scale (models before 0.4) through ``Cast`` and ``Mul``; equal constants the
-    exporter stored once through ``Identity``.
-    """
-    from onnx import helper, numpy_helper
-
-    values = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type == "Identity" and node.input[0] in values:  # the exporter's shared constants
-            values[node.output[0]] = values[node.input[0]]
-        elif node.op_type == "Cast" and node.input[0] in values:
-            values[node.output[0]] = values[node.input[0]].astype(np.float32)
-        elif node.op_type == "Mul" and all(x in values for x in node.input):
-            values[node.output[0]] = (values[node.input[0]] * values[node.input[1]]).astype(np.float32)
-        elif node.op_type == "DequantizeLinear" and node.input[0] in values and node.input[1] in values:
-            zero = values[node.input[2]] if len(node.input) > 2 and node.input[2] else 0.0
-            axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 1)
-            values[node.output[0]] = dequantize(values[node.input[0]], values[node.input[1]], zero, axis)
-    return values
+from vision.model.engine import onnx_constants
 
 
 def _execution_order(module: Any, size: int) -> list[Any]:
@@ -182,8 +157,8 @@ def recover_network(manifest: str | Path, role: str, check_size: int = 128) -> A
     import onnxruntime as ort
     import torch
 
-    from vision.model.detector import model_files
-    from vision.model.network import DetectorExportWrapper, DogPoseNet, keypoint_network
+    from hindsight_training.network import DetectorExportWrapper, DogPoseNet, keypoint_network
+    from vision.model.manifest import model_files
 
     path = model_files(manifest)[role]
     summary = shipped_training(manifest, role)

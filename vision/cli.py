@@ -140,7 +140,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         except Exception:  # noqa: BLE001
             decoders[codec] = False
     try:
-        from vision.model.detector import default_model_path, model_files, model_summary
+        from vision.model.manifest import default_model_path, model_files, model_summary
 
         model_path = default_model_path()
         model = {"path": str(model_path), "found": model_path.is_file()}

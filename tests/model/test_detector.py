@@ -7,19 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
+from hindsight_training.metrics import HIND_LIMB_INDEX, standing_side_on
 from vision.anatomy import CANONICAL_KEYPOINTS
-from vision.model.dataset import read_rgb
-from vision.model.detector import (
-    DEFAULT_BOX_REFINEMENT,
-    DogDetection,
-    DogPoseModel,
-    decode_heatmaps,
-    default_model_path,
-    keypoints_report,
-    model_files,
-    suppress_duplicates,
-)
-from vision.model.metrics import HIND_LIMB_INDEX, box_iou, standing_side_on
+from vision.model.decode import decode_heatmaps, suppress_duplicates
+from vision.model.detector import DogDetection, DogPoseModel, keypoints_report
+from vision.model.geometry import box_iou, read_rgb
+from vision.model.manifest import DEFAULT_BOX_REFINEMENT, default_model_path, model_files
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data" / "animalpose"
@@ -41,7 +34,7 @@ def _check(det: DogDetection, h: int, w: int) -> None:
 
 
 def test_default_path_and_env_override(monkeypatch, tmp_path):
-    assert default_model_path() == REPO / "models" / "dog_pose.json"
+    assert default_model_path() == REPO / "vision" / "model" / "weights" / "dog_pose.json"  # package data
     monkeypatch.setenv("HINDSIGHT_MODEL", str(tmp_path / "x.json"))
     assert default_model_path() == tmp_path / "x.json"
     with pytest.raises(FileNotFoundError, match="x.json"):
@@ -64,7 +57,7 @@ def test_manifest_describes_model():
     assert meta["keypoints"] == list(CANONICAL_KEYPOINTS)
     assert meta["stride"] == 4
     assert meta["input"]["det_size"] % 32 == 0 and meta["input"]["kp_size"] % 32 == 0
-    from vision.model.export import DET_MAX_REDUCTION, DET_MAX_SIZE
+    from hindsight_training.export import DET_MAX_REDUCTION, DET_MAX_SIZE
 
     # the closer look at large frames (0.7.1), as export writes it
     assert (meta["input"]["det_max_reduction"], meta["input"]["det_max_size"]) == (DET_MAX_REDUCTION, DET_MAX_SIZE)
@@ -113,8 +106,8 @@ def test_pruned_verification_returns_the_same_dogs(model, max_dogs, min_score):
     """Verifying only candidates that can still make the top ``max_dogs`` changes no result."""
     threshold = model.score_threshold if min_score is None else min_score
     for img in _frames_with_candidates():
-        boxes, raw, prob = model.candidates(img, max_dogs=max_dogs)
-        full = model.combined_score(raw, prob) if len(boxes) else np.zeros(0, np.float32)
+        boxes, raw, prob = model.scorer.candidates(img, max_dogs=max_dogs)
+        full = model.scorer.combined_score(raw, prob) if len(boxes) else np.zeros(0, np.float32)
         expected = np.sort(full[full >= threshold])[::-1][:max_dogs]
         # Without refinement (which drops duplicates) and the whole-frame fallback: detector candidates only.
         model.whole_frame_fallback = False
@@ -123,7 +116,7 @@ def test_pruned_verification_returns_the_same_dogs(model, max_dogs, min_score):
         finally:
             model.whole_frame_fallback = True
         np.testing.assert_allclose(got, expected, rtol=1e-5)
-        pruned_boxes, _, _ = model.candidates(img, max_dogs=max_dogs, min_score=threshold)
+        pruned_boxes, _, _ = model.scorer.candidates(img, max_dogs=max_dogs, min_score=threshold)
         assert len(pruned_boxes) <= len(boxes)
 
 
@@ -146,14 +139,14 @@ def _animalpose_records():
     """Every Animal-Pose record (skips without ../shared)."""
     if not DATA.is_dir():
         pytest.skip("../shared/data/animalpose not present")
-    from vision.model.dataset import load_animalpose
+    from hindsight_training.dataset import load_animalpose
 
     return load_animalpose(DATA)
 
 
 def _val_dogs():
     """The validation images with a labelled dog (skips without ../shared)."""
-    from vision.evaluate import select_records
+    from hindsight_training.evaluate import select_records
 
     return select_records(_animalpose_records(), "val", "dog")
 
@@ -192,7 +185,7 @@ def test_detects_real_dog_and_report(model, tmp_path):
 
 def test_regression_hind_limb_pck_first_30_val_dogs(model):
     recs = _val_dogs()
-    from vision.evaluate import evaluate_records
+    from hindsight_training.evaluate import evaluate_records
 
     meta = json.loads(default_model_path().with_suffix(".json").read_text())
     reference = meta["metrics"]["regression"]["first30_val_dogs_gt_box_hind_pck10"]
@@ -209,7 +202,7 @@ def test_regression_hind_limb_pck_first_30_val_dogs(model):
 
 def test_regression_hind_limb_pck_of_the_dogs_standing_side_on(model):
     """The filming setting: the validation dogs standing side-on keep the figure stored in the manifest."""
-    from vision.evaluate import collect_hits, side_on_figures
+    from hindsight_training.evaluate import collect_hits, side_on_figures
 
     meta = json.loads(default_model_path().with_suffix(".json").read_text())
     stored = meta["metrics"]["val_evaluation"]["standing_side_on"]
@@ -221,8 +214,8 @@ def test_regression_hind_limb_pck_of_the_dogs_standing_side_on(model):
 
 
 def test_verifier_crop_is_read_from_the_manifest():
-    assert DogPoseModel.load().verify_crop == "box"  # since 0.7.2
-    assert DogPoseModel(None, None, {"input": {}}).verify_crop == "square"  # a manifest up to 0.7.1
+    assert DogPoseModel.load().scorer.verify_crop == "box"  # since 0.7.2
+    assert DogPoseModel(None, None, {"input": {}}).scorer.verify_crop == "square"  # a manifest up to 0.7.1
     with pytest.raises(ValueError, match="unknown input.verify_crop 'wide'"):
         DogPoseModel(None, None, {"input": {"verify_crop": "wide"}})
 
@@ -356,7 +349,7 @@ def test_a_person_without_a_dog_is_not_reported_as_one(model):
 
 
 def test_mirror_heatmaps_round_trip_and_sides():
-    from vision.model.detector import mirror_heatmaps
+    from vision.model.decode import mirror_heatmaps
 
     rng = np.random.default_rng(0)
     hm = rng.random((2, 20, 12, 12)).astype(np.float32)
@@ -373,16 +366,16 @@ def test_flip_test_keeps_schema_and_is_mirror_consistent(model):
     # Box side 153.6 px -> crop scale 1 (192 / 1.25 / 153.6); the crop centre maps to pixel 96 of 0..191,
     # so the exact mirror of this crop is centred at 320 - cx in the mirrored frame.
     box = np.array([40, 30, 193.6, 150], np.float32)
-    model.flip_test = True
+    model.reader.flip_test = True
     try:
         det = model.keypoints_in_box(img, box)
         mirror_box = np.array([320 - 193.6, 30, 320 - 40, 150], np.float32)
         mirrored = model.keypoints_in_box(np.ascontiguousarray(img[:, ::-1]), mirror_box)
     finally:
-        model.flip_test = False
+        model.reader.flip_test = False
     _check(det, 240, 320)
     # With flip averaging, a mirrored frame gives mirrored keypoints with sides swapped (up to decoding).
-    from vision.model.dataset import swap_pairs
+    from hindsight_training.dataset import swap_pairs
 
     back = swap_pairs(mirrored.keypoints)
     back[:, 0] = 319 - back[:, 0]
@@ -397,17 +390,17 @@ def test_refined_box_is_fitted_around_the_first_pass_keypoints(model, monkeypatc
     recs = _val_dogs()
     rec = next(r for r in recs if len(r.instances) == 1)
     img = read_rgb(DATA / "images" / rec.file)
-    assert model.box_refinement is not None, "the shipped manifest gives box_from_keypoints"
+    assert model.reader.box_refinement is not None, "the shipped manifest gives box_from_keypoints"
     coarse = model.detect(img, refine=False)
     refined = model.detect(img)  # the manifest turns refinement on
     assert coarse and 1 <= len(refined) <= len(coarse)
     assert len(suppress_duplicates(refined)) == len(refined)  # refined twins of one dog are dropped
-    cfg = model.box_refinement
+    cfg = model.reader.box_refinement
     by_score = {c.score: c for c in coarse}
     for r in refined:
         c = by_score[r.score]
         # the first pass is the box network's (the shipped manifest names one)
-        c = model.keypoints_in_boxes(img, c.bbox_xyxy[None], np.zeros(1, np.float32), session=model._box_kp)[0]
+        c = model.reader.read(img, c.bbox_xyxy[None], np.zeros(1, np.float32), first_pass=True)[0]
         ok = c.keypoints[:, 2] >= cfg["min_confidence"]
         assert ok.sum() >= cfg["min_points"]
         want = box_around_points(c.keypoints[ok, :2], tuple(cfg["margins"]), img.shape)
@@ -423,9 +416,9 @@ def test_placement_keeps_a_box_without_confident_keypoints():
     model = DogPoseModel(None, weak, {"input": {"kp_size": 64}})
     img = np.full((120, 160, 3), 90, np.uint8)
     box = np.array([[10, 10, 90, 90]], np.float32)
-    np.testing.assert_array_equal(model.place_boxes(img, box), box)
+    np.testing.assert_array_equal(model.reader.place_boxes(img, box), box)
     strong = DogPoseModel(None, _PeakSession(cells, height=0.9, confident=20), {"input": {"kp_size": 64}})
-    assert not np.array_equal(strong.place_boxes(img, box), box)  # with enough confident points it moves
+    assert not np.array_equal(strong.reader.place_boxes(img, box), box)  # with enough confident points it moves
 
 
 def _dog(box: list[float], score: float) -> DogDetection:
@@ -462,7 +455,7 @@ def test_whole_frame_is_reported_exactly_when_no_detector_candidate_passes(model
     frames = _whole_frame_test_frames()
     rescued = 0
     for img in frames:
-        whole = model.whole_frame_candidate(img)
+        whole = model.scorer.whole_frame_candidate(img, model.reader)
         _check(whole, *img.shape[:2])
         for t in (model.score_threshold, 0.6, 0.8, 0.9):
             with_fallback = model.detect(img, min_score=t)
@@ -489,7 +482,7 @@ def test_whole_frame_always_is_reported_beside_the_passing_candidates(model, mon
     monkeypatch.setattr(model, "whole_frame_always", True)
     joined = 0
     for img in _whole_frame_test_frames():
-        whole = model.whole_frame_candidate(img)
+        whole = model.scorer.whole_frame_candidate(img, model.reader)
         for t in (model.score_threshold, 0.8):
             got = model.detect(img, min_score=t)
             monkeypatch.setattr(model, "whole_frame_fallback", False)
@@ -516,9 +509,9 @@ def test_whole_frame_candidate_outlines_a_dog_filling_the_frame(model):
         x0, y0, x1, y1 = (int(round(v)) for v in rec.instances[0].bbox)
         crop = np.ascontiguousarray(img[max(y0, 0) : y1 + 1, max(x0, 0) : x1 + 1])
         frame = np.array([[0, 0, crop.shape[1] - 1, crop.shape[0] - 1]], np.float32)
-        from vision.model.metrics import box_iou
+        from vision.model.geometry import box_iou
 
-        ious.append(float(box_iou(model.whole_frame_candidate(crop).bbox_xyxy[None], frame)[0, 0]))
+        ious.append(float(box_iou(model.scorer.whole_frame_candidate(crop, model.reader).bbox_xyxy[None], frame)[0, 0]))
     assert np.median(ious) >= 0.7, ious
 
 
@@ -561,17 +554,19 @@ def test_dog_score_weighs_each_verifier_output():
     probs = np.array([[0.9, 0.3], [0.4, 0.8]], np.float32)
     two = DogPoseModel(None, None, {"score_calibration": {"a": 1.5, "b": -0.5, "c": [0.7, 1.2]}})
     z = 1.5 * logit(raw) - 0.5 + logit(probs) @ np.array([0.7, 1.2])
-    np.testing.assert_allclose(two.combined_score(raw, probs), 1 / (1 + np.exp(-z)), rtol=1e-5)
+    np.testing.assert_allclose(two.scorer.combined_score(raw, probs), 1 / (1 + np.exp(-z)), rtol=1e-5)
     # A higher probe probability alone raises the score; the manifest's scalar c (up to 0.5) still reads.
     more = probs.copy()
     more[:, 1] += 0.1
-    assert (two.combined_score(raw, more) > two.combined_score(raw, probs)).all()
+    assert (two.scorer.combined_score(raw, more) > two.scorer.combined_score(raw, probs)).all()
     one = DogPoseModel(None, None, {"score_calibration": {"a": 1.0, "b": 0.0, "c": 0.8}})
     np.testing.assert_allclose(
-        one.combined_score(raw, probs[:, 0]), 1 / (1 + np.exp(-(logit(raw) + 0.8 * logit(probs[:, 0])))), rtol=1e-5
+        one.scorer.combined_score(raw, probs[:, 0]),
+        1 / (1 + np.exp(-(logit(raw) + 0.8 * logit(probs[:, 0])))),
+        rtol=1e-5,
     )
     with pytest.raises(ValueError, match="2 outputs"):
-        one.combined_score(raw, probs)
+        one.scorer.combined_score(raw, probs)
 
 
 class _PeakSession:
@@ -603,12 +598,12 @@ def test_box_network_places_the_box_and_the_keypoint_network_reads_the_dog():
     model = DogPoseModel(None, kp_net, meta, box_kp_session=box_net)
     img = rng.integers(0, 255, (200, 300, 3), dtype=np.uint8)
     boxes = np.array([[40, 30, 200, 170], [100, 60, 260, 190]], np.float32)
-    dogs = model.read_dogs(img, boxes, np.array([0.9, 0.6], np.float32))
+    dogs = model.reader.read_dogs(img, boxes, np.array([0.9, 0.6], np.float32))
     assert box_net.batches == 1 and kp_net.batches == 1  # one batched pass each
     # the box is the one fitted around the box network's keypoints in the candidate box ...
-    first = model.keypoints_in_boxes(img, boxes, np.zeros(2, np.float32), session=box_net)
+    first = model.reader.read(img, boxes, np.zeros(2, np.float32), first_pass=True)
     for dog, seed, score in zip(dogs, first, (0.9, 0.6), strict=True):
-        want = model._box_around(seed.keypoints, img.shape)
+        want = model.reader.box_around(seed.keypoints, img.shape)
         assert want is not None
         np.testing.assert_allclose(dog.bbox_xyxy, want, atol=1e-4)
         assert dog.score == pytest.approx(score)
@@ -618,10 +613,10 @@ def test_box_network_places_the_box_and_the_keypoint_network_reads_the_dog():
         assert not np.allclose(dog.keypoints[:, :2], seed.keypoints[:, :2], atol=1.0)
     # one network for both passes (the default): it places the boxes itself
     single = DogPoseModel(None, kp_net, meta)
-    alone = single.read_dogs(img, boxes, np.array([0.9, 0.6], np.float32))
+    alone = single.reader.read_dogs(img, boxes, np.array([0.9, 0.6], np.float32))
     own = single.keypoints_in_boxes(img, boxes, np.zeros(2, np.float32))
     for a, b in zip(alone, own, strict=True):
-        want = single._box_around(b.keypoints, img.shape)
+        want = single.reader.box_around(b.keypoints, img.shape)
         assert want is not None
         np.testing.assert_allclose(a.bbox_xyxy, want, atol=1e-4)
 
@@ -629,12 +624,14 @@ def test_box_network_places_the_box_and_the_keypoint_network_reads_the_dog():
 def test_close_view_is_offered_for_frames_larger_than_the_training_images():
     meta = {"input": {"det_size": 256, "det_max_reduction": 2.5, "det_max_size": 512}}
     model = DogPoseModel(None, None, meta)
-    assert model.close_view((216, 288, 3)) is None  # the real clip: the 256-px view is as trained
-    assert model.close_view((480, 640, 3)) is None and model.close_view((640, 427, 3)) is None  # Animal-Pose
-    assert model.close_view((480, 854, 3)) == 352  # 854 / 2.5 = 342 -> the next multiple of 32
-    assert model.close_view((720, 1280, 3)) == model.close_view((1920, 1080, 3)) == 512  # capped
+    assert model.scorer.close_view((216, 288, 3)) is None  # the real clip: the 256-px view is as trained
+    assert (
+        model.scorer.close_view((480, 640, 3)) is None and model.scorer.close_view((640, 427, 3)) is None
+    )  # Animal-Pose
+    assert model.scorer.close_view((480, 854, 3)) == 352  # 854 / 2.5 = 342 -> the next multiple of 32
+    assert model.scorer.close_view((720, 1280, 3)) == model.scorer.close_view((1920, 1080, 3)) == 512  # capped
     old = DogPoseModel(None, None, {"input": {"det_size": 256}})  # a manifest without the keys
-    assert old.close_view((1080, 1920, 3)) is None
+    assert old.scorer.close_view((1080, 1920, 3)) is None
 
 
 def _small_dog_in_720p(rec, rng: np.random.Generator, fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray] | None:
@@ -665,12 +662,12 @@ def _small_dog_frames(limit: int | None = None):
 @contextlib.contextmanager
 def _closer_look(model: DogPoseModel, on: bool):
     """The shipped model with its closer look at large frames on or off (restored afterwards)."""
-    keep = model.det_max_reduction
-    model.det_max_reduction = keep if on else 0.0
+    keep = model.scorer.det_max_reduction
+    model.scorer.det_max_reduction = keep if on else 0.0
     try:
         yield
     finally:
-        model.det_max_reduction = keep
+        model.scorer.det_max_reduction = keep
 
 
 def test_a_small_dog_in_a_phone_frame_is_found_more_often_with_the_closer_look(model):

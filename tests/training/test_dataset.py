@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
-from vision.anatomy import ANIMALPOSE_TO_CANONICAL, CANONICAL_KEYPOINTS, symmetric_pairs
-from vision.model import dataset as ds
-from vision.model import geometry as geo
+pytest.importorskip("torch", reason="training tests need torch (the train extra)")
+
+from hindsight_training import dataset as ds  # noqa: E402
+from vision.anatomy import ANIMALPOSE_TO_CANONICAL, CANONICAL_KEYPOINTS, symmetric_pairs  # noqa: E402
+from vision.model import geometry as geo  # noqa: E402
 
 IDX = {n: i for i, n in enumerate(CANONICAL_KEYPOINTS)}
 

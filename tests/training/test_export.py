@@ -5,13 +5,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest.importorskip("torch", reason="training tests need torch (the train extra)")
+
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from vision.model.export import quantize_int8, store_weights_fp16  # noqa: E402
-from vision.model.recover import is_quantized, onnx_constants  # noqa: E402
+from hindsight_training.export import quantize_int8, store_weights_fp16  # noqa: E402
+from hindsight_training.recover import is_quantized  # noqa: E402
+from vision.model.engine import onnx_constants  # noqa: E402
 
 
 def _conv_model(path, weight, bias):
@@ -136,7 +139,7 @@ def test_a_statically_quantized_network_runs_in_float_with_its_activation_ranges
 
 
 def _instance(species, box, points):
-    from vision.model.dataset import Instance
+    from hindsight_training.dataset import Instance
 
     kp = np.zeros((20, 3), np.float32)
     kp[: len(points), :2] = points
@@ -145,8 +148,8 @@ def _instance(species, box, points):
 
 
 def test_box_margins_fit_the_labelled_gaps_and_pool_left_right():
-    from vision.model.dataset import Record
-    from vision.model.export import fit_box_margins
+    from hindsight_training.dataset import Record
+    from hindsight_training.export import fit_box_margins
 
     rng = np.random.default_rng(3)
     records = []
@@ -175,8 +178,8 @@ def test_score_fits_on_training_images_weigh_both_networks_and_bound_false_posit
     """Calibration and threshold fitted on a few training images of ``../shared`` with the shipped networks."""
     from pathlib import Path
 
-    from vision.model.detector import default_model_path
-    from vision.model.export import fit_score_calibration, fit_score_threshold
+    from hindsight_training.export import fit_score_calibration, fit_score_threshold
+    from vision.model.manifest import default_model_path
 
     data = Path(__file__).resolve().parents[3] / "shared" / "data" / "animalpose"
     if not data.is_dir():
@@ -191,9 +194,9 @@ def test_score_fits_on_training_images_weigh_both_networks_and_bound_false_posit
 
 
 def test_score_is_fitted_on_the_detectors_holdout_when_it_had_one():
+    from hindsight_training.dataset import in_score_holdout
+    from hindsight_training.export import score_fit_images
     from tests.conftest import ANIMALPOSE, need_shared
-    from vision.model.dataset import in_score_holdout
-    from vision.model.export import score_fit_images
 
     need_shared(ANIMALPOSE)
     everything = score_fit_images(ANIMALPOSE)
@@ -208,7 +211,7 @@ def test_score_is_fitted_on_the_detectors_holdout_when_it_had_one():
 
 
 def test_score_holdout_comes_from_whichever_network_held_images_out():
-    from vision.model.export import score_holdout_of
+    from hindsight_training.export import score_holdout_of
 
     assert score_holdout_of({"detector": {"score_holdout_percent": 15}, "keypoints": {}}) == 15
     assert score_holdout_of({"detector": {"score_holdout_percent": None}, "verifier": {"holdout_percent": 15}}) == 15
@@ -221,8 +224,8 @@ def test_score_holdout_comes_from_whichever_network_held_images_out():
 def test_a_shipped_network_is_copied_byte_for_byte(tmp_path):
     import json
 
-    from vision.model.detector import default_model_path, model_files
-    from vision.model.export import copy_shipped_network
+    from hindsight_training.export import copy_shipped_network
+    from vision.model.manifest import default_model_path, model_files
 
     shipped = default_model_path()
     target = tmp_path / "dog_detector.onnx"
@@ -235,8 +238,8 @@ def test_a_shipped_network_is_copied_byte_for_byte(tmp_path):
 
 def test_keypoint_ensemble_of_checkpoints_keeps_their_summaries_and_refuses_mixed_crop_sizes(tmp_path):
     torch = pytest.importorskip("torch", reason="torch (the train extra) is not installed")
-    from vision.model.export import keypoint_ensemble
-    from vision.model.network import KeypointEnsemble, keypoint_network
+    from hindsight_training.export import keypoint_ensemble
+    from hindsight_training.network import KeypointEnsemble, keypoint_network
 
     def checkpoint(name: str, summary: dict) -> Path:
         path = tmp_path / name / "best.pt"
@@ -257,8 +260,8 @@ def test_keypoint_ensemble_of_checkpoints_keeps_their_summaries_and_refuses_mixe
 
 def test_int8_weight_storage_is_a_quarter_and_expands_back_within_half_a_step(tmp_path):
     """``store_weights_int8`` keeps float arithmetic; ``weights_as_float32`` gives the float graph back."""
+    from hindsight_training.export import store_weights_int8
     from vision.model.engine import open_network, weights_as_float32
-    from vision.model.export import store_weights_int8
 
     rng = np.random.default_rng(0)
     w = rng.normal(0, 1, (16, 8, 3, 3)).astype(np.float32) * rng.uniform(0.01, 2, (16, 1, 1, 1)).astype(np.float32)
@@ -301,9 +304,9 @@ def test_int8_weight_storage_is_a_quarter_and_expands_back_within_half_a_step(tm
 
 def test_an_ensemble_file_gives_its_first_member_alone_as_the_box_network(tmp_path):
     torch = pytest.importorskip("torch", reason="torch (the train extra) is not installed")
+    from hindsight_training.export import export_keypoints_onnx
+    from hindsight_training.network import keypoint_network
     from vision.model.engine import open_network
-    from vision.model.export import export_keypoints_onnx
-    from vision.model.network import keypoint_network
 
     summary = {"members": [{"crop_sizes": [64]}, {"skips": True, "crop_sizes": [64]}], "crop_sizes": [64]}
     torch.manual_seed(1)
@@ -331,9 +334,9 @@ def test_the_box_network_of_a_shipped_model_becomes_its_own_file(tmp_path):
     import json
 
     torch = pytest.importorskip("torch", reason="torch (the train extra) is not installed")
+    from hindsight_training.export import copy_box_network, export_keypoints_onnx
+    from hindsight_training.network import keypoint_network
     from vision.model.engine import open_network
-    from vision.model.export import copy_box_network, export_keypoints_onnx
-    from vision.model.network import keypoint_network
 
     members = [{"crop_sizes": [64], "steps": 1}, {"skips": True, "crop_sizes": [64], "steps": 2}]
     summary = {"members": members, "crop_sizes": [64]}
@@ -380,8 +383,8 @@ def test_the_box_network_of_a_shipped_model_becomes_its_own_file(tmp_path):
 
 
 def test_the_manifest_names_the_verifier_outputs_of_a_trained_probe_only():
-    from vision.model.export import UNTRAINED_VERIFIER, manifest
-    from vision.model.verifier import PROBE_KIND
+    from hindsight_training.export import UNTRAINED_VERIFIER, manifest
+    from hindsight_training.verifier import PROBE_KIND
 
     probe = manifest(verifier={"kind": PROBE_KIND})
     assert probe["outputs"]["dog_prob"].startswith("verifier: (N, 2)")
@@ -393,7 +396,7 @@ def test_the_manifest_names_the_verifier_outputs_of_a_trained_probe_only():
 def test_threshold_fit_reports_the_whole_frame_as_detect_does():
     from types import SimpleNamespace
 
-    from vision.model.export import reported_above
+    from hindsight_training.export import reported_above
 
     strong, weak, whole = (SimpleNamespace(score=v) for v in (0.8, 0.3, 0.6))
     assert reported_above([strong, weak], whole, 0.5, always=False) == [strong]  # fallback: only when none passes
@@ -404,7 +407,7 @@ def test_threshold_fit_reports_the_whole_frame_as_detect_does():
 
 
 def test_a_model_that_changes_only_later_keypoint_members_keeps_the_score_of_its_source():
-    from vision.model.export import manifest, with_score_of
+    from hindsight_training.export import manifest, with_score_of
 
     box_net, skips, other = {"steps": 6300}, {"steps": 9751, "skips": True}, {"backbone": "movenet-lightning"}
     detector = {"steps": 2203}
@@ -435,7 +438,7 @@ def test_a_model_that_changes_only_later_keypoint_members_keeps_the_score_of_its
 
 
 def test_a_keypoint_source_names_a_whole_model_one_of_its_members_or_a_checkpoint():
-    from vision.model.export import shipped_member
+    from hindsight_training.export import shipped_member
 
     assert shipped_member(Path("models/dog_pose.json")) == (Path("models/dog_pose.json"), None)
     assert shipped_member(Path("/m/dog_pose.json#1")) == (Path("/m/dog_pose.json"), 1)
@@ -445,9 +448,9 @@ def test_a_keypoint_source_names_a_whole_model_one_of_its_members_or_a_checkpoin
 
 def test_one_member_of_the_shipped_ensemble_joins_a_new_ensemble_unchanged(tmp_path):
     torch = pytest.importorskip("torch", reason="torch (the train extra) is not installed")
-    from vision.model.export import keypoint_ensemble
-    from vision.model.network import keypoint_network
-    from vision.model.recover import shipped_training
+    from hindsight_training.export import keypoint_ensemble
+    from hindsight_training.network import keypoint_network
+    from hindsight_training.recover import shipped_training
 
     shipped = Path(__file__).resolve().parents[2] / "models" / "dog_pose.json"
     members = shipped_training(shipped, "keypoints")["members"]
@@ -468,7 +471,7 @@ def test_one_member_of_the_shipped_ensemble_joins_a_new_ensemble_unchanged(tmp_p
 
 
 def test_a_score_that_would_not_carry_over_is_refused_before_any_file_is_written(tmp_path):
-    from vision.model.export import main, score_source_problem
+    from hindsight_training.export import main, score_source_problem
 
     shipped = Path(__file__).resolve().parents[2] / "models" / "dog_pose.json"
     new = tmp_path / "new.pt"
@@ -496,7 +499,7 @@ def test_quantization_inputs_are_cut_as_each_network_reads_its_crops():
     """The verifier's int8 ranges are calibrated on the crops it is given at run time (the box, stretched)."""
     import cv2
 
-    from vision.model.export import calibration_inputs
+    from hindsight_training.export import calibration_inputs
 
     data = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "animalpose"
     if not data.is_dir():

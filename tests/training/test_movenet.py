@@ -9,8 +9,8 @@ import pytest
 torch = pytest.importorskip("torch", reason="torch (the train extra) is not installed")
 ort = pytest.importorskip("onnxruntime")
 
-from vision.model.export import export_keypoints_onnx  # noqa: E402
-from vision.model.movenet import (  # noqa: E402
+from hindsight_training.export import export_keypoints_onnx  # noqa: E402
+from hindsight_training.movenet import (  # noqa: E402
     MOVENET_ENV,
     MoveNetKeypointNet,
     _conv,
@@ -18,8 +18,8 @@ from vision.model.movenet import (  # noqa: E402
     default_weights_path,
     read_tfjs_weights,
 )
-from vision.model.network import keypoint_network  # noqa: E402
-from vision.model.recover import load_onnx_weights  # noqa: E402
+from hindsight_training.network import keypoint_network  # noqa: E402
+from hindsight_training.recover import load_onnx_weights  # noqa: E402
 
 
 def _write_tfjs(folder, specs_and_bytes, shards=2):

@@ -5,8 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from vision.model import dataset as ds
-from vision.model.pipeline_boxes import (
+pytest.importorskip("torch", reason="training tests need torch (the train extra)")
+
+from hindsight_training import dataset as ds  # noqa: E402
+from hindsight_training.pipeline_boxes import (  # noqa: E402
     FORMAT,
     load_pipeline_boxes,
     pipeline_boxes,
@@ -88,7 +90,7 @@ def test_a_file_of_another_format_is_refused(tmp_path):
 
 
 def test_the_command_stops_with_one_line_without_a_model_or_data(tmp_path):
-    from vision.model.pipeline_boxes import main
+    from hindsight_training.pipeline_boxes import main
 
     for argv in (
         ["--model", str(tmp_path / "missing.json"), "--out", str(tmp_path / "b.json")],

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from vision.model.recipe import (
+pytest.importorskip("torch", reason="training tests need torch (the train extra)")
+
+from hindsight_training.recipe import (  # noqa: E402
     ENSEMBLE_MINUTES,
     ENSEMBLE_STEPS,
     Command,
@@ -13,12 +15,12 @@ from vision.model.recipe import (
     ensemble_steps,
     run_recipe,
 )
-from vision.model.train import build_parser
+from hindsight_training.train import build_parser  # noqa: E402
 
 
 def _ensemble(tmp_path, *argv):
     args = build_parser().parse_args(["--task", "ensemble", "--data", str(tmp_path / "data"), *argv])
-    return ensemble_steps(args, tmp_path / "runs", tmp_path / "model" / "dog_pose.json")
+    return ensemble_steps(args, tmp_path / "runs", tmp_path / "model" / "dog_pose.json", build_parser().parse_args([]))
 
 
 def _argv(step: Step, module: str) -> list[str]:
@@ -32,8 +34,8 @@ def _option(argv: list[str], name: str, count: int = 1) -> list[str]:
 
 
 def test_task_both_passes_each_option_to_the_run_it_concerns(tmp_path):
-    from vision.model.recipe import both_commands
-    from vision.model.train import build_parser
+    from hindsight_training.recipe import both_commands
+    from hindsight_training.train import build_parser
 
     parser = build_parser()
     given = parser.parse_args(
@@ -93,21 +95,26 @@ def test_the_ensemble_recipe_trains_the_shipped_members_in_order_and_chains_thei
         0.998,
     )
     # files: the two-member model places the boxes the MoveNet member trains in; the export reads every run
-    two = _option(_argv(steps[2], "vision.model.export"), "--out")[0]
-    assert _option(_argv(steps[3], "vision.model.pipeline_boxes"), "--model")[0] == two
-    assert kp2.pipeline_boxes == Path(_option(_argv(steps[3], "vision.model.pipeline_boxes"), "--out")[0])
-    final = _argv(steps[5], "vision.model.export")
+    two = _option(_argv(steps[2], "hindsight_training.export"), "--out")[0]
+    assert _option(_argv(steps[3], "hindsight_training.pipeline_boxes"), "--model")[0] == two
+    assert kp2.pipeline_boxes == Path(_option(_argv(steps[3], "hindsight_training.pipeline_boxes"), "--out")[0])
+    final = _argv(steps[5], "hindsight_training.export")
     assert Path(_option(final, "--detector")[0]) == det.out / "best.pt"
     assert [Path(p) for p in _option(final, "--keypoints", 3)] == [
         kp0.out / "best.pt",
         kp1.out / "best.pt",
         kp2.out / "best.pt",
     ]
-    assert _option(_argv(steps[2], "vision.model.export"), "--keypoints", 3)[:2] == _option(final, "--keypoints", 2)
+    assert _option(_argv(steps[2], "hindsight_training.export"), "--keypoints", 3)[:2] == _option(
+        final, "--keypoints", 2
+    )
     assert _option(final, "--keypoint-weights")[0] == "int8"
     model = str(tmp_path / "model" / "dog_pose.json")
-    assert _option(final, "--out")[0] == model and _option(_argv(steps[6], "vision.evaluate"), "--model")[0] == model
-    assert "--write-sidecar" in _argv(steps[6], "vision.evaluate")
+    assert (
+        _option(final, "--out")[0] == model
+        and _option(_argv(steps[6], "hindsight_training.evaluate"), "--model")[0] == model
+    )
+    assert "--write-sidecar" in _argv(steps[6], "hindsight_training.evaluate")
 
 
 def test_the_ensemble_recipe_trains_the_shipped_runs_steps_unless_given_minutes(tmp_path):
@@ -124,7 +131,7 @@ def test_the_ensemble_recipe_trains_the_shipped_runs_steps_unless_given_minutes(
 
 
 def test_task_both_gives_both_runs_a_step_budget_when_asked(tmp_path):
-    from vision.model.recipe import both_commands
+    from hindsight_training.recipe import both_commands
 
     parser = build_parser()
     runs = dict(both_commands(parser.parse_args(["--steps", "40"])))
@@ -144,8 +151,8 @@ def test_task_both_exports_where_it_is_told_and_evaluates_that_model(tmp_path):
     steps = both_steps(args, tmp_path / "m" / "dog_pose.json")
     assert [s.name for s in steps] == ["train", "export", "evaluate"]
     assert len(steps[0].commands) == 2  # side by side
-    assert _option(_argv(steps[1], "vision.model.export"), "--out") == [str(tmp_path / "m" / "dog_pose.json")]
-    assert _option(_argv(steps[2], "vision.evaluate"), "--model") == [str(tmp_path / "m" / "dog_pose.json")]
+    assert _option(_argv(steps[1], "hindsight_training.export"), "--out") == [str(tmp_path / "m" / "dog_pose.json")]
+    assert _option(_argv(steps[2], "hindsight_training.evaluate"), "--model") == [str(tmp_path / "m" / "dog_pose.json")]
 
 
 class _Runner:
@@ -193,7 +200,7 @@ def test_resume_skips_the_steps_done_and_a_fresh_run_repeats_them(tmp_path):
 
 
 def test_the_budget_defaults_to_the_shipped_recipe_for_the_ensemble_only(monkeypatch, tmp_path):
-    from vision.model import train
+    from hindsight_training import train
 
     seen = {}
     monkeypatch.setattr(train, "train_recipe", lambda args: seen.setdefault(args.task, (args.minutes, args.steps)))
@@ -212,7 +219,7 @@ def test_the_budget_defaults_to_the_shipped_recipe_for_the_ensemble_only(monkeyp
 
 def test_the_ensemble_stops_before_training_without_the_movenet_weights(monkeypatch, tmp_path):
     pytest.importorskip("torch", reason="torch (the train extra) is not installed")
-    from vision.model import recipe, train
+    from hindsight_training import recipe, train
 
     monkeypatch.delenv("HINDSIGHT_MOVENET", raising=False)
     ran = _Runner()
@@ -224,7 +231,7 @@ def test_the_ensemble_stops_before_training_without_the_movenet_weights(monkeypa
 
 
 def test_commands_run_side_by_side_as_processes_each_into_its_own_log(tmp_path):
-    from vision.model.recipe import run_commands
+    from hindsight_training.recipe import run_commands
 
     missing = tmp_path / "missing.json"
     logs = [tmp_path / "a.log", tmp_path / "b.log"]

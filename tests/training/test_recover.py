@@ -7,10 +7,10 @@ import pytest
 torch = pytest.importorskip("torch", reason="torch (the train extra) is not installed")
 ort = pytest.importorskip("onnxruntime")
 
-from vision.model.detector import default_model_path, model_files  # noqa: E402
-from vision.model.export import export_detector_onnx, export_keypoints_onnx, quantize_int8  # noqa: E402
-from vision.model.network import DetectorExportWrapper, DogPoseNet  # noqa: E402
-from vision.model.recover import is_quantized, load_onnx_weights, module_path, recover_network  # noqa: E402
+from hindsight_training.export import export_detector_onnx, export_keypoints_onnx, quantize_int8  # noqa: E402
+from hindsight_training.network import DetectorExportWrapper, DogPoseNet  # noqa: E402
+from hindsight_training.recover import is_quantized, load_onnx_weights, module_path, recover_network  # noqa: E402
+from vision.model.manifest import default_model_path, model_files  # noqa: E402
 
 
 def _onnx(path, x):
@@ -40,8 +40,8 @@ def test_module_path_follows_the_exporter_scopes():
 
 @pytest.mark.parametrize("role", ["keypoints", "detector"])
 def test_recovered_network_matches_shipped_onnx(role):
-    from vision.model.network import keypoint_network
-    from vision.model.recover import shipped_training
+    from hindsight_training.network import keypoint_network
+    from hindsight_training.recover import shipped_training
 
     net = recover_network(default_model_path(), role).eval()
     module = net if role != "detector" else DetectorExportWrapper(net)
@@ -75,7 +75,7 @@ def test_skip_keypoint_network_is_recovered_from_its_onnx_file(tmp_path):
     """A network with skip connections: the manifest's training summary says so, recovery rebuilds it."""
     import json
 
-    from vision.model.network import keypoint_network
+    from hindsight_training.network import keypoint_network
 
     summary = {"backbone": "efficientnet-lite0", "skips": True, "crop_sizes": [128]}
     net = keypoint_network(summary).eval()
@@ -120,7 +120,7 @@ def test_keypoint_ensemble_is_one_onnx_graph_recovered_member_by_member(tmp_path
     """An ensemble (plain + skips) exports as one graph giving the members' mean; recovery rebuilds both members."""
     import json
 
-    from vision.model.network import KeypointEnsemble, keypoint_network
+    from hindsight_training.network import KeypointEnsemble, keypoint_network
 
     members = [{"skips": False, "crop_sizes": [128]}, {"skips": True, "crop_sizes": [128]}]
     summary = {"members": members, "crop_sizes": [128]}
@@ -145,7 +145,7 @@ def test_keypoint_ensemble_is_one_onnx_graph_recovered_member_by_member(tmp_path
         for ours, theirs in zip(again.members, net.members, strict=True):
             np.testing.assert_allclose(ours(x).numpy(), theirs(x).numpy(), atol=1e-4 * float(theirs(x).abs().max()))
     # A shipped ensemble joined by another network contributes its members: three equal members, not 1/4, 1/4, 1/2.
-    from vision.model.export import keypoint_ensemble
+    from hindsight_training.export import keypoint_ensemble
 
     third = tmp_path / "third.pt"
     torch.save({"model": keypoint_network(members[0]).state_dict(), "summary": members[0]}, third)
@@ -157,7 +157,7 @@ def test_keypoint_ensemble_is_one_onnx_graph_recovered_member_by_member(tmp_path
 
 
 def test_an_ensemble_needs_two_members():
-    from vision.model.network import KeypointEnsemble, KeypointNet
+    from hindsight_training.network import KeypointEnsemble, KeypointNet
 
     with pytest.raises(ValueError, match="at least two"):
         KeypointEnsemble([KeypointNet(pretrained=False)])

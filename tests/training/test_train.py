@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch", reason="torch (the train extra) is not installed")
 
+from hindsight_training.train import focal_loss, keypoint_loss_weights, pretrained_source, progress_schedule  # noqa: E402
 from vision.anatomy import CANONICAL_KEYPOINTS, HIND_LIMB_KEYPOINTS  # noqa: E402
-from vision.model.train import focal_loss, keypoint_loss_weights, pretrained_source, progress_schedule  # noqa: E402
 
 
 def test_head_warms_up_before_the_backbone():
@@ -55,7 +55,7 @@ def test_focal_loss_rewards_the_right_centre():
 
 @pytest.mark.parametrize("backbone", ["efficientnet-lite0", "efficientnet-lite2"])
 def test_keypoint_network_backbones_give_stride_4_heatmaps(backbone):
-    from vision.model.network import KeypointNet
+    from hindsight_training.network import KeypointNet
 
     net = KeypointNet(pretrained=False, backbone=backbone).eval()
     with torch.no_grad():
@@ -64,16 +64,16 @@ def test_keypoint_network_backbones_give_stride_4_heatmaps(backbone):
 
 
 def test_unknown_backbone_is_refused():
-    from vision.model.network import KeypointNet
+    from hindsight_training.network import KeypointNet
 
     with pytest.raises(ValueError, match="unknown backbone 'resnet50'"):
         KeypointNet(pretrained=False, backbone="resnet50")
 
 
 def test_detector_batches_never_show_the_score_holdout(monkeypatch):
+    from hindsight_training import dataset as ds
+    from hindsight_training.train import Data
     from tests.conftest import ANIMALPOSE, need_shared
-    from vision.model import dataset as ds
-    from vision.model.train import Data
 
     need_shared(ANIMALPOSE)
     shown: list[int] = []
@@ -97,7 +97,7 @@ def test_detector_batches_never_show_the_score_holdout(monkeypatch):
 
 @pytest.mark.parametrize("backbone", ["efficientnet-lite0", "efficientnet-lite2"])
 def test_skip_head_starts_as_the_plain_network_and_reads_strides_16_8_4(backbone):
-    from vision.model.network import KeypointNet, keypoint_network
+    from hindsight_training.network import KeypointNet, keypoint_network
 
     torch.manual_seed(0)
     plain = KeypointNet(pretrained=False, backbone=backbone).eval()
@@ -122,7 +122,7 @@ def test_skip_head_starts_as_the_plain_network_and_reads_strides_16_8_4(backbone
 
 
 def test_checkpoints_live_outside_the_work_tree(monkeypatch, tmp_path):
-    from vision.model.train import REPO, checkpoint_root
+    from hindsight_training.paths import REPO, checkpoint_root
 
     monkeypatch.setenv("HINDSIGHT_CHECKPOINTS", str(tmp_path / "ck"))
     assert checkpoint_root() == tmp_path / "ck"
@@ -135,7 +135,7 @@ def test_checkpoints_live_outside_the_work_tree(monkeypatch, tmp_path):
 
 
 def test_keypoint_loss_mixes_labels_and_a_teacher():
-    from vision.model.train import keypoint_loss, keypoint_loss_weights
+    from hindsight_training.train import keypoint_loss, keypoint_loss_weights
 
     torch.manual_seed(0)
     pred, target, soft = (torch.rand(2, 20, 8, 8) for _ in range(3))
@@ -158,9 +158,9 @@ def test_keypoint_loss_mixes_labels_and_a_teacher():
 
 
 def test_keypoint_batches_cut_the_pipeline_share_around_pipeline_boxes(monkeypatch):
+    from hindsight_training import dataset as ds
+    from hindsight_training.train import Data
     from tests.conftest import ANIMALPOSE, need_shared
-    from vision.model import dataset as ds
-    from vision.model.train import Data
 
     need_shared(ANIMALPOSE)
     monkeypatch.setattr(ds, "read_rgb", lambda path: np.zeros((8, 8, 3), np.uint8))
@@ -190,7 +190,7 @@ def test_keypoint_batches_cut_the_pipeline_share_around_pipeline_boxes(monkeypat
 
 @pytest.mark.parametrize("content", [None, "not json", "[1, 2]", '{"format": 99, "boxes": {}}'])
 def test_an_unreadable_pipeline_boxes_file_stops_training_with_one_line(tmp_path, content):
-    from vision.model.train import main
+    from hindsight_training.train import main
 
     path = tmp_path / "boxes.json"
     if content is not None:
@@ -204,9 +204,9 @@ def test_an_unreadable_pipeline_boxes_file_stops_training_with_one_line(tmp_path
 
 def test_keypoint_batches_without_pipeline_boxes_draw_as_before(monkeypatch):
     """p_pipeline = 0 draws no extra random number: the crops of (seed, step) match the label-box recipe."""
+    from hindsight_training import dataset as ds
+    from hindsight_training.train import Data
     from tests.conftest import ANIMALPOSE, need_shared
-    from vision.model import dataset as ds
-    from vision.model.train import Data
 
     need_shared(ANIMALPOSE)
     monkeypatch.setattr(ds, "read_rgb", lambda path: np.zeros((8, 8, 3), np.uint8))
@@ -232,7 +232,7 @@ def test_keypoint_batches_without_pipeline_boxes_draw_as_before(monkeypatch):
 
 
 def test_ema_decay_ramps_up_to_the_given_decay():
-    from vision.model.train import ema_decay
+    from hindsight_training.train import ema_decay
 
     ramp = [ema_decay(0.998, step) for step in range(0, 20_000, 50)]
     assert ema_decay(0.998, 0) == pytest.approx(0.1)  # the start is mostly forgotten
@@ -246,7 +246,7 @@ def _tiny_net(seed: int):
 
 
 def test_ema_update_moves_the_average_by_one_minus_decay():
-    from vision.model.train import ema_update
+    from hindsight_training.train import ema_update
 
     net, average = _tiny_net(0), _tiny_net(1)
     net[1].num_batches_tracked.fill_(7)
@@ -264,7 +264,7 @@ def test_ema_update_moves_the_average_by_one_minus_decay():
 
 @given(st.floats(0.5, 0.99))
 def test_ema_of_a_fixed_network_converges_to_it(decay):
-    from vision.model.train import ema_update
+    from hindsight_training.train import ema_update
 
     net, average = _tiny_net(0), _tiny_net(1)
     gap0 = (average[0].weight - net[0].weight).abs().max().item()
@@ -278,7 +278,7 @@ def test_ema_of_a_fixed_network_converges_to_it(decay):
     ("argv", "needle"), [(["--task", "detector", "--ema", "0.99"], "keypoint"), (["--ema", "1.5"], "decay")]
 )
 def test_a_wrong_ema_stops_training_with_one_line(tmp_path, argv, needle):
-    from vision.model.train import main
+    from hindsight_training.train import main
 
     base = ["--task", "keypoints", "--out", str(tmp_path / "run")]
     with pytest.raises(SystemExit) as stop:
@@ -290,8 +290,8 @@ def test_a_wrong_ema_stops_training_with_one_line(tmp_path, argv, needle):
 
 def _shipped_ensemble():
     """The shipped manifest and its keypoint members' training summaries (skips unless it is an ensemble)."""
-    from vision.model.detector import default_model_path
-    from vision.model.recover import shipped_training
+    from hindsight_training.recover import shipped_training
+    from vision.model.manifest import default_model_path
 
     manifest = default_model_path()
     members = shipped_training(manifest, "keypoints").get("members") if manifest.is_file() else None
@@ -305,8 +305,8 @@ def test_each_member_of_the_shipped_ensemble_can_be_continued():
     """--init MANIFEST --member i rebuilds member i: member 0 gives kp_box, the members' mean gives kp."""
     import onnxruntime as ort
 
-    from vision.model.detector import model_files
-    from vision.model.train import shipped_start
+    from hindsight_training.train import shipped_start
+    from vision.model.manifest import model_files
 
     manifest, shipped_members = _shipped_ensemble()
     x = np.random.default_rng(0).uniform(0, 255, (1, 3, 192, 192)).astype(np.float32)
@@ -336,7 +336,7 @@ def test_each_member_of_the_shipped_ensemble_can_be_continued():
     ],
 )
 def test_an_ensemble_without_a_valid_member_stops_with_one_line(tmp_path, argv, needle):
-    from vision.model.train import main
+    from hindsight_training.train import main
 
     manifest, shipped_members = _shipped_ensemble()
     members = len(shipped_members)
@@ -350,7 +350,7 @@ def test_an_ensemble_without_a_valid_member_stops_with_one_line(tmp_path, argv, 
 
 
 def test_member_without_a_manifest_stops_with_one_line(tmp_path):
-    from vision.model.train import main
+    from hindsight_training.train import main
 
     with pytest.raises(SystemExit) as stop:
         main(["--task", "keypoints", "--member", "1", "--out", str(tmp_path / "run")])
@@ -359,8 +359,8 @@ def test_member_without_a_manifest_stops_with_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_a_run_with_ema_exports_the_average_and_keeps_both_figures(tmp_path):
+    from hindsight_training.train import main
     from tests.conftest import ANIMALPOSE, need_shared
-    from vision.model.train import main
 
     need_shared(ANIMALPOSE)
     out = tmp_path / "run"
@@ -381,8 +381,8 @@ def test_a_run_with_ema_exports_the_average_and_keeps_both_figures(tmp_path):
 
 
 def test_a_step_budget_stops_at_its_step_and_a_resume_finishes_it(tmp_path):
+    from hindsight_training.train import main
     from tests.conftest import ANIMALPOSE, need_shared
-    from vision.model.train import main
 
     need_shared(ANIMALPOSE)
     out = tmp_path / "run"
@@ -408,7 +408,7 @@ def test_the_training_summary_names_the_weights_a_fresh_run_starts_from():
 
 
 def test_skip_connections_are_refused_for_movenet_which_has_its_pyramid(tmp_path):
-    from vision.model.train import main
+    from hindsight_training.train import main
 
     with pytest.raises(SystemExit, match="MoveNet has its pyramid"):
         main(["--task", "keypoints", "--backbone", "movenet-lightning", "--skips", "--out", str(tmp_path)])
@@ -417,10 +417,10 @@ def test_skip_connections_are_refused_for_movenet_which_has_its_pyramid(tmp_path
 @pytest.mark.slow
 def test_a_continued_member_is_exported_as_the_network_it_is(tmp_path):
     """Continuing the MoveNet member records its backbone (not the --backbone default), so export rebuilds it."""
+    from hindsight_training.export import _load_checkpoint
+    from hindsight_training.movenet import MoveNetKeypointNet
+    from hindsight_training.train import main
     from tests.conftest import ANIMALPOSE, need_shared
-    from vision.model.export import _load_checkpoint
-    from vision.model.movenet import MoveNetKeypointNet
-    from vision.model.train import main
 
     need_shared(ANIMALPOSE)
     manifest, members = _shipped_ensemble()

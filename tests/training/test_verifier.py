@@ -5,9 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vision.model.dataset import Instance, Record
-from vision.model.metrics import box_iou
-from vision.model.verifier import FEATURE_DIM, Probe, fit_logistic, roc_auc, sample_boxes
+pytest.importorskip("torch", reason="training tests need torch (the train extra)")
+
+from hindsight_training.dataset import Instance, Record  # noqa: E402
+from hindsight_training.verifier import FEATURE_DIM, Probe, fit_logistic, roc_auc, sample_boxes  # noqa: E402
+from vision.model.geometry import box_iou  # noqa: E402
 
 
 def _instance(species, box):
@@ -89,8 +91,8 @@ def test_probe_round_trips_and_rejects_a_wrong_shape(tmp_path):
 def test_verifier_network_with_a_probe_is_the_logistic_of_its_features(tmp_path):
     torch = pytest.importorskip("torch", reason="torch (the train extra) is not installed")
     ort = pytest.importorskip("onnxruntime")
-    from vision.model.export import export_verifier_onnx
-    from vision.model.network import DogVerifier
+    from hindsight_training.export import export_verifier_onnx
+    from hindsight_training.network import DogVerifier
 
     rng = np.random.default_rng(2)
     weight, bias = rng.normal(0, 0.05, FEATURE_DIM).astype(np.float32), 0.3
@@ -115,10 +117,10 @@ def test_verifier_network_with_a_probe_is_the_logistic_of_its_features(tmp_path)
 
 
 def test_candidate_boxes_are_labelled_by_their_overlap_with_the_dog():
+    from hindsight_training.dataset import load_animalpose, read_rgb
+    from hindsight_training.verifier import candidate_boxes
     from tests.conftest import ANIMALPOSE, need_shared
-    from vision.model.dataset import load_animalpose, read_rgb
     from vision.model.detector import DogPoseModel
-    from vision.model.verifier import candidate_boxes
 
     need_shared(ANIMALPOSE)
     model = DogPoseModel.load(threads=1)

@@ -3,8 +3,7 @@
 Scope: run one output of an ONNX network file on a float32 NCHW batch, on the CPU, in this
 process, with onnxruntime. Int8-stored and statically quantized networks run in float arithmetic
 (:func:`weights_as_float32`), so results do not depend on the CPU's int8 instructions. The rest of
-the model code sees only :class:`Network`, so another engine would be one more class here (OpenVINO
-was measured and not adopted: see "Tried at stop 26" in ``models/HISTORY.md``).
+the model code sees only :class:`Network`, so another engine would be one more class here.
 """
 
 from __future__ import annotations
@@ -49,25 +48,56 @@ def dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray | float = 0.0,
     return ((q64 - z64) * s64).astype(np.float32)
 
 
+def onnx_constants(model: Any) -> dict[str, np.ndarray]:
+    """Float32 values of an ONNX graph's initializers, following the nodes that decode stored weights.
+
+    Quantized weights are int8/int32 initializers read through ``DequantizeLinear``
+    (``(q - zero_point) * scale``, per channel along ``axis``); weights stored as float16 or
+    int8 + scale through ``Cast`` and ``Mul``; equal constants stored once through ``Identity``.
+
+    Parameters
+    ----------
+    model : onnx.ModelProto
+        The loaded graph (not modified).
+
+    Returns
+    -------
+    dict of str to np.ndarray
+        Tensor name -> value, for every initializer and every node output computable from them.
+    """
+    from onnx import helper, numpy_helper
+
+    values = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Identity" and node.input[0] in values:  # the exporter's shared constants
+            values[node.output[0]] = values[node.input[0]]
+        elif node.op_type == "Cast" and node.input[0] in values:
+            values[node.output[0]] = values[node.input[0]].astype(np.float32)
+        elif node.op_type == "Mul" and all(x in values for x in node.input):
+            values[node.output[0]] = (values[node.input[0]] * values[node.input[1]]).astype(np.float32)
+        elif node.op_type == "DequantizeLinear" and node.input[0] in values and node.input[1] in values:
+            zero = values[node.input[2]] if len(node.input) > 2 and node.input[2] else 0.0
+            axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 1)
+            values[node.output[0]] = dequantize(values[node.input[0]], values[node.input[1]], zero, axis)
+    return values
+
+
 def weights_as_float32(model: Any) -> Any:
     """An ONNX model with int8 weights expanded to float32 and quantized activations run in float.
 
     Two kinds of int8 file are read this way:
 
-    - weights stored as int8 by ``export.store_weights_int8``: onnxruntime keeps a
+    - weights stored as int8 (``hindsight_training.export.store_weights_int8``): onnxruntime keeps a
       ``DequantizeLinear`` of a constant for quantization fusions, so the file as written would
       dequantize the weights on every run. Expanded once here, it runs as the float network.
-    - networks quantized statically by ``export.quantize_int8`` (QDQ: every activation passes a
+    - networks quantized statically (``hindsight_training.export.quantize_int8``; QDQ: every activation passes a
       ``QuantizeLinear`` -> ``DequantizeLinear`` pair). Their weights are expanded too, and each pair
       becomes a ``Clip`` to the range its uint8 codes cover. The quantization may have absorbed a
       ReLU6 into that range, and the ``Clip`` keeps it. Left as QDQ, onnxruntime would run int8 kernels
-      whose results depend on the CPU: on an AVX2 processor without VNNI they saturate. The 0.6.1
-      detector found 84% of the validation dogs there, against 90% where they were measured. In float
-      arithmetic it gives the same boxes on every CPU, and it ran just as fast on the AVX2 one.
+      whose results depend on the CPU (on AVX2 without VNNI they saturate); in float arithmetic the
+      network gives the same outputs on every CPU.
     """
     from onnx import helper, numpy_helper
-
-    from vision.model.recover import onnx_constants  # it imports this module
 
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}

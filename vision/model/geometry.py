@@ -1,4 +1,4 @@
-"""Image geometry shared by training and inference of the dog pose networks.
+"""Image geometry shared by training and inference of the dog pose networks, and image reading.
 
 Box crops and letterboxed frames must be built the same way when the networks are trained,
 validated and run, so the affines, the grey padding and the heatmap-cell convention live here
@@ -9,9 +9,12 @@ image pixels to crop (or canvas) pixels.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
+
+from vision.errors import HindsightInputError
 
 #: Heatmap and detection-map stride of both networks (input pixels per output cell).
 STRIDE = 4
@@ -175,3 +178,36 @@ def box_around_keypoints(
     if ok.sum() < min_points:
         return None
     return box_around_points(kp[ok, :2], margins, image_shape, min_px)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix between (N, 4) and (M, 4) xyxy boxes -> (N, M) float64 (0 where the union is empty)."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Decode an image file to HxWx3 uint8 RGB.
+
+    Raises
+    ------
+    HindsightInputError
+        One plain line naming the file when it is missing, not a file, empty or not a readable image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise HindsightInputError(f"not a file: {path.name or str(path)}")
+    data = np.fromfile(path, dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise HindsightInputError(f"cannot read image: {path.name}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

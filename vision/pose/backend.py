@@ -11,8 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from vision.anatomy import CANONICAL_KEYPOINTS
-from vision.model.geometry import box_around_keypoints
-from vision.model.metrics import box_iou
+from vision.model.geometry import box_around_keypoints, box_iou
 
 
 @dataclass(frozen=True)
@@ -154,7 +153,8 @@ def default_backend(model_path: str | None = None, threads: int = 2) -> ModelTra
     FileNotFoundError
         When the model manifest or a network is missing (``models/dog_pose.json`` or ``HINDSIGHT_MODEL``).
     """
-    from vision.model.detector import DogPoseModel, default_model_path
+    from vision.model.detector import DogPoseModel
+    from vision.model.manifest import default_model_path
 
     path = Path(model_path) if model_path else default_model_path()
     # In video the dog is followed from frame to frame: the whole-frame search for close-ups would
