@@ -176,6 +176,13 @@ def _bad_inputs(tmp: Path) -> dict[str, Path]:
     files["truncated"] = tmp / "truncated.mp4"
     files["truncated"].write_bytes(data[: len(data) // 4])
     files["too_short"] = write_video(tmp / "short.mp4", [np.zeros((64, 64, 3), np.uint8)] * 10, 30)
+    whole = write_video(tmp / "whole.mp4", [np.full((64, 64, 3), i % 250, np.uint8) for i in range(300)], 30)
+    files["cut_short"] = tmp / "cut_short.mp4"  # a 10 s upload cut at 95 %: its header still says 10 s
+    files["cut_short"].write_bytes(whole.read_bytes()[: int(0.95 * whole.stat().st_size)])
+    from PIL import Image
+
+    files["still_image"] = tmp / "photo.mp4"
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(files["still_image"], format="JPEG")
     files["audio_only"] = tmp / "audio.m4a"
     import av
 
@@ -205,6 +212,10 @@ def test_bad_input_gives_one_line_error_and_exit_2(tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error: "), (name, out.stderr)
         assert "Traceback" not in out.stderr
         assert "\x1b" not in out.stderr
+        if name == "cut_short":
+            assert "the file ends early" in lines[0] and "of 10.0 s): upload it again" in lines[0]
+        if name == "still_image":
+            assert lines[0].startswith("error: not a video:"), lines
 
 
 def test_bad_reports_for_compare(tmp_path):

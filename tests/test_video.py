@@ -82,10 +82,65 @@ def test_truncated_video_is_reported(tmp_path):
         video.check_duration(info, min_s=1.0)
 
 
+@pytest.mark.parametrize("share", [0.5, 0.95])
+def test_a_clip_cut_short_is_refused_with_its_lengths(tmp_path, share):
+    """A faststart phone file cut in transfer keeps its header (10 s) but holds less."""
+    p = video.write_video(tmp_path / "c.mp4", _frames(300, 96, 64), 30)
+    data = p.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * share)])
+    info = video.probe(cut)
+    assert info.declared_duration_s == pytest.approx(10.0, abs=0.05) and info.duration_s < 9.6
+    with pytest.raises(HindsightInputError, match=r"^the file ends early \(\d+\.\d of 10\.0 s\): upload it again$"):
+        video.check_duration(info)
+    whole = video.probe(p)
+    assert whole.duration_s == pytest.approx(whole.declared_duration_s, abs=0.05)
+    video.check_duration(whole)
+
+
+def _info(duration_s, declared_s, n_frames=None, declared_frames=None):
+    n = n_frames if n_frames is not None else round(30 * duration_s)
+    return video.VideoInfo("x", "h264", "mp4", 10, 10, 0, 30.0, duration_s, n, False, declared_s, declared_frames)
+
+
+def test_a_whole_clip_whose_header_differs_slightly_is_not_refused():
+    video.check_duration(_info(10.0, 10.2))  # an audio track or an edit list outlasting the video
+    video.check_duration(_info(10.0, 10.4, 300, 301))
+    video.check_duration(_info(30.0, 30.8))  # within 3 % of a long clip
+    video.check_duration(_info(9.267, None))  # no declared length: nothing to compare
+    with pytest.raises(HindsightInputError, match="ends early"):
+        video.check_duration(_info(9.0, 10.0))
+    with pytest.raises(HindsightInputError, match=r"ends early \(8\.0 of 10\.0 s\)"):
+        video.check_duration(_info(8.0, None, 240, 300))  # only a frame count declared
+
+
+def test_real_owner_clips_are_whole(forever_dog):
+    """Every real phone clip in ../shared passes the truncation and length checks."""
+    clips = sorted((forever_dog.parent / "owner_clips").glob("*.mp4")) + [forever_dog / "dog.mp4"]
+    assert len(clips) == 21
+    for path in clips:
+        info = video.probe(path)
+        assert info.declared_duration_s is not None
+        video.check_duration(info)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_a_still_image_renamed_mp4_is_not_a_video(tmp_path, fmt):
+    from PIL import Image
+
+    p = tmp_path / "photo.mp4"
+    Image.fromarray(np.full((120, 160, 3), 128, np.uint8)).save(p, format=fmt)
+    with pytest.raises(HindsightInputError, match="^not a video: photo.mp4 is a still image"):
+        video.probe(p)
+
+
 def test_duration_limits():
     info = video.VideoInfo("x", "h264", "mp4", 10, 10, 0, 30.0, 0.4, 12, False)
     with pytest.raises(HindsightInputError, match="too short"):
         video.check_duration(info)
+    with pytest.raises(HindsightInputError, match=f"film at least {video.MIN_DURATION_S:.0f} s"):
+        video.check_duration(_info(video.MIN_DURATION_S - 0.1, None))
+    video.check_duration(_info(video.MIN_DURATION_S, None))
     long = video.VideoInfo("x", "h264", "mp4", 10, 10, 0, 30.0, 4000.0, 120000, False)
     with pytest.raises(HindsightInputError, match="too long"):
         video.check_duration(long)

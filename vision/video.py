@@ -21,8 +21,20 @@ import numpy as np
 from vision.errors import HindsightInputError
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".webm", ".avi", ".mkv")
-MIN_DURATION_S = 1.0
+#: Shortest clip analysed, and the figure the filming advice gives: about 6 hind strides at a walk
+#: (the quality gate needs 3, recommends 6; a walking stride takes 0.6-0.9 s).
+MIN_DURATION_S = 5.0
 MAX_DURATION_S = 600.0
+#: A clip is refused as ending early when it decodes short of its declared length by more than
+#: this many seconds and this share of the declared length (both). Whole phone files differ by a
+#: frame or two (an audio track can outlast the video by ~0.1 s).
+TRUNCATION_TOLERANCE_S = 0.5
+TRUNCATION_TOLERANCE_SHARE = 0.03
+#: Demuxers and codecs of single still images: such a file renamed .mp4 is "not a video".
+STILL_IMAGE_FORMATS = frozenset(
+    {"image2", "jpeg_pipe", "png_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif", "svg_pipe", "heif"}
+)
+STILL_IMAGE_CODECS = frozenset({"mjpeg", "png", "webp", "bmp", "tiff", "gif", "jpeg2000", "jpegls", "svg"})
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,12 @@ class VideoInfo:
         Median frame rate from the timestamps (frames per second).
     vfr
         True when frame intervals vary by more than 10 % (variable frame rate).
+    duration_s, n_frames
+        What the file really holds: from the timestamps of the packets present.
+    declared_duration_s, declared_frames
+        What the container's header claims (None when it does not say). A file cut short in
+        transfer keeps its header, so ``duration_s`` falls short of ``declared_duration_s``;
+        see :func:`check_complete`.
     """
 
     path: str
@@ -51,6 +69,8 @@ class VideoInfo:
     duration_s: float
     n_frames: int
     vfr: bool
+    declared_duration_s: float | None = None
+    declared_frames: int | None = None
 
     def to_dict(self) -> dict[str, object]:
         """Return the fields as a JSON-ready dict."""
@@ -162,6 +182,9 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
     try:
         stream = container.streams.video[0]
         codec = stream.codec_context.name
+        if container.format.name in STILL_IMAGE_FORMATS or (codec in STILL_IMAGE_CODECS and not stream.frames):
+            raise HindsightInputError(f"not a video: {p.name} is a still image ({codec})")
+        declared_s, declared_frames = _declared(container, stream)
         first = None
         for frame in _decode(container, p):
             first = frame
@@ -195,9 +218,24 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             duration_s=duration,
             n_frames=len(times) if times else 1,
             vfr=vfr,
+            declared_duration_s=declared_s,
+            declared_frames=declared_frames,
         )
     finally:
         container.close()
+
+
+def _declared(container, stream) -> tuple[float | None, int | None]:
+    """The video stream's declared duration (s) and frame count, from the container header."""
+    seconds: float | None = None
+    if stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration:
+        seconds = float(container.duration) / 1e6  # AV_TIME_BASE
+    frames = int(stream.frames) if stream.frames else None
+    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+        seconds = None
+    return (round(seconds, 3) if seconds is not None else None), frames
 
 
 def _timing(times: np.ndarray, stream) -> tuple[float, bool, float]:
@@ -274,10 +312,46 @@ def recorded_date(path: str | os.PathLike[str]) -> datetime.date | None:
     return when.date() if when.year > 1971 else None
 
 
+def check_complete(info: VideoInfo) -> None:
+    """Refuse a clip that ends before its container says it should (a cut-short upload).
+
+    The decoded length is compared with the header's: short by more than
+    :data:`TRUNCATION_TOLERANCE_S` *and* :data:`TRUNCATION_TOLERANCE_SHARE` of the declared
+    duration (or, when only a frame count is declared, that share of the frames) means the file
+    is incomplete. Such a clip is refused rather than scored: what is missing is unknown, a partial
+    phone upload is cheap to send again, and a score from part of a walk would be stored as if whole.
+
+    Raises
+    ------
+    HindsightInputError
+        ``the file ends early (5.0 of 10.0 s): upload it again``.
+    """
+    declared = info.declared_duration_s
+    if declared is None and info.declared_frames and info.fps > 0:
+        declared = info.declared_frames / info.fps
+    if declared is None:
+        return
+    short_s = declared - info.duration_s
+    frames_short = (
+        info.declared_frames is not None
+        and info.declared_frames - info.n_frames > max(1, TRUNCATION_TOLERANCE_SHARE * info.declared_frames)
+        and short_s > TRUNCATION_TOLERANCE_S / 2
+    )
+    if (short_s > TRUNCATION_TOLERANCE_S and short_s > TRUNCATION_TOLERANCE_SHARE * declared) or frames_short:
+        raise HindsightInputError(f"the file ends early ({info.duration_s:.1f} of {declared:.1f} s): upload it again")
+
+
 def check_duration(info: VideoInfo, *, min_s: float = MIN_DURATION_S, max_s: float = MAX_DURATION_S) -> None:
-    """Raise a one-line error for clips too short to hold a stride or too long to analyse."""
+    """Raise a one-line error for incomplete clips, clips too short for strides or too long to analyse.
+
+    The incompleteness check (:func:`check_complete`) comes first: a cut-short upload is told
+    to be sent again, not that it is too short.
+    """
+    check_complete(info)
     if info.duration_s < min_s:
-        raise HindsightInputError(f"clip too short ({info.duration_s:.1f} s): film at least 10 s of walking")
+        raise HindsightInputError(
+            f"clip too short ({info.duration_s:.1f} s): film at least {min_s:.0f} s of walking"
+        )
     if info.duration_s > max_s:
         raise HindsightInputError(
             f"clip too long ({info.duration_s / 60:.0f} min): trim it to the walking part (at most "

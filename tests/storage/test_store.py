@@ -34,7 +34,7 @@ def people(store):
 
 @pytest.fixture(scope="module")
 def small_video(tmp_path_factory):
-    clip = generate(duration_s=4, frame_size=(320, 180), body_length_px=96, seed=3)
+    clip = generate(duration_s=6, frame_size=(320, 180), body_length_px=96, seed=3)
     p = tmp_path_factory.mktemp("v") / "walk.mp4"
     render_video(clip, str(p))
     return p, clip
