@@ -243,7 +243,7 @@ def generate(spec: GaitSpec | None = None, **changes: Any) -> SyntheticClip:
 
     clean = pos.copy()
     noisy = pos + rng.normal(0.0, spec.jitter_px, pos.shape)
-    near = "left" if d > 0 else "right"
+    near = "right" if d > 0 else "left"  # walking to the right, the dog shows the camera its right side
     conf = np.where(np.array([k.startswith(mirror_name(near + "_")) for k in CANONICAL_KEYPOINTS]), 0.75, 0.92)
     confidence = np.clip(conf[None, :] + rng.normal(0, 0.04, (n, len(CANONICAL_KEYPOINTS))), 0.35, 1.0)
     if spec.dropout_rate > 0:
@@ -352,7 +352,7 @@ def render_frame(
             cv2.circle(img, chain[-1], int(limb_w * 0.8), colour, -1, cv2.LINE_AA)
 
     wi, tb = p("withers"), p("tail_base")
-    far = "right" if wi and tb and wi[0] > tb[0] else "left"
+    far = "left" if wi and tb and wi[0] > tb[0] else "right"  # facing right, the right side is nearer
     near = "left" if far == "right" else "right"
     leg(far, _COAT_FAR, ("stifle", "hock", "hind_paw"), "tail_base")
     leg(far, _COAT_FAR, ("elbow", "carpus", "front_paw"), "withers")

@@ -27,14 +27,16 @@ def test_sound_dog_has_no_weaker_side():
         _, _, sm, ev = prepared(seed=seed, jitter_px=1.5)
         m = symmetry_metrics(sm, ev)
         assert m["weaker_side"] is None, seed
-        assert m["hind_asymmetry_pct"] < 2.5
+        assert abs(m["weakness_pct"]["value"]) < 2.5
+        # A figure whose interval includes zero is not a headline: it reads "within measurement noise".
+        assert (m["hind_asymmetry_pct"] is None) == m["within_noise"]
 
 
 def test_asymmetry_grows_with_severity():
     values = []
     for sev in (0.1, 0.3, 0.6):
         _, _, sm, ev = prepared(limp_side="right", limp_severity=sev, seed=3)
-        values.append(symmetry_metrics(sm, ev)["hind_asymmetry_pct"])
+        values.append(abs(symmetry_metrics(sm, ev)["weakness_pct"]["value"]))
     assert values[0] < values[1] < values[2]
 
 
@@ -54,7 +56,10 @@ def test_mirroring_left_right_flips_weaker_side(seed, side, severity):
     b = analyze_tracks(mirror_labels(c.tracks)).report["metrics"]["symmetry"]
     assert a["weaker_side"] == side
     assert b["weaker_side"] == ("left" if side == "right" else "right")
-    assert b["hind_asymmetry_pct"] == pytest.approx(a["hind_asymmetry_pct"], rel=0.05, abs=0.3)
+    # Mirrored, each right stride is paired with the next left one (half a stride later), so the
+    # pairs differ at the clip's ends: the mirrored weakness must lie within the original's interval, sign flipped.
+    wa, wb = a["weakness_pct"], b["weakness_pct"]
+    assert wa["ci95"][0] <= -wb["value"] <= wa["ci95"][1]
 
 
 @settings(max_examples=6, deadline=None)

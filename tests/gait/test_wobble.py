@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.gait.conftest import prepared
+from vision.gait.events import GaitEvents, Stride
 from vision.gait.wobble import ataxia_metrics, tremor_metrics
 
 
@@ -57,8 +58,32 @@ def test_stride_time_variability_tracks_truth(cv):
     assert 0.6 * truth <= a["stride_time_cv_pct"]["value"] <= 1.2 * truth + 0.5
 
 
+def _events_with_strides(durations: np.ndarray, excursions: np.ndarray) -> GaitEvents:
+    strides: dict[str, list[Stride]] = {"left_hind": [], "right_hind": []}
+    t = 0.0
+    for k, (d, e) in enumerate(zip(durations, excursions, strict=True)):
+        limb = "left_hind" if k % 2 == 0 else "right_hind"
+        strides[limb].append(Stride(limb, t, t + d, t + 0.6 * d, float(e), 0.1, 30.0))
+        t += 0.5 * d
+    return GaitEvents(np.arange(0, t + 1, 1 / 30), np.ones(1), np.ones(1, bool), 200.0, 1.0, strides=strides)
+
+
 def test_ataxia_flag_only_for_high_variability():
     _, _, _, ev = prepared(stride_cv=0.03, seed=2)
     assert ataxia_metrics(ev)["ataxia_flag"] is False
-    _, _, _, ev = prepared(stride_cv=0.6, seed=2, duration_s=20)
-    assert ataxia_metrics(ev)["ataxia_flag"] is True
+    rng = np.random.default_rng(0)
+    # Strides whose time and length vary by a CV of about 60 %: beyond the normal 20-28 % with room to spare.
+    wild = _events_with_strides(rng.uniform(0.3, 1.7, 40), rng.uniform(0.1, 0.9, 40))
+    m = ataxia_metrics(wild)
+    assert m["ataxia_flag"] is True
+    assert m["strides_kept"] == 40
+
+
+def test_ataxia_is_not_flagged_when_the_interval_reaches_the_normal_range():
+    rng = np.random.default_rng(1)
+    # A high CV measured on only 8 strides: the interval reaches below 30 %, so no flag.
+    few = _events_with_strides(1.0 + 0.35 * rng.standard_normal(8).clip(-2, 2), np.full(8, 0.5))
+    m = ataxia_metrics(few)
+    assert m["stride_time_cv_pct"]["value"] > 20
+    assert m["stride_time_cv_pct"]["ci95"][0] < 30
+    assert m["ataxia_flag"] is False

@@ -18,7 +18,7 @@ import xarray as xr
 from scipy.ndimage import median_filter
 from scipy.signal import find_peaks
 
-from vision.clean import _runs
+from vision.clean import _runs, lowpass
 from vision.tracks import keypoint_xy
 
 HIND_LIMBS = ("left_hind", "right_hind")
@@ -30,6 +30,16 @@ _PAW = {
     "right_front": "right_front_paw",
 }
 _HOCK = {"left_hind": ("left_stifle", "left_hock"), "right_hind": ("right_stifle", "right_hock")}
+#: Strikes of one paw closer than this share of the stride period are one strike (noise peaks).
+MIN_PEAK_SPACING = 0.5
+#: A stride is kept when its duration lies within these shares of the clip's stride period.
+MIN_STRIDE_OF_PERIOD = 0.5
+MAX_STRIDE_OF_PERIOD = 2.0
+#: Plausible stance share of a stride at a walk or trot (a gallop goes down to about 0.2).
+MIN_DUTY = 0.15
+MAX_DUTY = 0.9
+#: Event timing keeps the stride's frequencies up to this harmonic (see :func:`stride_band`).
+EVENT_HARMONICS = 3.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,10 @@ class GaitEvents:
         Median withers-to-tail-base length over lateral frames.
     relative
         Per limb, the paw's forward position relative to the tail base (body lengths).
+    rejected
+        Per limb, the strike-to-strike intervals not kept as strides: a duration outside
+        ``MIN_STRIDE_OF_PERIOD``..``MAX_STRIDE_OF_PERIOD`` of the clip's stride period, not exactly
+        one lift-off inside, a gap in the track, or a duty factor outside ``MIN_DUTY``..``MAX_DUTY``.
     """
 
     time: np.ndarray
@@ -87,10 +101,24 @@ class GaitEvents:
     lift_offs: dict[str, np.ndarray] = field(default_factory=dict)
     strides: dict[str, list[Stride]] = field(default_factory=dict)
     relative: dict[str, np.ndarray] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
 
     def n_hind_strides(self) -> int:
         """Complete hind strides counted on the side with fewer."""
         return min(len(self.strides.get(limb, [])) for limb in HIND_LIMBS)
+
+
+def near_side(direction: float) -> str | None:
+    """The dog's side nearer the camera for a walking direction in the image.
+
+    A dog walking to the right of the image (``direction > 0``) shows the camera its right
+    side; walking to the left, its left side. ``None`` when the direction is unknown.
+    """
+    if direction > 0:
+        return "right"
+    if direction < 0:
+        return "left"
+    return None
 
 
 def trunk_front(ds: xr.Dataset, individual: int = 0) -> np.ndarray:
@@ -133,24 +161,96 @@ def lateral_mask(ds: xr.Dataset, individual: int = 0, min_ratio: float = 0.6) ->
     return np.nan_to_num(ratio, nan=0.0) >= min_ratio
 
 
-def _dominant_period(signal: np.ndarray, fps: float, lo_hz: float = 0.4, hi_hz: float = 4.0) -> float | None:
-    best: tuple[float, float] | None = None
+def stride_period(left: np.ndarray, right: np.ndarray, fps: float) -> float | None:
+    """Stride period (s) of the hind legs from both paws' relative positions together.
+
+    The power spectra of the left paw, the right paw and their difference are summed over
+    their finite runs, so a period seen in both legs outweighs noise in one. The difference
+    carries the stride's fundamental twice as strongly at a walk or trot (the legs alternate),
+    while a far leg that is only partly told apart from the near one adds power at half the
+    period to each single track; a peak at half the period is kept only when it clearly
+    outweighs the peak at the full period.
+
+    Parameters
+    ----------
+    left, right
+        Shape ``(time,)``: each hind paw's forward position relative to the pelvis, body lengths,
+        NaN where unknown, on a uniform grid at ``fps``.
+    """
+    spectra = [_band_spectrum(_detrended(sig, fps), fps) for sig in (left, right, left - right)]
+    spectra = [sp for sp in spectra if sp is not None]
+    if not spectra:
+        return None
+    f = spectra[0][0]
+    power = np.sum([np.interp(f, fi, pi) for fi, pi in spectra], axis=0)
+    band = (f >= 0.5) & (f <= 4.0)
+    if not band.any() or not np.any(power[band] > 0):
+        return None
+    i = int(np.argmax(np.where(band, power, 0)))
+    best = f[i]
+    half = best / 2
+    if half >= 0.5:
+        j = int(np.argmin(np.abs(f - half)))
+        lo, hi = max(0, j - 2), min(len(f), j + 3)
+        if power[lo:hi].max() >= 0.5 * power[i]:
+            best = f[lo + int(np.argmax(power[lo:hi]))]
+    return float(1.0 / best)
+
+
+def stride_band(signal: np.ndarray, fps: float, period_s: float) -> np.ndarray:
+    """A paw's relative position kept to the stride's own frequencies, for event timing.
+
+    Low-passed at ``EVENT_HARMONICS`` times the stride frequency (never above 6 Hz), which keeps
+    the stance/swing shape (duty factor) but drops the frame-to-frame jitter that makes extra
+    peaks, and with its slow drift over ``2 * period_s`` removed (camera tilt, a dog turning).
+    Both paws are filtered alike, so timing differences between them are not biased.
+
+    Parameters
+    ----------
+    signal
+        Shape ``(time,)``, body lengths, NaN where unknown; uniform grid at ``fps``.
+    period_s
+        The clip's stride period (:func:`stride_period`).
+    """
+    cutoff = min(6.0, EVENT_HARMONICS / period_s)
+    out = lowpass(signal, fps, cutoff)
+    w = max(3, int(round(2 * period_s * fps)) | 1)
+    for a, b in _runs(np.isfinite(out)):
+        seg = out[a:b]
+        if seg.size >= w:
+            pad = np.pad(seg, (w // 2, w // 2), mode="reflect")
+            out[a:b] = seg - np.convolve(pad, np.ones(w) / w, mode="valid")
+        else:
+            out[a:b] = seg - seg.mean()
+    return out
+
+
+def _detrended(signal: np.ndarray, fps: float, window_s: float = 2.0) -> np.ndarray:
+    """``signal`` minus its moving mean over ``window_s`` (per finite run), NaN kept."""
+    out = np.array(signal, dtype=np.float64, copy=True)
+    w = max(3, int(round(window_s * fps)) | 1)
+    for a, b in _runs(np.isfinite(out)):
+        seg = out[a:b]
+        if seg.size >= w:
+            pad = np.pad(seg, (w // 2, w // 2), mode="reflect")
+            out[a:b] = seg - np.convolve(pad, np.ones(w) / w, mode="valid")
+    return out
+
+
+def _band_spectrum(signal: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Power spectrum (frequency grid 0.02 Hz) summed over finite runs of at least 1 s."""
+    n = int(2 ** np.ceil(np.log2(fps / 0.02)))
+    f = np.fft.rfftfreq(n, 1 / fps)
+    total = np.zeros(f.size)
+    used = False
     for a, b in _runs(np.isfinite(signal)):
         seg = signal[a:b]
-        if seg.size < int(2 * fps / hi_hz) + 8:
+        if seg.size < max(8, int(fps)):
             continue
         seg = seg - seg.mean()
-        n = int(2 ** np.ceil(np.log2(seg.size * 4)))
-        spec = np.abs(np.fft.rfft(seg * np.hanning(seg.size), n)) ** 2
-        f = np.fft.rfftfreq(n, 1 / fps)
-        band = (f >= lo_hz) & (f <= hi_hz)
-        if not band.any():
-            continue
-        i = int(np.argmax(np.where(band, spec, 0)))
-        weight = float(spec[i]) * seg.size
-        if best is None or weight > best[1]:
-            best = (1.0 / f[i], weight)
-    return best[0] if best else None
+        total += np.abs(np.fft.rfft(seg * np.hanning(seg.size), n)) ** 2
+        used = True
+    return (f, total) if used else None
 
 
 def _refine(y: np.ndarray, i: int) -> float:
@@ -172,7 +272,7 @@ def _extrema(rel: np.ndarray, t: np.ndarray, period_frames: float, sign: int) ->
         if seg.size < 5:
             continue
         spread = np.percentile(seg, 95) - np.percentile(seg, 5)
-        peaks, _ = find_peaks(seg, distance=max(2, int(0.35 * period_frames)), prominence=0.3 * spread)
+        peaks, _ = find_peaks(seg, distance=max(2, int(MIN_PEAK_SPACING * period_frames)), prominence=0.3 * spread)
         for p in peaks:
             pos = a + _refine(seg, int(p))
             out.append(float(np.interp(pos, idx, t)))
@@ -209,16 +309,14 @@ def detect_events(ds: xr.Dataset, individual: int = 0) -> GaitEvents:
         rel = direction * (paw[:, 0] - ref[:, 0]) / L
         rel = np.where(lateral, rel, np.nan)
         events.relative[limb] = rel
-    hind_rel = events.relative.get("left_hind")
-    period = _dominant_period(hind_rel, fps) if hind_rel is not None else None
-    if period is None and "right_hind" in events.relative:
-        period = _dominant_period(events.relative["right_hind"], fps)
+    period = stride_period(events.relative["left_hind"], events.relative["right_hind"], fps)
     events.stride_period_s = period
     if period is None:
         return events
     pf = period * fps
     for limb, paw_name in _PAW.items():
-        rel = events.relative[limb]
+        rel = stride_band(events.relative[limb], fps, period)
+        events.relative[limb] = rel
         strikes = _extrema(rel, t, pf, +1)
         lifts = _extrema(rel, t, pf, -1)
         events.strikes[limb] = strikes
@@ -232,15 +330,18 @@ def detect_events(ds: xr.Dataset, individual: int = 0) -> GaitEvents:
         strides: list[Stride] = []
         for s0, s1 in zip(strikes[:-1], strikes[1:], strict=True):
             dur = s1 - s0
-            if not (0.35 * period <= dur <= 2.5 * period):
+            if not (MIN_STRIDE_OF_PERIOD * period <= dur <= MAX_STRIDE_OF_PERIOD * period):
+                events.rejected[limb] = events.rejected.get(limb, 0) + 1
                 continue
             inside = lifts[(lifts > s0) & (lifts < s1)]
-            if inside.size != 1:
-                continue
             sel = (t >= s0) & (t <= s1)
-            if not np.all(np.isfinite(rel[sel])) or sel.sum() < 4:
+            if inside.size != 1 or not np.all(np.isfinite(rel[sel])) or sel.sum() < 4:
+                events.rejected[limb] = events.rejected.get(limb, 0) + 1
                 continue
             lo = float(inside[0])
+            if not (MIN_DUTY <= (lo - s0) / dur <= MAX_DUTY):
+                events.rejected[limb] = events.rejected.get(limb, 0) + 1
+                continue
             excursion = float(np.interp(s0, t, rel) - np.interp(lo, t, rel))
             py = paw[sel, 1]
             lift_bl = float((np.nanpercentile(py, 95) - np.nanmin(py)) / L)

@@ -53,18 +53,46 @@ def cv_estimate(values: np.ndarray, unit: str = "%") -> Estimate:
     return Estimate(float(cv), (float(lo), float(hi)), float(np.std(cvs)), int(v.size), "n/a", unit, tuple(v.tolist()))
 
 
+def _per_leg_normalised(values: dict[str, list[float]]) -> np.ndarray:
+    """Each leg's per-stride values divided by that leg's own mean, pooled.
+
+    The near and far leg are seen differently side-on (the far leg's excursion reads smaller),
+    so pooling raw values would count that difference as stride-to-stride variability.
+    """
+    out: list[float] = []
+    for v in values.values():
+        a = np.asarray(v, dtype=np.float64)
+        a = a[np.isfinite(a)]
+        if a.size and a.mean() > 0:
+            out += (a / a.mean()).tolist()
+    return np.asarray(out)
+
+
 def ataxia_metrics(events: GaitEvents) -> dict[str, Any]:
-    """Stride-to-stride variability of hind stride time and stride length (excursion)."""
-    times, lengths = [], []
-    for limb in ("left_hind", "right_hind"):
-        times += [s.duration for s in events.strides.get(limb, [])]
-        lengths += [s.excursion_bl for s in events.strides.get(limb, [])]
-    t_cv = cv_estimate(np.asarray(times))
-    l_cv = cv_estimate(np.asarray(lengths))
+    """Stride-to-stride variability of hind stride time and stride length (excursion).
+
+    Only the strides that :func:`~vision.gait.events.detect_events` kept are used (plausible
+    duration and duty factor); each leg is normalised by its own mean before pooling. The flag
+    is raised only when the lower end of a CV's 95 % interval is above :data:`ATAXIA_CV_PCT`,
+    so that measurement noise alone never reads as wobble; it is None with fewer than
+    ``2 * MIN_STRIDES`` strides.
+    """
+    times = {limb: [s.duration for s in events.strides.get(limb, [])] for limb in ("left_hind", "right_hind")}
+    lengths = {limb: [s.excursion_bl for s in events.strides.get(limb, [])] for limb in ("left_hind", "right_hind")}
+    t_cv = cv_estimate(_per_leg_normalised(times))
+    l_cv = cv_estimate(_per_leg_normalised(lengths))
     flag: bool | None = None
-    if t_cv.value is not None and l_cv.value is not None and t_cv.n >= 2 * MIN_STRIDES:
-        flag = bool(max(t_cv.value, l_cv.value) > ATAXIA_CV_PCT)
-    return {"stride_time_cv_pct": t_cv.to_dict(), "stride_length_cv_pct": l_cv.to_dict(), "ataxia_flag": flag}
+    if t_cv.ci95 is not None and l_cv.ci95 is not None and t_cv.n >= 2 * MIN_STRIDES:
+        flag = bool(max(t_cv.ci95[0], l_cv.ci95[0]) > ATAXIA_CV_PCT)
+    kept = sum(len(v) for v in times.values())
+    rejected = sum(events.rejected.get(limb, 0) for limb in ("left_hind", "right_hind"))
+    return {
+        "stride_time_cv_pct": t_cv.to_dict(),
+        "stride_length_cv_pct": l_cv.to_dict(),
+        "ataxia_flag": flag,
+        "strides_kept": kept,
+        "strides_rejected": rejected,
+    }
 
 
 def _stride_template_residual(

@@ -10,7 +10,7 @@ import numpy as np
 import xarray as xr
 
 from vision.anatomy import CANONICAL_KEYPOINTS
-from vision.gait.events import GaitEvents
+from vision.gait.events import GaitEvents, near_side
 from vision.gait.stats import estimate
 from vision.muscle.indices import lateral_widths, rear_widths
 from vision.muscle.silhouette import segment_dog
@@ -37,7 +37,7 @@ def lateral_targets(tracks: xr.Dataset, events: GaitEvents) -> list[tuple[float,
         for s in events.strides.get(limb, []):
             t = 0.5 * (s.strike + s.lift_off)
             i = int(np.clip(np.searchsorted(events.time, t), 0, len(events.time) - 1))
-            near = "left" if events.direction[i] > 0 else "right" if events.direction[i] < 0 else None
+            near = near_side(events.direction[i])
             if near == side:
                 out.append((t, side))
     return sorted(out)[:MAX_FRAMES]
