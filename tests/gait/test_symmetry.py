@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.gait.conftest import prepared
+from tests.gait.conftest import out_and_back, prepared
 from vision import clean
 from vision.analysis import analyze_tracks
 from vision.gait.events import detect_events
@@ -97,3 +97,32 @@ def test_swapped_labels_do_not_create_asymmetry():
     assert max(np.min(np.abs(truth - s)) for s in repaired) < 1 / 30
     unrepaired = strikes(c.tracks, False)
     assert max(np.min(np.abs(truth - s)) for s in unrepaired) > 0.1  # the swap really corrupts timing
+
+
+def test_one_direction_names_no_side_within_the_near_far_uncertainty():
+    # Walking to the right, the dog shows its right side; a mild limp is within the far leg's viewing bias.
+    _, _, sm, ev = prepared(limp_side="left", limp_severity=0.2, seed=11, jitter_px=1.5)
+    m = symmetry_metrics(sm, ev, near_far_bias=(8.0, 12.0))
+    assert m["near_far"]["passes"] == "right_near"
+    assert m["weaker_side"] is None
+    assert "one way only" in m["near_far"]["note"]
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_out_and_back_names_the_side_and_cancels_the_bias(side):
+    sm, ev = out_and_back(limp_side=side, limp_severity=0.5, seed=5, jitter_px=1.5)
+    plain = symmetry_metrics(sm, ev, near_far_bias=(0.0, 0.0))
+    biased = symmetry_metrics(sm, ev, near_far_bias=(8.0, 12.0))
+    assert plain["near_far"]["passes"] == "both"
+    assert plain["weaker_side"] == side == biased["weaker_side"]
+    # Each leg was the near one once: a constant far-leg correction cancels between the passes.
+    assert biased["weakness_pct"]["value"] == pytest.approx(plain["weakness_pct"]["value"], abs=2.0)
+
+
+def test_corrected_weakness_removes_the_far_leg_bias():
+    from vision.gait.symmetry import corrected_weakness
+
+    raw = np.array([10.0, -6.0, 0.0])
+    out = corrected_weakness(raw, ["left", "right", None], 8.0)
+    # Left near -> the far leg is the right, read 8 points weaker (+): subtract; right near: add.
+    assert out.tolist() == [2.0, 2.0, 0.0]

@@ -20,13 +20,13 @@ from vision.gait.stats import MIN_STRIDES, Estimate, empty, estimate, evidence_s
 from vision.tracks import keypoint_xy
 
 
-#: On dogs with no one-sided hind finding filmed side-on with the shipped model, the far hind leg's
-#: signed weakness (mean of the stance-time and excursion symmetry indices) reads this many points
-#: weaker than the near leg's: median per clip over 5 owner clips, mostly from a smaller excursion
-#: (docs/trials.md, "near/far bias").
-NEAR_FAR_BIAS_PCT = 8.0
-#: Spread of that bias between those dogs (SD, points): added to one-direction intervals.
-NEAR_FAR_BIAS_SD_PCT = 12.0
+#: Viewing bias of the far hind leg per track source (``source_software`` of the tracks):
+#: ``(bias, sd)`` in points of signed weakness. With Hindsight's own model on dogs with no one-sided
+#: hind finding filmed side-on, the far leg's weakness (mean of the stance-time and excursion
+#: symmetry indices) read 8 points weaker than the near leg's (median per clip over 5 owner clips,
+#: SD 12 between dogs), mostly from a smaller excursion (docs/trials.md, "near/far bias"). Tracks
+#: from other sources are not corrected.
+NEAR_FAR_BIAS: dict[str, tuple[float, float]] = {"hindsight-onnx": (8.0, 12.0)}
 #: Stride pairs whose weakness lies further than this many robust SDs from the median are dropped.
 OUTLIER_MAD = 3.5
 #: ... and further than this many points (a stride pair off by less is noise, not an outlier).
@@ -130,7 +130,7 @@ def inlier_mask(values: np.ndarray, k: float = OUTLIER_MAD, floor: float = OUTLI
     return ok & (np.abs(v - med) <= max(k * mad, floor))
 
 
-def corrected_weakness(weakness: np.ndarray, near: list[str | None], bias: float = NEAR_FAR_BIAS_PCT) -> np.ndarray:
+def corrected_weakness(weakness: np.ndarray, near: list[str | None], bias: float) -> np.ndarray:
     """Per-pair signed weakness with the far leg's viewing bias removed.
 
     Seen side-on, the far hind leg is tracked less well, and its stance and excursion come out
@@ -143,14 +143,14 @@ def corrected_weakness(weakness: np.ndarray, near: list[str | None], bias: float
     return np.asarray(weakness, dtype=np.float64) - bias * sign
 
 
-def combine_passes(weakness: np.ndarray, near: list[str | None]) -> tuple[Estimate, str]:
+def combine_passes(weakness: np.ndarray, near: list[str | None], bias_sd: float = 0.0) -> tuple[Estimate, str]:
     """The signed weakness of the clip and which passes it rests on.
 
     With strides seen from both sides (at least :data:`MIN_PASS_PAIRS` pairs each), the
     estimate is the mean of the two passes' means, so any viewing bias left after correction
     cancels; its interval combines both passes' standard errors. With one side only, the
-    interval is widened by the spread of the near/far bias between dogs
-    (:data:`NEAR_FAR_BIAS_SD_PCT`), since that bias cannot be told apart from a real difference.
+    interval is widened by ``bias_sd``, the spread of the near/far bias between dogs
+    (:data:`NEAR_FAR_BIAS`), since that bias cannot be told apart from a real difference.
 
     Returns
     -------
@@ -177,12 +177,14 @@ def combine_passes(weakness: np.ndarray, near: list[str | None]) -> tuple[Estima
     passes = f"{seen[0]}_near" if len(seen) == 1 else "unknown"
     assert base.ci95 is not None
     half = 0.5 * (base.ci95[1] - base.ci95[0])
-    half = float(np.hypot(half, 1.96 * NEAR_FAR_BIAS_SD_PCT))
+    half = float(np.hypot(half, 1.96 * bias_sd))
     v = float(base.value)
     return Estimate(v, (v - half, v + half), base.sd, base.n, base.evidence, "%", base.per_stride), passes
 
 
-def symmetry_metrics(ds: xr.Dataset, events: GaitEvents, individual: int = 0) -> dict[str, Any]:
+def symmetry_metrics(
+    ds: xr.Dataset, events: GaitEvents, individual: int = 0, near_far_bias: tuple[float, float] | None = None
+) -> dict[str, Any]:
     """Symmetry block of the report.
 
     Returns a dict with per-variable SI estimates (``stance_time_si``,
@@ -193,7 +195,13 @@ def symmetry_metrics(ds: xr.Dataset, events: GaitEvents, individual: int = 0) ->
     summary ``hind_asymmetry_pct`` (>= 0, None when its interval includes zero: within
     measurement noise) and ``weaker_side``, and ``near_far`` (which passes were seen, the
     correction applied, the stride pairs kept, and a plain note).
+
+    ``near_far_bias`` is ``(bias, sd)`` of the track source (:data:`NEAR_FAR_BIAS`); None looks it
+    up from ``ds.attrs["source_software"]`` (no correction for unknown sources).
     """
+    if near_far_bias is None:
+        near_far_bias = NEAR_FAR_BIAS.get(str(ds.attrs.get("source_software", "")), (0.0, 0.0))
+    bias, bias_sd = near_far_bias
     pairs = pair_strides(events)
     if not pairs:
         return {
@@ -218,10 +226,10 @@ def symmetry_metrics(ds: xr.Dataset, events: GaitEvents, individual: int = 0) ->
     si = {k: symmetry_index(right[k], left[k]) for k in left}
     near = pair_near_sides(events, pairs)
     raw = -0.5 * (si["stance"] + si["excursion"])
-    corrected = corrected_weakness(raw, near)
+    corrected = corrected_weakness(raw, near, bias)
     keep = inlier_mask(corrected)
     kept_near = [n for n, k in zip(near, keep, strict=True) if k]
-    w, passes = combine_passes(corrected[keep], kept_near)
+    w, passes = combine_passes(corrected[keep], kept_near, bias_sd)
     min_diff, max_diff = pelvic_differences(ds, events, pairs, individual)
     side = weaker_side(w)
     within_noise = w.ci95 is not None and w.ci95[0] <= 0 <= w.ci95[1]
@@ -238,7 +246,7 @@ def symmetry_metrics(ds: xr.Dataset, events: GaitEvents, individual: int = 0) ->
         "pelvis_max_diff_pct_bl": estimate(max_diff, "% body length").to_dict(),
         "n_stride_pairs": len(pairs),
         "n_stride_pairs_kept": int(keep.sum()),
-        "near_far": near_far_summary(passes, near, keep),
+        "near_far": near_far_summary(passes, near, keep, bias, bias_sd),
         "stride_times": {
             "left": [round(p.left.strike, 4) for p in pairs],
             "right": [round(p.right.strike, 4) for p in pairs],
@@ -246,7 +254,9 @@ def symmetry_metrics(ds: xr.Dataset, events: GaitEvents, individual: int = 0) ->
     }
 
 
-def near_far_summary(passes: str, near: list[str | None], keep: np.ndarray) -> dict[str, Any]:
+def near_far_summary(
+    passes: str, near: list[str | None], keep: np.ndarray, bias: float, bias_sd: float
+) -> dict[str, Any]:
     """What the clip showed of each side, the correction applied, and what it means for naming a side."""
     counts = {side: int(sum(1 for n, k in zip(near, keep, strict=True) if k and n == side)) for side in ("left", "right")}
     if passes == "both":
@@ -263,8 +273,8 @@ def near_far_summary(passes: str, near: list[str | None], keep: np.ndarray) -> d
     return {
         "passes": passes,
         "pairs_by_near_side": counts,
-        "bias_correction_pct": NEAR_FAR_BIAS_PCT,
-        "bias_sd_pct": NEAR_FAR_BIAS_SD_PCT,
+        "bias_correction_pct": bias,
+        "bias_sd_pct": bias_sd,
         "note": note,
     }
 
