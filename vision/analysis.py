@@ -96,7 +96,7 @@ def analyze_tracks(
         masked, events, fps=fps_real, frame_width=width, camera_motion=camera_motion, swaps_repaired=swaps.total
     )
     symmetry = symmetry_metrics(smoothed, events)
-    bunny = bunny_hop_metrics(events)
+    bunny = bunny_hop_metrics(events, smoothed)
     if bunny.get("gait_type") == "gallop":
         quality.reasons.append(
             "The dog was galloping or bounding; symmetry and bunny hopping are judged at a walk or trot."

@@ -38,3 +38,32 @@ def test_gallop_is_not_judged():
     m = bunny_hop_metrics(ev)
     assert m["gait_type"] == "gallop"
     assert m["flag"] is None
+
+
+def test_far_leg_hidden_behind_the_near_one_is_not_called_bunny_hopping():
+    from vision import clean
+    from vision.gait.events import detect_events
+
+    c, _, _, _ = prepared(seed=1, jitter_px=1.0)
+    ds = c.tracks.copy(deep=True)
+    names = list(ds["keypoint"].values)
+    pos = ds["position"].values
+    for part in ("stifle", "hock", "hind_paw"):  # the far leg's labels sit on the near leg, as the model often puts them
+        pos[:, :, names.index(f"left_{part}"), :] = pos[:, :, names.index(f"right_{part}"), :] + 2.0
+    sm = clean.smooth(clean.interpolate_gaps(clean.drop_low_confidence(ds)))
+    ev = detect_events(sm)
+    fooled = bunny_hop_metrics(ev)
+    checked = bunny_hop_metrics(ev, sm)
+    assert fooled["flag"] is True  # the paws alone read "together"
+    assert checked["pelvis_once_per_stride"] < 0.5  # the pelvis still dips twice per stride
+    assert checked["legs_told_apart"] is False
+    assert checked["flag"] is None
+    assert "hidden" in checked["note"]
+
+
+@pytest.mark.parametrize("phase", [0.0, 0.05])
+def test_true_bunny_hop_survives_the_pelvis_check(phase):
+    _, _, sm, ev = prepared(hind_phase=phase, seed=4)
+    m = bunny_hop_metrics(ev, sm)
+    assert m["pelvis_once_per_stride"] > 0.5
+    assert m["flag"] is True

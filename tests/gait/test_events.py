@@ -34,7 +34,14 @@ def test_phase_within():
 
 @pytest.mark.parametrize(
     "duty,hind,front,expected",
-    [(0.62, 0.5, 0.5, "walk"), (0.45, 0.5, 0.5, "trot"), (0.25, 0.05, 0.1, "gallop"), (0.6, 0.02, 0.5, "walk")],
+    [
+        (0.62, 0.5, 0.5, "walk"),
+        (0.45, 0.5, 0.5, "trot"),
+        (0.25, 0.05, 0.1, "gallop"),
+        (0.6, 0.02, 0.5, "walk"),
+        # front paws read together at a walking stance (both placed on the near paw): not a gallop
+        (0.6, 0.02, 0.02, "walk"),
+    ],
 )
 def test_classify_gait(duty, hind, front, expected):
     assert classify_gait(duty, hind, front) == expected

@@ -38,6 +38,9 @@ MAX_STRIDE_OF_PERIOD = 2.0
 #: Plausible stance share of a stride at a walk or trot (a gallop goes down to about 0.2).
 MIN_DUTY = 0.15
 MAX_DUTY = 0.9
+#: A stride with both hind legs together is a gallop or bound only with a stance this short or shorter
+#: (as measured: paw-position extremes read a true gallop duty of 0.25 as about 0.4).
+GALLOP_MAX_DUTY = 0.45
 #: Event timing keeps the stride's frequencies up to this harmonic (see :func:`stride_band`).
 EVENT_HARMONICS = 3.0
 
@@ -371,19 +374,17 @@ def phase_within(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
 
 
 def classify_gait(duty: float, hind_phase: float | None, front_phase: float | None) -> str:
-    """Gait of a stride from hind duty factor and hind/front coupling.
+    """Gait of a stride from hind duty factor and hind coupling.
 
-    Hind legs moving together with front legs also together (or a short stance)
-    is a bound or gallop, which dogs use legitimately at speed; hind legs together
-    while the front legs alternate at a walking duty factor is the bunny-hop pattern,
-    which is judged as a walk or trot.
+    A gallop or bound has both hind legs moving together *and* a short stance (duty factor at
+    most :data:`GALLOP_MAX_DUTY`); hind legs together at a walking duty factor is the bunny-hop
+    pattern (or a far leg not told apart from the near one), which is judged as a walk or trot.
+    The front legs' phase is not used: side-on, the model often places both front paws on the
+    near one, which reads as "together" at any gait.
     """
+    del front_phase  # kept in the signature for callers; see the docstring
 
-    def together(p: float | None) -> bool:
-        return p is not None and np.isfinite(p) and min(p % 1.0, 1 - p % 1.0) < 0.2
-
-    hind_together = together(hind_phase)
-    front_together = together(front_phase)
-    if hind_together and (front_together or (front_phase is None and duty <= 0.35) or duty <= 0.3):
+    together = hind_phase is not None and np.isfinite(hind_phase) and min(hind_phase % 1.0, 1 - hind_phase % 1.0) < 0.2
+    if together and duty <= GALLOP_MAX_DUTY:
         return "gallop"
     return "walk" if duty > 0.5 else "trot"
