@@ -30,6 +30,7 @@ from vision.gait.bunny import bunny_hop_metrics
 from vision.gait.events import GaitEvents, detect_events
 from vision.gait.stats import estimate
 from vision.gait.symmetry import symmetry_metrics
+from vision.gait.weight_bearing import held_up_leg
 from vision.gait.wobble import wobble_metrics
 from vision.io import ensure_canonical, is_pose_file, load_poses
 from vision.muscle.metrics import muscle_metrics
@@ -54,6 +55,7 @@ class AnalysisResult:
     tracks: xr.Dataset  # cleaned, smoothed: what events and symmetry used
     raw_tracks: xr.Dataset  # as read or predicted, canonical names
     events: GaitEvents | None
+    blank: np.ndarray | None = None  # (time,) of raw_tracks: frames with no picture, None when unknown
 
 
 def pick_individual(ds: xr.Dataset) -> int:
@@ -71,6 +73,7 @@ def analyze_tracks(
     source: dict[str, Any] | None = None,
     video_info: VideoInfo | None = None,
     camera_motion: str = "unknown",
+    blank: np.ndarray | None = None,
 ) -> AnalysisResult:
     """Clean tracks, gate quality and compute every metric; return the report.
 
@@ -79,6 +82,9 @@ def analyze_tracks(
     ds
         Tracks dataset (see :mod:`vision.tracks`); several individuals allowed,
         the best-tracked dog is analysed.
+    blank
+        Shape ``(time,)`` bool, one per frame of ``ds``: frames with no picture
+        (:func:`vision.pose.video_tracking.is_blank`); None when unknown.
     """
     check_tracks(ds)
     t = ds["time"].values
@@ -93,10 +99,22 @@ def analyze_tracks(
     events = detect_events(smoothed)
     width = int(ds.attrs.get("frame_width") or (video_info.width if video_info else 0)) or None
     quality = assess(
-        masked, events, fps=fps_real, frame_width=width, camera_motion=camera_motion, swaps_repaired=swaps.total
+        masked,
+        events,
+        fps=fps_real,
+        frame_width=width,
+        camera_motion=camera_motion,
+        swaps_repaired=swaps.total,
+        blank=on_grid(blank, t, uniform["time"].values),
     )
     symmetry = symmetry_metrics(smoothed, events)
     bunny = bunny_hop_metrics(events, smoothed)
+    held = held_up_leg(smoothed, events)
+    if held["flag"]:
+        # Hopping on three legs is neither a gallop nor bunny hopping: the held-up leg is the finding.
+        bunny["gait_type"] = "three-legged"
+        bunny["flag"] = None
+        bunny["note"] = "A hind leg is held up, so the hind legs' coupling is not judged."
     if bunny.get("gait_type") == "gallop":
         quality.reasons.append(
             "The dog was galloping or bounding; symmetry and bunny hopping are judged at a walk or trot."
@@ -108,7 +126,14 @@ def analyze_tracks(
         wobble["tremor"]["note"] = "Camera shake can look like tremor: this tremor result is unreliable."
     gait = gait_summary(events)
     muscle = muscle_metrics(None, smoothed, events, quality.view)
-    metrics = {"gait": gait, "symmetry": symmetry, "bunny_hop": bunny, "wobble": wobble, "muscle": muscle}
+    metrics = {
+        "gait": gait,
+        "symmetry": symmetry,
+        "bunny_hop": bunny,
+        "wobble": wobble,
+        "held_up_leg": held,
+        "muscle": muscle,
+    }
     if not quality.usable:
         withhold(metrics)
     report = {
@@ -128,7 +153,17 @@ def analyze_tracks(
     video = report["source"]["video"]  # type: ignore[index]
     if video:
         video["path"] = Path(video["path"]).name
-    return AnalysisResult(report=report, tracks=smoothed, raw_tracks=one, events=events)
+    return AnalysisResult(report=report, tracks=smoothed, raw_tracks=one, events=events, blank=blank)
+
+
+def on_grid(mask: np.ndarray | None, times: np.ndarray, grid: np.ndarray) -> np.ndarray | None:
+    """A per-frame bool mask moved onto another time grid (nearest frame); None stays None."""
+    if mask is None or mask.shape != times.shape or times.size == 0:
+        return None
+    idx = np.clip(np.searchsorted(times, grid), 0, times.size - 1)
+    prev = np.clip(idx - 1, 0, times.size - 1)
+    nearer = np.where(np.abs(times[prev] - grid) < np.abs(times[idx] - grid), prev, idx)
+    return np.asarray(mask, bool)[nearer]
 
 
 def check_tracks(ds: xr.Dataset) -> None:
@@ -162,6 +197,8 @@ def withhold(metrics: dict[str, Any]) -> None:
     metrics["bunny_hop"]["flag"] = None
     metrics["wobble"]["flag"] = None
     metrics["wobble"]["tremor_hz"] = None
+    if "held_up_leg" in metrics:
+        metrics["held_up_leg"]["flag"] = metrics["held_up_leg"]["side"] = None
     muscle = metrics.get("muscle", {})
     for key in ("thigh_asymmetry_pct", "weaker_side"):
         if key in muscle:
@@ -174,16 +211,22 @@ def plain_summary(usable: bool, metrics: dict[str, Any]) -> list[str]:
     if not usable:
         return ["This clip could not be scored reliably; see the quality reasons and advice."]
     lines = []
+    held = metrics.get("held_up_leg") or {}
+    if held.get("flag"):
+        lines.append(f"The {held['side']} hind leg is held up or barely bears weight.")
     sym = metrics["symmetry"]
     w = sym.get("weakness_pct", {})
     if sym.get("weaker_side"):
+        lo, hi = sorted(abs(v) for v in w["ci95"])
         lines.append(
-            f"The {sym['weaker_side']} hind leg looks weaker: {sym['hind_asymmetry_pct']:.1f}% asymmetry "
-            f"({w.get('evidence', '?')} evidence)."
+            f"The {sym['weaker_side']} hind leg looks weaker: {sym['hind_asymmetry_pct']:.0f}% asymmetry "
+            f"(95% interval {lo:.0f} to {hi:.0f}%, {w.get('evidence', '?')} evidence)."
         )
-    elif sym.get("hind_asymmetry_pct") is not None:
-        lines.append("No hind-leg asymmetry beyond this clip's stride-to-stride noise.")
+    elif w.get("value") is not None:
+        lines.append("Hind-leg symmetry: within measurement noise (no side is clearly weaker in this clip).")
     bh = metrics["bunny_hop"]
+    if bh.get("note") and bh.get("flag") is None:
+        lines.append(bh["note"])
     if bh.get("flag"):
         lines.append(
             f"Both hind legs often move together (bunny hopping) in {100 * bh['in_phase_share']:.0f}% of strides."
@@ -255,6 +298,7 @@ def analyze_path(
         },
         video_info=info,
         camera_motion=tracked.camera_motion,
+        blank=tracked.blank,
     )
     quality = result.report["quality"]
     result.report["metrics"]["muscle"]["reason"] = "measured only on clips that can be scored (side-on or rear)"

@@ -60,40 +60,64 @@ class ClipRow:
     error: str | None = None
 
 
-def hind_coverage(tracks: Any, threshold: float = 0.3) -> tuple[float, float]:
+def hind_coverage(tracks: Any, blank: np.ndarray | None = None, threshold: float = 0.3) -> tuple[float, float]:
     """Share of frames with the dog in view, and of those, the share with usable hind points.
 
     Parameters
     ----------
     tracks
         Raw tracks (:mod:`vision.tracks` layout, one individual), confidence not yet masked.
+    blank
+        Shape ``(time,)`` bool: frames with no picture, left out of both shares (None: none).
     threshold
         Confidence below which a point is not usable (the analysis' own threshold).
 
     Returns
     -------
     (in_view, hind_usable)
-        Both in 0..1. A frame is "in view" when any keypoint has a position; its hind points are
-        usable when the tail base and both hind paws reach ``threshold``.
+        Both in 0..1. ``in_view`` is the share of frames with a picture in which the tracker
+        followed a dog; its hind points are usable when the tail base and both hind paws reach
+        ``threshold``.
     """
     names = [str(k) for k in tracks["keypoint"].values]
     conf = np.nan_to_num(tracks["confidence"].values[:, :, 0], nan=0.0)
     pos = tracks["position"].values[:, :, :, 0]
     seen = np.isfinite(pos).all(axis=1).any(axis=1)
-    if seen.size == 0:
+    picture = ~blank if blank is not None and blank.shape == seen.shape else np.ones(seen.shape, bool)
+    if not picture.any():
         return 0.0, 0.0
     idx = [names.index(k) for k in HIND_POINTS if k in names]
     good = (conf[:, idx] >= threshold).all(axis=1) & seen
-    n_seen = int(seen.sum())
-    return float(seen.mean()), float(good.sum() / n_seen) if n_seen else 0.0
+    n_seen = int((seen & picture).sum())
+    return float(n_seen / picture.sum()), float((good & picture).sum() / n_seen) if n_seen else 0.0
 
 
-def row_from_report(name: str, report: dict[str, Any], raw_tracks: Any, seconds: float) -> ClipRow:
+def blank_frames(path: Path, times: np.ndarray) -> np.ndarray:
+    """Which of a clip's frames at ``times`` (s) have no picture, decoding it once."""
+    import cv2
+
+    from vision.analysis import on_grid
+    from vision.pose.video_tracking import is_blank
+    from vision.video import iter_frames
+
+    t, flags = [], []
+    for frame in iter_frames(path):
+        step = max(1, max(frame.image.shape[:2]) // 160)
+        grey = cv2.cvtColor(np.ascontiguousarray(frame.image[::step, ::step]), cv2.COLOR_RGB2GRAY)
+        t.append(frame.time_s)
+        flags.append(is_blank(grey))
+    mask = on_grid(np.asarray(flags, bool), np.asarray(t), np.asarray(times))
+    return mask if mask is not None else np.zeros(len(times), bool)
+
+
+def row_from_report(
+    name: str, report: dict[str, Any], raw_tracks: Any, seconds: float, blank: np.ndarray | None = None
+) -> ClipRow:
     """Collect the table's columns from an analysis report and the tracks it was made from."""
     q = report["quality"]
     m = report["metrics"]
     sym, bunny, wob = m["symmetry"], m["bunny_hop"], m["wobble"]
-    in_view, hind = hind_coverage(raw_tracks)
+    in_view, hind = hind_coverage(raw_tracks, blank)
     w = sym.get("weakness_pct") or {}
     held = (m.get("held_up_leg") or {}).get("side")
     return ClipRow(
@@ -134,8 +158,13 @@ def evaluate_clip(path: Path, backend: Any, cache: Path | None = None) -> ClipRo
             ds = load_poses(cached)
             with xr.open_dataset(cached) as raw:
                 motion = str(raw.attrs.get("camera_motion", "unknown"))
-            result = analyze_tracks(ds, source={"file": path.name, "kind": "video"}, video_info=probe(path),
-                                    camera_motion=motion)
+            result = analyze_tracks(
+                ds,
+                source={"file": path.name, "kind": "video"},
+                video_info=probe(path),
+                camera_motion=motion,
+                blank=blank_frames(path, ds["time"].values),
+            )
         else:
             result = analyze_path(path, backend=backend)
             if cached is not None:
@@ -147,7 +176,7 @@ def evaluate_clip(path: Path, backend: Any, cache: Path | None = None) -> ClipRo
     except HindsightInputError as exc:
         return ClipRow(clip=path.name, scored=False, reasons=[str(exc)], error=str(exc),
                        seconds=round(time.perf_counter() - started, 2))
-    return row_from_report(path.name, result.report, result.raw_tracks, time.perf_counter() - started)
+    return row_from_report(path.name, result.report, result.raw_tracks, time.perf_counter() - started, result.blank)
 
 
 def judge(row: ClipRow, label: dict[str, Any] | None) -> dict[str, Any]:

@@ -26,6 +26,16 @@ class VideoTracks:
     camera_motion: str
     boxes: np.ndarray  # (time, 4) float32, NaN where no dog
     scores: np.ndarray  # (time,) float32
+    blank: np.ndarray | None = None  # (time,) bool: frames with no picture (see is_blank)
+
+
+#: A frame whose grey levels vary less than this (SD, 0..255) has no picture: black, or a covered lens.
+BLANK_SD = 4.0
+
+
+def is_blank(grey: np.ndarray) -> bool:
+    """True when a (downscaled) grey frame is one flat colour: no picture to find a dog in."""
+    return bool(float(np.std(grey)) < BLANK_SD)
 
 
 def _camera_shift(prev: np.ndarray, cur: np.ndarray) -> tuple[float, float]:
@@ -72,6 +82,7 @@ def track_video(
     boxes: list[np.ndarray] = []
     scores: list[float] = []
     shifts: list[tuple[float, float]] = []
+    blank: list[bool] = []
     prev_small: np.ndarray | None = None
     for frame in iter_frames(path):
         pose = backend.get_pose(frame.image)
@@ -83,6 +94,7 @@ def track_video(
         scores.append(pose.score)
         step = max(1, max(frame.image.shape[:2]) // 160)  # strided view: ~160 px, no full-size copy
         small = cv2.cvtColor(np.ascontiguousarray(frame.image[::step, ::step]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        blank.append(is_blank(small))
         if prev_small is not None and prev_small.shape == small.shape:
             dx, dy = _camera_shift(prev_small, small)
             shifts.append((dx * step, dy * step))
@@ -102,4 +114,7 @@ def track_video(
     )
     motion = classify_camera_motion(np.asarray(shifts).reshape(-1, 2), info.width)
     ds = log_step(ds, "track_video", backend=getattr(backend, "name", "?"), frames=len(times), camera_motion=motion)
-    return VideoTracks(ds, info, motion, np.stack(boxes) if boxes else np.zeros((0, 4)), np.asarray(scores))
+    ds = ds.assign_attrs(blank_frames=int(np.sum(blank)))
+    return VideoTracks(
+        ds, info, motion, np.stack(boxes) if boxes else np.zeros((0, 4)), np.asarray(scores), np.asarray(blank, bool)
+    )
