@@ -94,18 +94,14 @@ def hind_coverage(tracks: Any, blank: np.ndarray | None = None, threshold: float
 
 def blank_frames(path: Path, times: np.ndarray) -> np.ndarray:
     """Which of a clip's frames at ``times`` (s) have no picture, decoding it once."""
-    import cv2
-
     from vision.analysis import on_grid
-    from vision.pose.video_tracking import is_blank
+    from vision.pose.video_tracking import grey_thumbnail, is_blank
     from vision.video import iter_frames
 
     t, flags = [], []
     for frame in iter_frames(path):
-        step = max(1, max(frame.image.shape[:2]) // 160)
-        grey = cv2.cvtColor(np.ascontiguousarray(frame.image[::step, ::step]), cv2.COLOR_RGB2GRAY)
         t.append(frame.time_s)
-        flags.append(is_blank(grey))
+        flags.append(is_blank(grey_thumbnail(frame.image)))
     mask = on_grid(np.asarray(flags, bool), np.asarray(t), np.asarray(times))
     return mask if mask is not None else np.zeros(len(times), bool)
 

@@ -48,7 +48,8 @@ def test_far_leg_hidden_behind_the_near_one_is_not_called_bunny_hopping():
     ds = c.tracks.copy(deep=True)
     names = list(ds["keypoint"].values)
     pos = ds["position"].values
-    for part in ("stifle", "hock", "hind_paw"):  # the far leg's labels sit on the near leg, as the model often puts them
+    # the far leg's labels sit on the near leg, as the model often puts them
+    for part in ("stifle", "hock", "hind_paw"):
         pos[:, :, names.index(f"left_{part}"), :] = pos[:, :, names.index(f"right_{part}"), :] + 2.0
     sm = clean.smooth(clean.interpolate_gaps(clean.drop_low_confidence(ds)))
     ev = detect_events(sm)

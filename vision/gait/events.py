@@ -180,8 +180,8 @@ def stride_period(left: np.ndarray, right: np.ndarray, fps: float) -> float | No
         Shape ``(time,)``: each hind paw's forward position relative to the pelvis, body lengths,
         NaN where unknown, on a uniform grid at ``fps``.
     """
-    spectra = [_band_spectrum(_detrended(sig, fps), fps) for sig in (left, right, left - right)]
-    spectra = [sp for sp in spectra if sp is not None]
+    found = (_band_spectrum(_detrended(sig, fps), fps) for sig in (left, right, left - right))
+    spectra = [sp for sp in found if sp is not None]
     if not spectra:
         return None
     f = spectra[0][0]
@@ -216,20 +216,11 @@ def stride_band(signal: np.ndarray, fps: float, period_s: float) -> np.ndarray:
         The clip's stride period (:func:`stride_period`).
     """
     cutoff = min(6.0, EVENT_HARMONICS / period_s)
-    out = lowpass(signal, fps, cutoff)
-    w = max(3, int(round(2 * period_s * fps)) | 1)
-    for a, b in _runs(np.isfinite(out)):
-        seg = out[a:b]
-        if seg.size >= w:
-            pad = np.pad(seg, (w // 2, w // 2), mode="reflect")
-            out[a:b] = seg - np.convolve(pad, np.ones(w) / w, mode="valid")
-        else:
-            out[a:b] = seg - seg.mean()
-    return out
+    return _detrended(lowpass(signal, fps, cutoff), fps, 2 * period_s)
 
 
 def _detrended(signal: np.ndarray, fps: float, window_s: float = 2.0) -> np.ndarray:
-    """``signal`` minus its moving mean over ``window_s`` (per finite run), NaN kept."""
+    """``signal`` minus its moving mean over ``window_s``, per finite run (a shorter run: minus its mean); NaN kept."""
     out = np.array(signal, dtype=np.float64, copy=True)
     w = max(3, int(round(window_s * fps)) | 1)
     for a, b in _runs(np.isfinite(out)):
@@ -237,6 +228,8 @@ def _detrended(signal: np.ndarray, fps: float, window_s: float = 2.0) -> np.ndar
         if seg.size >= w:
             pad = np.pad(seg, (w // 2, w // 2), mode="reflect")
             out[a:b] = seg - np.convolve(pad, np.ones(w) / w, mode="valid")
+        else:
+            out[a:b] = seg - seg.mean()
     return out
 
 

@@ -12,13 +12,11 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-
 from scipy.stats import t as _t
 
 from vision.gait.events import GaitEvents, Stride, near_side
 from vision.gait.stats import MIN_STRIDES, Estimate, empty, estimate, evidence_strength, symmetry_index
 from vision.tracks import keypoint_xy
-
 
 #: Viewing bias of the far hind leg per track source (``source_software`` of the tracks):
 #: ``(bias, sd)`` in points of signed weakness. With Hindsight's own model on dogs with no one-sided
@@ -258,7 +256,8 @@ def near_far_summary(
     passes: str, near: list[str | None], keep: np.ndarray, bias: float, bias_sd: float
 ) -> dict[str, Any]:
     """What the clip showed of each side, the correction applied, and what it means for naming a side."""
-    counts = {side: int(sum(1 for n, k in zip(near, keep, strict=True) if k and n == side)) for side in ("left", "right")}
+    kept = [n for n, k in zip(near, keep, strict=True) if k]
+    counts = {side: kept.count(side) for side in ("left", "right")}
     if passes == "both":
         note = "Both sides were seen (the dog walked both ways), so each hind leg was once the near one."
     elif passes in ("left_near", "right_near"):

@@ -33,6 +33,12 @@ class VideoTracks:
 BLANK_SD = 4.0
 
 
+def grey_thumbnail(image_rgb: np.ndarray) -> np.ndarray:
+    """A strided grey view of a frame, about 160 px on its long side (no full-size copy), float32."""
+    step = max(1, max(image_rgb.shape[:2]) // 160)
+    return cv2.cvtColor(np.ascontiguousarray(image_rgb[::step, ::step]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
 def is_blank(grey: np.ndarray) -> bool:
     """True when a (downscaled) grey frame is one flat colour: no picture to find a dog in."""
     return bool(float(np.std(grey)) < BLANK_SD)
@@ -92,8 +98,8 @@ def track_video(
         keypoints.append(pose.keypoints)
         boxes.append(pose.bbox_xyxy if pose.bbox_xyxy is not None else np.full(4, np.nan, np.float32))
         scores.append(pose.score)
-        step = max(1, max(frame.image.shape[:2]) // 160)  # strided view: ~160 px, no full-size copy
-        small = cv2.cvtColor(np.ascontiguousarray(frame.image[::step, ::step]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        step = max(1, max(frame.image.shape[:2]) // 160)
+        small = grey_thumbnail(frame.image)
         blank.append(is_blank(small))
         if prev_small is not None and prev_small.shape == small.shape:
             dx, dy = _camera_shift(prev_small, small)
