@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 import xarray as xr
 
 from vision.gait.coupling import once_per_stride_share
