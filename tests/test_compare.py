@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vision.analysis import analyze_tracks
-from vision.compare import METRICS, compare_metric, compare_reports
+from vision.compare import METRICS, block_resample, compare_metric, compare_reports
 from vision.synthetic import generate
 
 
@@ -38,6 +38,22 @@ def test_improvement_is_better_not_flagged(same_gait):
     result = compare_reports(worse, same_gait[0])
     assert result["flag"] is False
     assert result["metrics"]["hind_asymmetry_pct"]["status"] == "better"
+
+
+def test_new_stride_to_stride_wobble_is_flagged(same_gait):
+    wobbly = _report(seed=14, limp_side="left", limp_severity=0.2, jitter_px=1.5, stride_cv=0.3)
+    result = compare_reports(same_gait[0], wobbly)
+    assert result["metrics"]["stride_time_cv_pct"]["status"] == "worse"
+    assert result["flag"]
+
+
+def test_block_resample_keeps_runs_of_neighbouring_strides():
+    values = np.arange(27, dtype=float)
+    rows = block_resample(values, 50, np.random.default_rng(0))
+    assert rows.shape == (50, 27)
+    steps = np.diff(rows, axis=1)
+    assert np.all(steps[:, [0, 1, 3, 4]] == 1)  # runs of ceil(27 ** (1/3)) = 3 consecutive strides
+    assert set(np.unique(rows)) <= set(values)
 
 
 def test_new_bunny_hopping_is_flagged(same_gait):
