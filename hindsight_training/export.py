@@ -431,9 +431,9 @@ def fit_score_calibration(
     for i in pick:
         rec = train[int(i)]
         image = read_rgb(data_root / "images" / rec.file)
-        boxes, raw, dog_prob = model.candidates(image, max_dogs=5)
-        whole_box, whole_raw, whole_prob = model.whole_frame_features(image, (boxes, raw))
-        refined = np.concatenate([model.place_boxes(image, boxes), whole_box[None]]).astype(np.float32)
+        boxes, raw, dog_prob = model.scorer.candidates(image, max_dogs=5)
+        whole_box, whole_raw, whole_prob = model.scorer.whole_frame_features(image, model.reader, (boxes, raw))
+        refined = np.concatenate([model.reader.place_boxes(image, boxes), whole_box[None]]).astype(np.float32)
         raws = [*(float(r) for r in raw), whole_raw]
         probs = [*(dog_prob if dog_prob is not None else []), whole_prob]  # (V,) arrays or None
         gt = np.array([x.bbox for x in rec.instances if x.species == "dog"], np.float32).reshape(-1, 4)
@@ -552,7 +552,7 @@ def fit_score_threshold(
     def reported(image: np.ndarray) -> tuple[list[Any], Any]:
         """Detections down to 0.01 and the whole-frame candidate (reported when none passes, or always)."""
         dets = model.detect(image, max_dogs=5, min_score=0.01)
-        return dets, (model.whole_frame_candidate(image) if fallback else None)
+        return dets, (model.scorer.whole_frame_candidate(image, model.reader) if fallback else None)
 
     found = np.zeros((len(dogs), len(grid)), bool)
     for i, r in enumerate(dogs):

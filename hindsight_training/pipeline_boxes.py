@@ -1,7 +1,7 @@
 """The boxes the shipped pipeline reads each labelled animal in, for training keypoint networks on them.
 
 A keypoint network is trained on crops of jittered ground-truth boxes, but at run time it reads a dog
-in the box :meth:`DogPoseModel.place_boxes` fits around the box network's keypoints. Those boxes are
+in the box :meth:`KeypointReader.place_boxes` fits around the box network's keypoints. Those boxes are
 tighter than the labels (median longer side 0.95 of the label's on validation dogs, 5% below 0.71)
 and miss what the box network missed, so a network fine-tuned only on label boxes can gain with
 them and lose in the pipeline (model card, "Tried after 0.6").
@@ -30,14 +30,15 @@ import numpy as np
 
 from hindsight_training import dataset as ds
 from hindsight_training.metrics import match_by_iou
-from vision.model.geometry import box_iou
+from vision.model.detector import DogPoseModel
+from vision.model.geometry import box_iou, read_rgb
 
 #: File format version of the saved boxes.
 FORMAT = 1
 
 
 class BoxPlacer(Protocol):
-    """What :func:`pipeline_boxes` needs of a model (:class:`~vision.model.detector.DogPoseModel` has it)."""
+    """What :func:`pipeline_boxes` needs of a model (:class:`ModelBoxes` gives it for the shipped model)."""
 
     def candidates(
         self, image_rgb: np.ndarray, max_dogs: int = 5, min_score: float | None = None
@@ -48,6 +49,23 @@ class BoxPlacer(Protocol):
     def place_boxes(self, image_rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Boxes (N, 4) fitted around the box network's keypoints read in candidate boxes."""
         ...
+
+
+@dataclass(frozen=True)
+class ModelBoxes:
+    """The shipped model seen as a :class:`BoxPlacer`: its scorer's candidates and its reader's boxes."""
+
+    model: DogPoseModel
+
+    def candidates(
+        self, image_rgb: np.ndarray, max_dogs: int = 5, min_score: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Candidate boxes (N, 4), raw scores (N,) and verifier outputs of a whole frame."""
+        return self.model.scorer.candidates(image_rgb, max_dogs, min_score)
+
+    def place_boxes(self, image_rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """Boxes (N, 4) fitted around the box network's keypoints read in candidate boxes."""
+        return self.model.reader.place_boxes(image_rgb, boxes)
 
 
 @dataclass(frozen=True)
@@ -115,7 +133,7 @@ def pipeline_boxes(model: BoxPlacer, records: list[ds.Record], image_dir: Path, 
     for n, rec in enumerate(records):
         if not rec.instances:
             continue
-        img = ds.read_rgb(image_dir / rec.file)
+        img = read_rgb(image_dir / rec.file)
         found = pipeline_boxes_of_image(model, img, np.stack([i.bbox for i in rec.instances]))
         out[rec.file] = [[*(round(float(v), 2) for v in p.box), float(p.from_detector)] for p in found]
         if log is not None and (n + 1) % 500 == 0:
@@ -134,7 +152,6 @@ def load_pipeline_boxes(path: str | Path) -> dict[str, np.ndarray]:
 def main(argv: list[str] | None = None) -> None:
     """Write the pipeline boxes of the Animal-Pose images (train and val splits)."""
     from hindsight_training.paths import checkpoint_root, default_data_root
-    from vision.model.detector import DogPoseModel
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=None, help="model manifest (default: the shipped model)")
@@ -147,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         records = ds.load_animalpose(args.data)
     except (OSError, ValueError) as exc:  # no model or no Animal-Pose data where given
         raise SystemExit(f"error: {exc}") from None
-    result = pipeline_boxes(model, records, args.data / "images", log=print)
+    result = pipeline_boxes(ModelBoxes(model), records, args.data / "images", log=print)
     result["model"] = str(args.model or "shipped")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result))

@@ -57,7 +57,7 @@ from hindsight_training.paths import checkpoint_root, default_data_root, shipped
 from hindsight_training.recipe import ENSEMBLE_MINUTES
 from vision.anatomy import CANONICAL_KEYPOINTS
 from vision.model.decode import decode_heatmaps
-from vision.model.geometry import crop_matrix, from_cells, letterbox, warp_square
+from vision.model.geometry import crop_matrix, from_cells, letterbox, read_rgb, warp_square
 
 #: ``--minutes`` when neither it nor ``--steps`` is given (``--task ensemble``: ``recipe.ENSEMBLE_STEPS``).
 DEFAULT_MINUTES = 85.0
@@ -76,7 +76,7 @@ class Data:
         cv2.setNumThreads(1)
         self.images: dict[str, np.ndarray] = {}
         for r in self.train + self.val:
-            self.images[r.file] = ds.read_rgb(root / "images" / r.file)
+            self.images[r.file] = read_rgb(root / "images" / r.file)
         boxes = pipeline_boxes or {}
 
         def pipeline_box(file: str, k: int) -> np.ndarray | None:

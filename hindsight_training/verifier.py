@@ -137,9 +137,9 @@ def candidate_boxes(model: Any, record: Record, image: np.ndarray, max_iou: floa
     box; the refined peak boxes here are extra training boxes of the same kind.
     """
     h, w = image.shape[:2]
-    boxes, raw = model.detector_peaks(image, 5)
-    refined = list(model.place_boxes(image, boxes))
-    whole = model.place_boxes(image, np.array([[0, 0, w - 1, h - 1]], np.float32))
+    boxes, raw = model.scorer.detector_peaks(image, 5)
+    refined = list(model.reader.place_boxes(image, boxes))
+    whole = model.reader.place_boxes(image, np.array([[0, 0, w - 1, h - 1]], np.float32))
     dogs = np.array([i.bbox for i in record.instances if i.species == "dog"], np.float32).reshape(-1, 4)
     kept: list[np.ndarray] = []
     for box in [*boxes, *refined, whole[0]]:

@@ -167,11 +167,17 @@ def evaluate_clip(path: Path, backend: Any, cache: Path | None = None) -> ClipRo
                 from vision.io import save_poses
 
                 cached.parent.mkdir(parents=True, exist_ok=True)
-                save_poses(result.raw_tracks.assign_attrs(camera_motion=result.report["quality"]["camera_motion"]),
-                           cached)
+                save_poses(
+                    result.raw_tracks.assign_attrs(camera_motion=result.report["quality"]["camera_motion"]), cached
+                )
     except HindsightInputError as exc:
-        return ClipRow(clip=path.name, scored=False, reasons=[str(exc)], error=str(exc),
-                       seconds=round(time.perf_counter() - started, 2))
+        return ClipRow(
+            clip=path.name,
+            scored=False,
+            reasons=[str(exc)],
+            error=str(exc),
+            seconds=round(time.perf_counter() - started, 2),
+        )
     return row_from_report(path.name, result.report, result.raw_tracks, time.perf_counter() - started, result.blank)
 
 
@@ -195,8 +201,12 @@ def judge(row: ClipRow, label: dict[str, Any] | None) -> dict[str, Any]:
         named = row.held_up_side or row.weaker_side
         side_ok = named == side
     finding = str(label.get("finding", "")).lower()
-    sound = "no gait finding" in finding or "not a hind-limb case" in finding or "typical of the breed" in finding \
+    sound = (
+        "no gait finding" in finding
+        or "not a hind-limb case" in finding
+        or "typical of the breed" in finding
         or "hind limbs should not be called weak" in finding
+    )
     flagged = bool(row.weaker_side or row.wobble_flag or row.held_up_side) if row.scored else False
     return {"verdict_ok": verdict_ok, "side_ok": side_ok, "sound_flagged": flagged if sound else None}
 
@@ -204,8 +214,10 @@ def judge(row: ClipRow, label: dict[str, Any] | None) -> dict[str, Any]:
 def summarise(rows: list[ClipRow], labels: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Counts against the labels: scoreable clips scored, unscoreable refused, sides, sound dogs flagged."""
     judged = {r.clip: judge(r, labels.get(r.clip)) for r in rows}
+
     def count(key: str, value: Any) -> int:
         return sum(1 for j in judged.values() if j[key] is value)
+
     want = {r.clip: (labels.get(r.clip) or {}).get("scoreable", "?") for r in rows}
     return {
         "clips": len(rows),
@@ -237,8 +249,10 @@ def _fmt(v: Any, spec: str = "") -> str:
 
 def format_table(rows: list[ClipRow], labels: dict[str, dict[str, Any]]) -> str:
     """Markdown table, one row per clip, then the summary and the refusals' reasons."""
-    head = ("| clip | label | scored | in view | hind ok | strides | gait | view/dir | asym % [95 % CI] "
-            "| weaker | held up | phase | wobble | tremor | s |")
+    head = (
+        "| clip | label | scored | in view | hind ok | strides | gait | view/dir | asym % [95 % CI] "
+        "| weaker | held up | phase | wobble | tremor | s |"
+    )
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lab = labels.get(r.clip) or {}

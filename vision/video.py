@@ -349,9 +349,7 @@ def check_duration(info: VideoInfo, *, min_s: float = MIN_DURATION_S, max_s: flo
     """
     check_complete(info)
     if info.duration_s < min_s:
-        raise HindsightInputError(
-            f"clip too short ({info.duration_s:.1f} s): film at least {min_s:.0f} s of walking"
-        )
+        raise HindsightInputError(f"clip too short ({info.duration_s:.1f} s): film at least {min_s:.0f} s of walking")
     if info.duration_s > max_s:
         raise HindsightInputError(
             f"clip too long ({info.duration_s / 60:.0f} min): trim it to the walking part (at most "

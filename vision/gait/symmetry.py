@@ -167,8 +167,15 @@ def combine_passes(weakness: np.ndarray, near: list[str | None], bias_sd: float 
         value = 0.5 * (means[0] + means[1])
         half = float(_t.ppf(0.975, max(base.n - 2, 1))) * 0.5 * np.sqrt(se2)
         return (
-            Estimate(value, (value - half, value + half), base.sd, base.n,
-                     evidence_strength(value, base.sd or 0.0, base.n), "%", base.per_stride),
+            Estimate(
+                value,
+                (value - half, value + half),
+                base.sd,
+                base.n,
+                evidence_strength(value, base.sd or 0.0, base.n),
+                "%",
+                base.per_stride,
+            ),
             "both",
         )
     seen = [k for k, v in by_side.items() if v.size]
