@@ -29,3 +29,12 @@ def test_side_by_side_video(tmp_path):
     out = render_side_by_side(paths[0], strikes[0], paths[1], strikes[1], tmp_path / "sbs.mp4", height=180)
     info = probe(out)
     assert info.codec == "h264" and info.height == 180 and info.width > 600
+
+
+def test_the_report_carries_the_strike_times_the_side_by_side_aligns_on():
+    result = analyze_tracks(generate(duration_s=8, seed=3).tracks)
+    stored = result.report["metrics"]["gait"]["events"]
+    for limb in ("left_hind", "right_hind"):
+        np.testing.assert_allclose(stored[limb]["strikes_s"], result.events.strikes[limb], atol=1e-4)
+        np.testing.assert_allclose(stored[limb]["lift_offs_s"], result.events.lift_offs[limb], atol=1e-4)
+    assert len(stored["left_hind"]["strikes_s"]) >= 4

@@ -179,7 +179,11 @@ def check_tracks(ds: xr.Dataset) -> None:
 
 
 def gait_summary(events: GaitEvents) -> dict[str, Any]:
-    """Stride time, duty factor and walking speed of the hind limbs."""
+    """Stride time, duty factor and walking speed of the hind limbs, and their paw events.
+
+    ``events`` holds, per hind limb, the paw strike and lift-off times in seconds on the
+    clip's clock (what the side-by-side view aligns on, so that it never re-detects them).
+    """
     strides = events.strides.get("left_hind", []) + events.strides.get("right_hind", [])
     speed = [s.excursion_bl / s.stance for s in strides if s.stance > 0]
     return {
@@ -187,6 +191,13 @@ def gait_summary(events: GaitEvents) -> dict[str, Any]:
         "duty_factor": estimate([s.duty_factor for s in strides], "").to_dict(),
         "speed_bl_per_s": estimate(speed, "body lengths/s").to_dict(),
         "body_length_px": round(events.body_length_px, 2) if events.body_length_px else None,
+        "events": {
+            limb: {
+                "strikes_s": [round(float(x), 4) for x in events.strikes.get(limb, [])],
+                "lift_offs_s": [round(float(x), 4) for x in events.lift_offs.get(limb, [])],
+            }
+            for limb in ("left_hind", "right_hind")
+        },
     }
 
 
