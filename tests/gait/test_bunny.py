@@ -68,3 +68,12 @@ def test_true_bunny_hop_survives_the_pelvis_check(phase):
     m = bunny_hop_metrics(ev, sm)
     assert m["pelvis_once_per_stride"] > 0.5
     assert m["flag"] is True
+
+
+def test_a_few_in_phase_strides_are_not_called_bunny_hopping():
+    _, _, _, ev = prepared(hind_phase=0.03, seed=4, duration_s=4.0)
+    m = bunny_hop_metrics(ev)
+    assert 3 <= m["n_judged_strides"] < 6
+    assert m["in_phase_share"] > 0.8  # the strides read together ...
+    assert m["flag"] is None  # ... but too few of them to call a pattern
+    assert "6 or more" in m["note"]

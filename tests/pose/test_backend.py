@@ -126,3 +126,44 @@ def test_the_tracker_names_the_version_of_the_model_it_follows_with():
     assert ModelTracker(model).model_version is None  # a model that does not say
     model.version = "0.7.1"
     assert ModelTracker(model).model_version == "0.7.1"
+
+
+class CountingNoDogModel(NoDogModel):
+    def __init__(self):
+        self.detect_calls = 0
+
+    def detect(self, image, max_dogs=5, min_score=0.3):
+        self.detect_calls += 1
+        return []
+
+
+def test_a_lost_dog_is_searched_for_every_few_frames_not_on_every_frame():
+    model = CountingNoDogModel()
+    tracker = ModelTracker(model, search_every=3)
+    for _ in range(9):
+        assert tracker.get_pose(np.zeros((50, 50, 3), np.uint8)).score == 0
+    assert model.detect_calls == 3  # frames 0, 3 and 6
+
+
+class DetectorMissesModel(ConfirmingModel):
+    """The followed dog's keypoints stay confident, but the detector stops seeing it after frame 0."""
+
+    def __init__(self):
+        super().__init__(confirms=False)
+
+    def detect(self, image, max_dogs=5, min_score=0.3):
+        if self.frame == 0:
+            return super().detect(image, max_dogs, min_score)
+        self.detect_calls += 1
+        return []
+
+
+def test_a_dog_in_plain_view_is_kept_through_weak_detector_frames_then_dropped():
+    model = DetectorMissesModel()
+    tracker = ModelTracker(model, redetect_every=2, max_unconfirmed=2)
+    found = []
+    for f in range(9):
+        model.frame = f
+        found.append(tracker.get_pose(np.zeros((300, 800, 3), np.uint8)).score > 0)
+    # checks at frames 2, 4 (kept: two failed checks allowed) and 6 (dropped); lost frames 6-8 are searched at 6
+    assert found == [True, True, True, True, True, True, False, False, False]

@@ -93,3 +93,38 @@ def test_camera_motion_classes():
     assert classify_camera_motion(pan, 640) == "panning"
     shake = np.random.default_rng(0).normal(0, 8, (50, 2))
     assert classify_camera_motion(shake, 640) == "shaky"
+
+
+class CountingBackend:
+    """A dog at a fixed place on every frame it is shown; counts the frames it is shown."""
+
+    name = "counting"
+    keypoint_names = CANONICAL_KEYPOINTS
+
+    def __init__(self):
+        self.calls = 0
+
+    def reset(self):
+        self.calls = 0
+
+    def get_pose(self, image):
+        self.calls += 1
+        kp = np.full((len(CANONICAL_KEYPOINTS), 3), 0.9, np.float32)
+        kp[:, 0], kp[:, 1] = 100.0, 80.0
+        return FramePose(kp, np.array([50, 50, 150, 110], np.float32), 0.9)
+
+
+def test_the_model_is_not_run_on_frames_without_a_picture(tmp_path):
+    from vision.video import write_video
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (120, 160, 3), dtype=np.uint8) for _ in range(30)]
+    for i in range(10, 22):
+        frames[i] = np.zeros_like(frames[i])  # a black stretch, as in an edited phone clip
+    path = write_video(tmp_path / "black.mp4", frames, 30.0)
+    backend = CountingBackend()
+    tracked = track_video(path, backend)
+    assert tracked.blank.tolist() == [10 <= i < 22 for i in range(30)]
+    assert backend.calls == 18
+    kp = tracked.tracks["position"].values  # (time, space, keypoint, individual)
+    assert np.isnan(kp[10:22]).all() and np.isfinite(kp[:10]).all() and np.isfinite(kp[22:]).all()

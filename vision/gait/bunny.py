@@ -21,6 +21,9 @@ IN_PHASE_TOLERANCE = 0.15
 FLAG_SHARE = 0.5
 #: Below this share of its motion at the stride frequency, the pelvis dips twice per stride.
 ALTERNATING_PELVIS_SHARE = 0.5
+#: Walk/trot strides needed to call bunny hopping: a pattern, not a few strides that a far leg
+#: tracked on the near one can imitate (the filming advice asks for 6 or more).
+FLAG_MIN_STRIDES = 6
 
 
 def phase_distance_from_alternation(phase: np.ndarray) -> np.ndarray:
@@ -36,9 +39,10 @@ def bunny_hop_metrics(events: GaitEvents, tracks: xr.Dataset | None = None) -> d
     ``phase_concentration`` (mean resultant length R, 0..1), ``in_phase_share``
     (walk/trot strides with phase within 0.15 of 0 or 1), ``gait_type``,
     ``pelvis_once_per_stride`` (:func:`~vision.gait.coupling.once_per_stride_share`, when
-    ``tracks`` are given), ``legs_told_apart`` and ``flag`` (None when no walk/trot stride could
-    be judged, or when the paws read "together" while the pelvis dips twice per stride: then the
-    far hind leg was most likely not told apart from the near one, and ``note`` says so).
+    ``tracks`` are given), ``legs_told_apart`` and ``flag``. The flag is None (and ``note`` says
+    why) with fewer than :data:`FLAG_MIN_STRIDES` walk/trot strides, or when the paws read
+    "together" while the pelvis dips twice per stride: then the far hind leg was most likely not
+    told apart from the near one.
     """
     lh = events.strikes.get("left_hind", np.array([]))
     rh = events.strikes.get("right_hind", np.array([]))
@@ -85,7 +89,13 @@ def bunny_hop_metrics(events: GaitEvents, tracks: xr.Dataset | None = None) -> d
     pelvis = once_per_stride_share(tracks, events) if tracks is not None else None
     apart = not (share >= FLAG_SHARE and pelvis is not None and pelvis < ALTERNATING_PELVIS_SHARE)
     note = None
-    if not apart:
+    enough = judged_arr.size >= FLAG_MIN_STRIDES
+    if not enough:
+        note = (
+            f"Only {judged_arr.size} walking strides could be judged; bunny hopping is judged on "
+            f"{FLAG_MIN_STRIDES} or more."
+        )
+    elif not apart:
         note = (
             "The hind paws read as moving together, but the pelvis dips twice per stride as in an "
             "alternating gait: the far hind leg was most likely hidden behind the near one. Bunny "
@@ -104,7 +114,7 @@ def bunny_hop_metrics(events: GaitEvents, tracks: xr.Dataset | None = None) -> d
         "pelvis_once_per_stride": None if pelvis is None else round(pelvis, 3),
         "legs_told_apart": apart,
         "note": note,
-        "flag": bool(share >= FLAG_SHARE) if apart else None,
+        "flag": bool(share >= FLAG_SHARE) if apart and enough else None,
     }
 
 

@@ -55,15 +55,16 @@ class PoseBackend(Protocol):
 class ModelTracker:
     """Follow one dog through a clip with a detector + keypoint model.
 
-    Keypoints are read in a box around the dog's last keypoints, which is fast and
-    keeps the same dog when several are in view. The whole frame is searched when
-    the dog is lost (or its keypoints fade), and every ``redetect_every`` frames the
-    followed dog is checked: with a model that offers ``confirm_dog`` (one detector
-    pass), the dog stays followed when the detector still sees it where its keypoints
-    are, and the next box grows to cover the detector's box too (a box that shrank
-    onto part of the dog recovers); without that method, or when the check fails, the
-    whole frame is searched. Among detections, the one overlapping the followed dog
-    most is kept (the best scoring one when starting).
+    Keypoints are read in a box around the dog's last keypoints, which is fast and keeps the
+    same dog when several are in view. Every ``redetect_every`` frames the followed dog is checked: with a model
+    that offers ``confirm_dog`` (one detector pass), the dog stays followed when the detector still
+    sees it where its keypoints are, and the next box grows to cover the detector's box too (a box
+    that shrank onto part of the dog recovers). When the check fails (or the model has no such
+    check) the whole frame is searched, and the detection overlapping the followed dog most is
+    kept; when that search finds nothing but the keypoints are still confident, the dog is kept
+    for up to ``max_unconfirmed`` checks in a row (a weak detector frame does not drop a dog in
+    plain view). The dog is lost when its keypoints fade; a lost dog is searched for every
+    ``search_every`` frames (the best scoring one is taken).
 
     Parameters
     ----------
@@ -72,24 +73,46 @@ class ModelTracker:
         ``keypoints_in_box(image, bbox_xyxy, score)`` returning detections with
         ``bbox_xyxy``, ``score`` and ``keypoints`` (see :mod:`vision.model.detector`),
         optionally ``confirm_dog(image, keypoints)`` returning a box or None.
+    redetect_every : int
+        Frames between checks of the followed dog.
+    min_score : float
+        Dog score a detection needs.
+    keypoint_threshold : float
+        Confidence of the keypoints that place the next box; a followed dog whose mean keypoint
+        confidence falls under half of it is lost.
+    search_every : int
+        Frames between whole-frame searches while no dog is followed (1: every frame).
+    max_unconfirmed : int
+        Failed checks in a row after which a followed dog that no search finds is dropped.
     """
 
     name = "hindsight-onnx"
     keypoint_names = CANONICAL_KEYPOINTS
 
     def __init__(
-        self, model: Any, *, redetect_every: int = 10, min_score: float = 0.3, keypoint_threshold: float = 0.3
+        self,
+        model: Any,
+        *,
+        redetect_every: int = 10,
+        min_score: float = 0.3,
+        keypoint_threshold: float = 0.3,
+        search_every: int = 3,
+        max_unconfirmed: int = 3,
     ) -> None:
         self.model = model
         self.redetect_every = max(1, int(redetect_every))
         self.min_score = min_score
         self.keypoint_threshold = keypoint_threshold
+        self.search_every = max(1, int(search_every))
+        self.max_unconfirmed = max(0, int(max_unconfirmed))
         self.reset()
 
     def reset(self) -> None:
         """Start a new clip."""
         self._box: np.ndarray | None = None
         self._frame = 0
+        self._lost_frames = 0
+        self._unconfirmed = 0
 
     @property
     def model_version(self) -> str | None:
@@ -99,33 +122,57 @@ class ModelTracker:
     def _box_from_keypoints(self, kp: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
         return box_around_keypoints(kp, (0.15,) * 4, shape, self.keypoint_threshold, min_px=4.0)
 
+    def _confident(self, keypoints: np.ndarray) -> bool:
+        conf = keypoints[:, 2]
+        return bool(np.nanmean(np.where(np.isfinite(conf), conf, 0)) >= 0.5 * self.keypoint_threshold)
+
+    def _search(self, image_rgb: np.ndarray) -> Any:
+        """The whole-frame detection to follow (the one overlapping the followed dog most), or None."""
+        found = self.model.detect(image_rgb, max_dogs=5, min_score=self.min_score)
+        if not found:
+            return None
+        if self._box is None:
+            return found[0]
+        boxes = np.array([d.bbox_xyxy for d in found], np.float64).reshape(-1, 4)
+        overlap = box_iou(boxes, self._box[None])[:, 0]
+        return max(zip(overlap, found, strict=True), key=lambda o: (o[0], o[1].score))[1]
+
     def get_pose(self, image_rgb: np.ndarray) -> FramePose:
         """Keypoints of the followed dog in this frame."""
-        detection = None
         check = self._box is not None and self._frame % self.redetect_every == 0
         self._frame += 1
-        # On a check frame, the model's cheap check of the followed dog (None: search the whole frame).
-        confirm = getattr(self.model, "confirm_dog", None) if check else None
+        followed = None  # the followed dog read in its carried-over box, when still confident
         confirmed: np.ndarray | None = None
-        if self._box is not None and (not check or confirm is not None):
-            detection = self.model.keypoints_in_box(image_rgb, self._box, 1.0)
-            kp = np.asarray(detection.keypoints)
-            if np.nanmean(np.where(np.isfinite(kp[:, 2]), kp[:, 2], 0)) < 0.5 * self.keypoint_threshold:
-                detection = None
-            elif confirm is not None:
-                confirmed = confirm(image_rgb, kp)
-                detection = detection if confirmed is not None else None
-        if detection is None:
-            found = self.model.detect(image_rgb, max_dogs=5, min_score=self.min_score)
-            if not found:
-                self._box = None
-                return FramePose.empty(len(self.keypoint_names))
-            if self._box is not None:
-                boxes = np.array([d.bbox_xyxy for d in found], np.float64).reshape(-1, 4)
-                overlap = box_iou(boxes, self._box[None])[:, 0]
-                detection = max(zip(overlap, found, strict=True), key=lambda o: (o[0], o[1].score))[1]
+        search = self._box is None
+        if self._box is not None:
+            read = self.model.keypoints_in_box(image_rgb, self._box, 1.0)
+            if self._confident(np.asarray(read.keypoints)):
+                followed = read
+                if check:
+                    confirm = getattr(self.model, "confirm_dog", None)
+                    confirmed = confirm(image_rgb, np.asarray(read.keypoints)) if confirm is not None else None
+                    search = confirmed is None
             else:
-                detection = found[0]
+                search = True
+        detection = followed
+        if search:
+            if self._box is None and self._lost_frames % self.search_every:
+                self._lost_frames += 1
+                return FramePose.empty(len(self.keypoint_names))
+            found = self._search(image_rgb)
+            if found is not None:
+                detection, self._unconfirmed = found, 0
+            elif followed is not None and self._unconfirmed < self.max_unconfirmed:
+                self._unconfirmed += 1  # keypoints still confident: a weak detector frame does not drop the dog
+            else:
+                detection = None
+        if detection is None:
+            self._box, self._unconfirmed = None, 0
+            self._lost_frames += 1
+            return FramePose.empty(len(self.keypoint_names))
+        self._lost_frames = 0
+        if confirmed is not None:
+            self._unconfirmed = 0
         kp = np.asarray(detection.keypoints, dtype=np.float32)
         box = self._box_from_keypoints(kp, image_rgb.shape)
         box = box if box is not None else np.asarray(detection.bbox_xyxy, dtype=np.float32)

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import xarray as xr
 
-from vision.pose.backend import PoseBackend
+from vision.pose.backend import FramePose, PoseBackend
 from vision.tracks import from_arrays, log_step
 from vision.video import VideoInfo, iter_frames, probe
 
@@ -76,9 +76,11 @@ def track_video(
     info: VideoInfo | None = None,
     progress: ProgressCallback | None = None,
 ) -> VideoTracks:
-    """Decode a clip, run ``backend`` on each frame, and return canonical tracks.
+    """Decode a clip, run ``backend`` on each frame with a picture, and return canonical tracks.
 
-    Timestamps are the frames' real presentation times (variable frame rate kept).
+    Timestamps are the frames' real presentation times (variable frame rate kept); a frame whose
+    timestamp repeats the previous one is dropped. Blank frames (:func:`is_blank`) get no
+    keypoints and are marked in :attr:`VideoTracks.blank`.
     """
     info = info or probe(path)
     backend.reset()
@@ -91,16 +93,17 @@ def track_video(
     blank: list[bool] = []
     prev_small: np.ndarray | None = None
     for frame in iter_frames(path):
-        pose = backend.get_pose(frame.image)
         if times and frame.time_s <= times[-1]:
             continue  # duplicate timestamp: keep the first frame
+        step = max(1, max(frame.image.shape[:2]) // 160)
+        small = grey_thumbnail(frame.image)
+        blank.append(is_blank(small))
+        # A frame with no picture has no dog: the model is not run on it.
+        pose = FramePose.empty(len(names)) if blank[-1] else backend.get_pose(frame.image)
         times.append(frame.time_s)
         keypoints.append(pose.keypoints)
         boxes.append(pose.bbox_xyxy if pose.bbox_xyxy is not None else np.full(4, np.nan, np.float32))
         scores.append(pose.score)
-        step = max(1, max(frame.image.shape[:2]) // 160)
-        small = grey_thumbnail(frame.image)
-        blank.append(is_blank(small))
         if prev_small is not None and prev_small.shape == small.shape:
             dx, dy = _camera_shift(prev_small, small)
             shifts.append((dx * step, dy * step))
