@@ -35,10 +35,10 @@ from vision.gait.wobble import wobble_metrics
 from vision.io import ensure_canonical, is_pose_file, load_poses
 from vision.muscle.metrics import muscle_metrics
 from vision.quality import assess
+from vision.report import SCHEMA_VERSION, Report
 from vision.tracks import read_log, validate
 from vision.video import VideoInfo, check_duration, probe
 
-SCHEMA_VERSION = 1
 CONFIDENCE_THRESHOLD = 0.3
 MAX_GAP_S = 0.2
 SMOOTH_CUTOFF_HZ = 6.0
@@ -153,6 +153,7 @@ def analyze_tracks(
     video = report["source"]["video"]  # type: ignore[index]
     if video:
         video["path"] = Path(video["path"]).name
+    Report.from_dict(report)  # the analysis keeps the report's contract (vision.report)
     return AnalysisResult(report=report, tracks=smoothed, raw_tracks=one, events=events, blank=blank)
 
 
@@ -322,4 +323,5 @@ def analyze_path(
         result.report["metrics"]["muscle"] = muscle
     if progress:
         progress(1.0, "done")
+    Report.from_dict(result.report)
     return result
