@@ -74,6 +74,7 @@ def analyze_tracks(
     video_info: VideoInfo | None = None,
     camera_motion: str = "unknown",
     blank: np.ndarray | None = None,
+    video: str | os.PathLike[str] | None = None,
 ) -> AnalysisResult:
     """Clean tracks, gate quality and compute every metric; return the report.
 
@@ -85,6 +86,10 @@ def analyze_tracks(
     blank
         Shape ``(time,)`` bool, one per frame of ``ds``: frames with no picture
         (:func:`vision.pose.video_tracking.is_blank`); None when unknown.
+    video
+        The clip the tracks were read from: the muscle indices are measured on its frames
+        (decoded up to the last frame they need) when the clip can be scored, or is filmed from
+        behind; None -> no silhouette indices.
     """
     check_tracks(ds)
     t = ds["time"].values
@@ -125,7 +130,7 @@ def analyze_tracks(
     if camera_motion == "shaky" and wobble["tremor"]["flag"]:
         wobble["tremor"]["note"] = "Camera shake can look like tremor: this tremor result is unreliable."
     gait = gait_summary(events)
-    muscle = muscle_metrics(None, smoothed, events, quality.view)
+    muscle = _muscle(video, smoothed, events, quality.usable, quality.view)
     metrics = {
         "gait": gait,
         "symmetry": symmetry,
@@ -155,6 +160,22 @@ def analyze_tracks(
         video["path"] = Path(video["path"]).name
     Report.from_dict(report)  # the analysis keeps the report's contract (vision.report)
     return AnalysisResult(report=report, tracks=smoothed, raw_tracks=one, events=events, blank=blank)
+
+
+def _muscle(
+    video: str | os.PathLike[str] | None, tracks: xr.Dataset, events: GaitEvents, usable: bool, view: str
+) -> dict[str, Any]:
+    """The muscle block, measured once: on the video's frames when the clip allows it."""
+    if video is None:
+        return muscle_metrics(None, tracks, events, view)
+    if not usable and view != "rear":
+        block = muscle_metrics(None, tracks, events, view)
+        block["reason"] = "measured only on clips that can be scored (side-on or rear)"
+        return block
+    block = muscle_metrics(video, tracks, events, view)
+    if not usable:  # a rear view is fit for muscle, not gait: no side is named
+        block["thigh_asymmetry_pct"] = block["weaker_side"] = None
+    return block
 
 
 def on_grid(mask: np.ndarray | None, times: np.ndarray, grid: np.ndarray) -> np.ndarray | None:
@@ -311,17 +332,8 @@ def analyze_path(
         video_info=info,
         camera_motion=tracked.camera_motion,
         blank=tracked.blank,
+        video=p,
     )
-    quality = result.report["quality"]
-    result.report["metrics"]["muscle"]["reason"] = "measured only on clips that can be scored (side-on or rear)"
-    if quality["usable"] or quality["view"] == "rear":
-        if progress:
-            progress(0.9, "measuring muscle")
-        muscle = muscle_metrics(p, result.tracks, result.events, quality["view"])
-        if not quality["usable"] and quality["view"] != "rear":  # a rear view is fit for muscle, not gait
-            muscle["thigh_asymmetry_pct"] = muscle["weaker_side"] = None
-        result.report["metrics"]["muscle"] = muscle
     if progress:
         progress(1.0, "done")
-    Report.from_dict(result.report)
     return result
