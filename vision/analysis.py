@@ -155,9 +155,9 @@ def analyze_tracks(
         "summary": plain_summary(quality.usable, metrics),
         "provenance": read_log(smoothed),
     }
-    video = report["source"]["video"]  # type: ignore[index]
-    if video:
-        video["path"] = Path(video["path"]).name
+    decoded = report["source"]["video"]  # type: ignore[index]
+    if decoded:
+        decoded["path"] = Path(decoded["path"]).name
     Report.from_dict(report)  # the analysis keeps the report's contract (vision.report)
     return AnalysisResult(report=report, tracks=smoothed, raw_tracks=one, events=events, blank=blank)
 
