@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vision.analysis import analyze_tracks
-from vision.compare import METRICS, block_resample, compare_metric, compare_reports
+from vision.compare import METRICS, block_resample, compare_metric, compare_reports, verdict_lines
 from vision.synthetic import generate
 
 
@@ -106,3 +106,56 @@ def test_clips_tracked_by_different_model_versions_carry_a_note(same_gait):
     assert result["flag"] == plain["flag"] and result["metrics"] == plain["metrics"]  # a note, not a verdict
     after["source"]["model_version"] = "0.7.0"
     assert not any("model" in n for n in compare_reports(before, after)["notes"])
+
+
+def test_an_unscored_clip_makes_the_comparison_not_comparable(same_gait):
+    short = _report(seed=1, duration_s=2.0)
+    assert not short["quality"]["usable"]
+    for before, after, which in ((same_gait[0], short, "second"), (short, same_gait[0], "first")):
+        result = compare_reports(before, after)
+        assert result["comparable"] is False and result["reason"] == f"the {which} clip could not be scored"
+        assert not {m["status"] for m in result["metrics"].values()} & {"worse", "better", "unchanged"}
+        lines = verdict_lines(result, "1 Jan 2026", "8 Jan 2026")
+        unscored = "8 Jan 2026" if which == "second" else "1 Jan 2026"
+        assert lines[0].startswith(f"{unscored} could not be scored: ")
+        assert short["quality"]["reasons"][0].rstrip(".") in lines[0]
+        assert not any("no change" in line.lower() or "no worsening" in line.lower() for line in lines)
+
+
+def test_clips_filmed_from_different_views_are_not_compared(same_gait):
+    import copy
+
+    rear = copy.deepcopy(same_gait[1])
+    rear["quality"]["view"] = "oblique"
+    result = compare_reports(same_gait[0], rear)
+    assert result["comparable"] is False and "different views" in result["reason"]
+    assert all(m["status"] == "uncertain" for m in result["metrics"].values())
+    (line,) = verdict_lines(result, "a.json", "b.json")
+    assert line.startswith("a.json and b.json cannot be compared: the clips were filmed from different views")
+
+
+def test_asymmetry_of_clips_showing_opposite_sides_is_not_matched(same_gait):
+    import copy
+
+    before, after = copy.deepcopy(same_gait[0]), copy.deepcopy(same_gait[1])
+    before["metrics"]["symmetry"]["near_far"]["passes"] = "left_near"
+    after["metrics"]["symmetry"]["near_far"]["passes"] = "right_near"
+    result = compare_reports(before, after)
+    assert result["comparable"] is True
+    assert set(result["not_matched"]) == {"hind_asymmetry_pct", "stance_time_si", "pelvis_min_diff_pct_bl"}
+    for name in result["not_matched"]:
+        assert result["metrics"][name]["status"] == "uncertain"
+    assert "reason" not in result["metrics"]["stride_time_cv_pct"]  # the other measures are still compared
+    lines = verdict_lines(result, "1 Jan", "8 Jan")
+    assert any(line.startswith("Hind-leg asymmetry (%) could not be matched: ") for line in lines)
+    before["metrics"]["symmetry"]["near_far"]["passes"] = "both"
+    assert compare_reports(before, after)["not_matched"] == {}
+
+
+def test_the_verdict_never_claims_no_change_when_nothing_could_be_told(same_gait):
+    result = compare_reports(same_gait[0], same_gait[1])
+    assert verdict_lines(result, "a", "b") == ["No worsening beyond the clips' own stride-to-stride noise."]
+    for m in result["metrics"].values():
+        m["status"] = "uncertain"
+    (line,) = verdict_lines(result, "a", "b")
+    assert "not a sign of no change" in line

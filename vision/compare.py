@@ -11,6 +11,12 @@ change that matters (``min_change``: 3 SI points, 0.08 of a cycle of hind phase,
 10 CV points, since normal dogs already vary by 20-28 % CV). ``unchanged`` when
 the 95 % interval lies inside the floor; ``uncertain`` otherwise or when a clip
 could not be scored.
+
+Two clips are ``comparable`` only when both were scored and filmed from the same
+view; otherwise no metric is marked ``worse``, ``better`` or ``unchanged`` and the
+result carries the ``reason``. Asymmetry metrics of two clips filmed one way only,
+from opposite sides, are not matched (the far leg is seen less well, so its bias
+flips sign between them). :func:`verdict_lines` words the result for people.
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ METRICS: tuple[MetricSpec, ...] = (
         ("bunny_hop", "phase_deviation"),
         "mean",
         "higher",
-        "Hind legs moving together (0 alternate, 0.5 together)",
+        "Hind-leg timing: distance from normal alternation (phase 0.5)",
         0.08,
     ),
     MetricSpec(
@@ -183,7 +189,19 @@ def _tremor_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, A
         status = "better"
     else:
         status = "unchanged"
-    return {"label": "Hind-limb tremor (Hz)", "before": hb, "after": ha, "change": None, "ci95": None, "status": status}
+    return {"label": TREMOR_LABEL, "before": hb, "after": ha, "change": None, "ci95": None, "status": status}
+
+
+TREMOR_LABEL = "Hind-limb tremor (Hz)"
+#: Metrics whose value depends on which hind leg is the near one (the far leg is seen less well).
+SIDE_DEPENDENT = frozenset({"hind_asymmetry_pct", "stance_time_si", "pelvis_min_diff_pct_bl"})
+VIEW_WORDS = {
+    "lateral": "from the side",
+    "oblique": "at an angle",
+    "rear": "from behind",
+    "front": "from the front",
+    "unknown": "from an unknown angle",
+}
 
 
 def _uncertain(label: str, reason: str) -> dict[str, Any]:
@@ -205,34 +223,91 @@ def _muscle_usable(report: dict[str, Any]) -> bool:
     return bool(block.get("available")) and not block.get("repeatability", {}).get("too_noisy", True)
 
 
+def clip_facts(report: dict[str, Any]) -> dict[str, Any]:
+    """Whether a report was scored, why not, its camera view and the side of the dog it showed.
+
+    Returns
+    -------
+    dict
+        ``scored`` (bool), ``reason`` (str or None: the quality gate's first reason when not
+        scored), ``view`` (``lateral``, ``rear``, ...), ``near_side`` (``left`` or ``right`` when
+        the dog walked one way only, else None).
+    """
+    quality = report.get("quality") or {}
+    scored = bool(quality.get("usable"))
+    reasons = [r for r in quality.get("reasons") or [] if r]
+    reason = None if scored else (str(reasons[0]).rstrip(".") if reasons else "the quality check did not pass")
+    passes = ((report.get("metrics") or {}).get("symmetry") or {}).get("near_far", {}).get("passes")
+    near_side = passes.split("_")[0] if passes in ("left_near", "right_near") else None
+    return {"scored": scored, "reason": reason, "view": quality.get("view") or "unknown", "near_side": near_side}
+
+
+def _why_not_comparable(facts_b: dict[str, Any], facts_a: dict[str, Any]) -> str | None:
+    """The reason two clips' gait cannot be compared, or None when it can."""
+    unscored = [f"the {which} clip could not be scored" for which, f in (("first", facts_b), ("second", facts_a))]
+    if not facts_b["scored"] and not facts_a["scored"]:
+        return "neither clip could be scored"
+    if not facts_b["scored"]:
+        return unscored[0]
+    if not facts_a["scored"]:
+        return unscored[1]
+    if facts_b["view"] != facts_a["view"]:
+        words = (VIEW_WORDS.get(facts_b["view"], facts_b["view"]), VIEW_WORDS.get(facts_a["view"], facts_a["view"]))
+        return f"the clips were filmed from different views ({words[0]}, then {words[1]})"
+    return None
+
+
 def compare_reports(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """Per-metric ``before``, ``after``, ``change``, ``ci95`` and ``status``; ``flag`` if any is worse."""
-    usable_b = bool(before.get("quality", {}).get("usable"))
-    usable_a = bool(after.get("quality", {}).get("usable"))
+    """Compare two reports of the same dog.
+
+    Returns
+    -------
+    dict
+        ``metrics``: per metric ``label``, ``before``, ``after``, ``change``, ``ci95`` and
+        ``status`` (``worse``, ``better``, ``unchanged``, ``changed`` or ``uncertain``, the last
+        with a ``reason`` when the metric could not be compared at all); ``comparable`` (bool)
+        and ``reason`` (None when comparable): when either clip was not scored or the views
+        differ, no gait metric is marked ``worse``, ``better`` or ``unchanged`` (thigh muscle
+        indices keep their own gate and may still be compared); ``clips``: each clip's
+        :func:`clip_facts`; ``not_matched``: metric name -> reason for metrics left out because
+        the clips showed opposite sides; ``flag`` and ``worse``; ``weaker_side``,
+        ``model_version`` and ``notes``.
+    """
+    facts_b, facts_a = clip_facts(before), clip_facts(after)
+    reason = _why_not_comparable(facts_b, facts_a)
+    comparable = reason is None
+    opposite_sides = (
+        comparable
+        and facts_b["near_side"] is not None
+        and facts_a["near_side"] is not None
+        and facts_b["near_side"] != facts_a["near_side"]
+    )
+    side_reason = (
+        f"the dog was filmed one way only, showing its {facts_b['near_side']} side, then its {facts_a['near_side']} "
+        "side: the far leg is seen less well, so the asymmetry of the two clips cannot be matched"
+    )
     metrics: dict[str, Any] = {}
+    not_matched: dict[str, str] = {}
     view_b = before.get("metrics", {}).get("muscle", {}).get("view")
     view_a = after.get("metrics", {}).get("muscle", {}).get("view")
     for spec in METRICS:
-        if spec.path[0] == "muscle" and view_b != view_a:
-            metrics[spec.name] = _uncertain(spec.label, "the clips were filmed from different views")
+        if spec.path[0] == "muscle":
+            if view_b != view_a:
+                metrics[spec.name] = _uncertain(spec.label, "the clips were filmed from different views")
+            elif _muscle_usable(before) and _muscle_usable(after):
+                metrics[spec.name] = compare_metric(_values(before, spec.path), _values(after, spec.path), spec)
+            else:
+                metrics[spec.name] = _uncertain(spec.label, "the thigh muscle was not measured well in both clips")
             continue
-        muscle_ok = spec.path[0] == "muscle" and _muscle_usable(before) and _muscle_usable(after)
-        if not (usable_b and usable_a) and not muscle_ok:
-            metrics[spec.name] = _uncertain(spec.label, "one of the clips could not be scored")
+        if not comparable:
+            metrics[spec.name] = _uncertain(spec.label, str(reason))
+            continue
+        if opposite_sides and spec.name in SIDE_DEPENDENT:
+            metrics[spec.name] = _uncertain(spec.label, side_reason)
+            not_matched[spec.name] = side_reason
             continue
         metrics[spec.name] = compare_metric(_values(before, spec.path), _values(after, spec.path), spec)
-    metrics["tremor"] = (
-        _tremor_change(before, after)
-        if usable_a and usable_b
-        else {
-            "label": "Hind-limb tremor (Hz)",
-            "before": None,
-            "after": None,
-            "change": None,
-            "ci95": None,
-            "status": "uncertain",
-        }
-    )
+    metrics["tremor"] = _tremor_change(before, after) if comparable else _uncertain(TREMOR_LABEL, str(reason))
     side_b = before.get("metrics", {}).get("symmetry", {}).get("weaker_side")
     side_a = after.get("metrics", {}).get("symmetry", {}).get("weaker_side")
     worse = [k for k, v in metrics.items() if v["status"] == "worse"]
@@ -240,7 +315,7 @@ def compare_reports(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
     notes = []
     if speed.get("status") == "changed":
         notes.append("Walking speed differs between the clips; speed changes gait measures, so compare with care.")
-    if side_b and side_a and side_b != side_a:
+    if side_b and side_a and side_b != side_a and not opposite_sides:
         notes.append(f"The weaker side changed from {side_b} to {side_a}.")
     model_b, model_a = ((r.get("source") or {}).get("model_version") for r in (before, after))
     if model_b and model_a and model_b != model_a:
@@ -249,12 +324,81 @@ def compare_reports(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
             "part of any change may come from the model."
         )
     return {
+        "comparable": comparable,
+        "reason": reason,
+        "clips": {"before": facts_b, "after": facts_a},
+        "not_matched": not_matched,
         "flag": bool(worse),
         "worse": worse,
         "weaker_side": {"before": side_b, "after": side_a},
         "model_version": {"before": model_b, "after": model_a},
         "metrics": metrics,
         "notes": notes,
-        "before_usable": usable_b,
-        "after_usable": usable_a,
+        "before_usable": facts_b["scored"],
+        "after_usable": facts_a["scored"],
     }
+
+
+#: Plain words for each status, as people read them.
+STATUS_WORDS = {
+    "worse": "worse",
+    "better": "better",
+    "unchanged": "no change beyond noise",
+    "changed": "changed",
+    "uncertain": "can't tell",
+}
+
+
+def verdict_lines(comparison: dict[str, Any], before_name: str, after_name: str) -> list[str]:
+    """The comparison's verdict in sentences, for the command line, the dashboard and the PDF.
+
+    Parameters
+    ----------
+    comparison
+        A :func:`compare_reports` result (older stored results without ``comparable`` are read
+        from ``before_usable``/``after_usable``).
+    before_name, after_name
+        How each clip is named to the reader: a date, a date and time, or a file name.
+
+    Returns
+    -------
+    list of str
+        When the clips are not comparable, one line per unscored clip, ``"<name> could not be
+        scored: <reason>"`` (or the reason the views differ), and never a claim of no change.
+        Otherwise the worse metrics, or that nothing got worse beyond noise (only when some metric
+        could be told apart from noise), then one line per metric that could not be matched.
+    """
+    metrics = comparison.get("metrics") or {}
+    clips = comparison.get("clips") or {}
+    lines: list[str] = []
+    comparable = comparison.get("comparable")
+    if comparable is None:
+        comparable = bool(comparison.get("before_usable")) and bool(comparison.get("after_usable"))
+    if not comparable:
+        for key, name in (("before", before_name), ("after", after_name)):
+            facts = clips.get(key) or {"scored": comparison.get(f"{key}_usable"), "reason": None}
+            if not facts.get("scored"):
+                lines.append(f"{name} could not be scored: {facts.get('reason') or 'the quality check did not pass'}.")
+        if not lines:
+            lines.append(f"{before_name} and {after_name} cannot be compared: {comparison.get('reason')}.")
+        muscle = [m["label"] for m in metrics.values() if m.get("status") in ("worse", "better", "unchanged")]
+        if muscle:
+            lines.append("Compared on their own: " + ", ".join(muscle) + ".")
+        if comparison.get("flag"):
+            worse = [metrics[k]["label"] for k in comparison.get("worse", []) if k in metrics]
+            lines.append("Worse beyond the clips' own stride-to-stride noise: " + ", ".join(worse) + ".")
+        return lines
+    if comparison.get("flag"):
+        worse = [metrics[k]["label"] for k in comparison.get("worse", []) if k in metrics]
+        lines.append("Worse beyond the clips' own stride-to-stride noise: " + ", ".join(worse) + ".")
+    elif any(m.get("status") in ("better", "unchanged") for m in metrics.values()):
+        lines.append("No worsening beyond the clips' own stride-to-stride noise.")
+    else:
+        lines.append(
+            "No measure could be told apart from the clips' own stride-to-stride noise "
+            "(too few strides, or too much variation): this is not a sign of no change."
+        )
+    for name, why in (comparison.get("not_matched") or {}).items():
+        label = metrics.get(name, {}).get("label", name)
+        lines.append(f"{label} could not be matched: {why}.")
+    return lines
