@@ -208,8 +208,8 @@ def test_a_phone_photo_stored_sideways_is_read_upright(tmp_path, tag, stored_as)
     exif[0x0112] = tag  # the rotation that brings the stored pixels upright
     stored.save(tmp_path / "sideways.jpg", quality=95, exif=exif)
 
-    expected = ds.read_rgb(tmp_path / "upright.jpg")
-    read = ds.read_rgb(tmp_path / "sideways.jpg")
+    expected = geo.read_rgb(tmp_path / "upright.jpg")
+    read = geo.read_rgb(tmp_path / "sideways.jpg")
     assert read.shape == expected.shape == (120, 200, 3)
     assert np.abs(read.astype(int) - expected.astype(int)).mean() < 3
     assert read[:40, :60, 1].mean() > 200 and read[80:, 140:, 1].mean() < 50  # the green block is top left

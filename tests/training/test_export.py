@@ -15,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from hindsight_training.export import quantize_int8, store_weights_fp16  # noqa: E402
 from hindsight_training.recover import is_quantized  # noqa: E402
 from vision.model.engine import onnx_constants  # noqa: E402
+from vision.model.manifest import default_model_path  # noqa: E402
 
 
 def _conv_model(path, weight, bias):
@@ -452,7 +453,7 @@ def test_one_member_of_the_shipped_ensemble_joins_a_new_ensemble_unchanged(tmp_p
     from hindsight_training.network import keypoint_network
     from hindsight_training.recover import shipped_training
 
-    shipped = Path(__file__).resolve().parents[2] / "models" / "dog_pose.json"
+    shipped = default_model_path()
     members = shipped_training(shipped, "keypoints")["members"]
     other = tmp_path / "other" / "best.pt"
     other.parent.mkdir()
@@ -473,7 +474,7 @@ def test_one_member_of_the_shipped_ensemble_joins_a_new_ensemble_unchanged(tmp_p
 def test_a_score_that_would_not_carry_over_is_refused_before_any_file_is_written(tmp_path):
     from hindsight_training.export import main, score_source_problem
 
-    shipped = Path(__file__).resolve().parents[2] / "models" / "dog_pose.json"
+    shipped = default_model_path()
     new = tmp_path / "new.pt"
     assert score_source_problem(shipped, shipped, shipped, [Path(f"{shipped}#0"), new], None) is None
     assert score_source_problem(shipped, shipped, shipped, [shipped, new], None) is None

@@ -61,7 +61,7 @@ def test_no_candidates_places_every_label_box():
 
 
 def test_boxes_are_saved_in_instance_order_and_read_back(tmp_path, monkeypatch):
-    monkeypatch.setattr(ds, "read_rgb", lambda path: np.zeros((500, 800, 3), np.uint8))
+    monkeypatch.setattr("hindsight_training.pipeline_boxes.read_rgb", lambda path: np.zeros((500, 800, 3), np.uint8))
     kps = np.zeros((20, 3), np.float32)
     rec = ds.Record(
         "a b.jpg",

@@ -78,7 +78,7 @@ def test_detector_batches_never_show_the_score_holdout(monkeypatch):
     need_shared(ANIMALPOSE)
     shown: list[int] = []
     # Tiny stand-in images: this checks which images are drawn, not their pixels.
-    monkeypatch.setattr(ds, "read_rgb", lambda path: np.zeros((8, 8, 3), np.uint8))
+    monkeypatch.setattr("hindsight_training.train.read_rgb", lambda path: np.zeros((8, 8, 3), np.uint8))
 
     def sample(img, boxes, size, rng, zoom):
         shown.append(id(img))
@@ -163,7 +163,7 @@ def test_keypoint_batches_cut_the_pipeline_share_around_pipeline_boxes(monkeypat
     from tests.conftest import ANIMALPOSE, need_shared
 
     need_shared(ANIMALPOSE)
-    monkeypatch.setattr(ds, "read_rgb", lambda path: np.zeros((8, 8, 3), np.uint8))
+    monkeypatch.setattr("hindsight_training.train.read_rgb", lambda path: np.zeros((8, 8, 3), np.uint8))
     records = [r for r in ds.load_animalpose(ANIMALPOSE) if r.split == "train"]
     # every animal's pipeline box: its label box moved by a marker offset
     boxes = {r.file: np.array([[*(i.bbox + 1000), 1] for i in r.instances], np.float32) for r in records}
@@ -209,7 +209,7 @@ def test_keypoint_batches_without_pipeline_boxes_draw_as_before(monkeypatch):
     from tests.conftest import ANIMALPOSE, need_shared
 
     need_shared(ANIMALPOSE)
-    monkeypatch.setattr(ds, "read_rgb", lambda path: np.zeros((8, 8, 3), np.uint8))
+    monkeypatch.setattr("hindsight_training.train.read_rgb", lambda path: np.zeros((8, 8, 3), np.uint8))
     picked: list[int] = []
     monkeypatch.setattr(
         ds,

@@ -117,10 +117,11 @@ def test_verifier_network_with_a_probe_is_the_logistic_of_its_features(tmp_path)
 
 
 def test_candidate_boxes_are_labelled_by_their_overlap_with_the_dog():
-    from hindsight_training.dataset import load_animalpose, read_rgb
+    from hindsight_training.dataset import load_animalpose
     from hindsight_training.verifier import candidate_boxes
     from tests.conftest import ANIMALPOSE, need_shared
     from vision.model.detector import DogPoseModel
+    from vision.model.geometry import read_rgb
 
     need_shared(ANIMALPOSE)
     model = DogPoseModel.load(threads=1)

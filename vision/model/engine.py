@@ -180,14 +180,16 @@ class ParallelEnsemble:
         The members, each giving an output of the same shape.
     workers : int
         Threads of the pool (the members run at most this many at a time).
+    output_name : str
+        The name of the ensemble's output in its own graph.
     """
 
-    def __init__(self, members: list[Network], workers: int) -> None:
+    def __init__(self, members: list[Network], workers: int, output_name: str) -> None:
         if len(members) < 2:
             raise ValueError("an ensemble needs at least two members")
         self.members = members
         self.input_name = members[0].input_name
-        self.output_name = members[0].output_name
+        self.output_name = output_name
         self._pool = ThreadPoolExecutor(max_workers=max(1, int(workers)), thread_name_prefix="ensemble")
 
     def run(self, batch: np.ndarray) -> np.ndarray:
@@ -320,7 +322,7 @@ def open_network(
     members = ensemble_members(model, wanted) if parallel_members and threads > 1 else None
     if members is not None:
         nets: list[Network] = [OnnxRuntimeNetwork(cut_to_output(model, m).SerializeToString(), 1) for m in members]
-        return ParallelEnsemble(nets, threads)
+        return ParallelEnsemble(nets, threads, wanted)
     if output is not None and len(outputs) > 1:
         model = cut_to_output(model, output)
     return OnnxRuntimeNetwork(model.SerializeToString(), threads)
