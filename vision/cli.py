@@ -112,18 +112,36 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """Compare two reports."""
-    from vision.compare import compare_reports
+    """Compare two reports: JSON, or one line per metric and the verdict in words.
+
+    The verdict names a clip by its file name; when either clip was not scored it says
+    ``"<file> could not be scored: <reason>"`` and never that nothing changed.
+    """
+    from vision.compare import compare_reports, verdict_lines
 
     result = compare_reports(_read_report(args.before), _read_report(args.after))
     if args.json:
         _print_json(result)
-    else:
-        for name, m in result["metrics"].items():
-            print(f"{name:24s} {m['status']:10s} before={m['before']} after={m['after']} change={m['change']}")
-        for note in result["notes"]:
-            print(f"note: {note}")
-        print("FLAG: worse beyond noise" if result["flag"] else "no change beyond the clips' own noise")
+        return 0
+
+    def shown(value: Any) -> str:
+        return "-" if value is None else f"{value:.4g}"
+
+    for name, m in result["metrics"].items():
+        status = m["status"] if result["comparable"] or m["status"] != "uncertain" else "not compared"
+        ci = m.get("ci95")
+        interval = f" 95% interval {min(ci):+.3g} to {max(ci):+.3g}" if ci else ""
+        print(
+            f"{name:24s} {status:12s} before={shown(m['before'])} after={shown(m['after'])} "
+            f"change={shown(m['change'])}{interval}"
+        )
+    for note in result["notes"]:
+        print(f"note: {note}")
+    names = (safe_name(Path(args.before).name), safe_name(Path(args.after).name))
+    for line in verdict_lines(result, *names):
+        print(line)
+    if result["flag"]:
+        print("FLAG: worse beyond noise")
     return 0
 
 
