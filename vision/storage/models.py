@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import Boolean, Date, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+from vision.storage.text import exact_text, free_text
 
 
 def _now() -> dt.datetime:
@@ -27,6 +29,14 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
 
+    @validates("name")
+    def _free_text(self, key: str, value: str | None) -> str | None:
+        return free_text(self, key, value)
+
+    @validates("email", "role", "password_hash")
+    def _exact_text(self, key: str, value: str | None) -> str | None:
+        return exact_text(self, key, value)
+
 
 class Dog(Base):
     """A dog and its owner."""
@@ -41,6 +51,10 @@ class Dog(Base):
     notes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
     clips: Mapped[list[Clip]] = relationship(back_populates="dog", order_by="Clip.recorded_on")
+
+    @validates("name", "breed", "notes")
+    def _free_text(self, key: str, value: str | None) -> str | None:
+        return free_text(self, key, value)
 
 
 class DogShare(Base):
@@ -86,7 +100,22 @@ class Clip(Base):
     bunny_hop_flag: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     wobble_flag: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     pose_source: Mapped[str] = mapped_column(String(32), default="model")  # "model" or "rendered" (demo clips)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # analysis runs started (vision.jobs)
+    worker_id: Mapped[str | None] = mapped_column(String(160), nullable=True)  # "host:pid:token" holding the job
+    queued_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)  # UTC, database clock
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)  # UTC, database clock
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)  # UTC, database clock
     dog: Mapped[Dog] = relationship(back_populates="clips")
+
+    @validates("original_name", "message", "error")
+    def _free_text(self, key: str, value: str | None) -> str | None:
+        return free_text(self, key, value)
+
+    @validates(
+        "video_sha256", "status", "report_sha256", "overlay_sha256", "tracks_sha256", "weaker_side", "pose_source"
+    )
+    def _exact_text(self, key: str, value: str | None) -> str | None:
+        return exact_text(self, key, value)
 
 
 class Review(Base):
@@ -103,3 +132,11 @@ class Review(Base):
     comparison_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now, onupdate=_now)
+
+    @validates("notes")
+    def _free_text(self, key: str, value: str | None) -> str | None:
+        return free_text(self, key, value)
+
+    @validates("status", "comparison_sha256")
+    def _exact_text(self, key: str, value: str | None) -> str | None:
+        return exact_text(self, key, value)
