@@ -112,7 +112,14 @@ class Clip(Base):
         return free_text(self, key, value)
 
     @validates(
-        "video_sha256", "status", "report_sha256", "overlay_sha256", "tracks_sha256", "weaker_side", "pose_source"
+        "video_sha256",
+        "status",
+        "report_sha256",
+        "overlay_sha256",
+        "tracks_sha256",
+        "weaker_side",
+        "pose_source",
+        "worker_id",
     )
     def _exact_text(self, key: str, value: str | None) -> str | None:
         return exact_text(self, key, value)
