@@ -1,5 +1,5 @@
 """Hindsight dashboard (Streamlit): a thin layer over :mod:`vision`. Run: ``streamlit run app.py``."""
 
-from vision.dashboard.views import run
+from vision.dashboard.navigation import run
 
 run()

@@ -137,11 +137,6 @@ def test_storage_never_analyses():
     assert _offences(("vision.storage",), analysis) == []
 
 
-@pytest.mark.xfail(
-    reason="vision.dashboard.views still imports vision.clean, vision.gait.events and vision.io (the side-by-side "
-    "re-smooths tracks; being removed under issue 31)",
-    strict=False,
-)
 def test_the_dashboard_never_imports_the_science_io_or_model():
     assert _offences(("vision.dashboard",), ("vision.gait", "vision.clean", "vision.io", "vision.model")) == []
 

@@ -28,7 +28,7 @@ def demo_store(demo_template, tmp_path, monkeypatch):
     shutil.copytree(src, dst)
     monkeypatch.setenv("HINDSIGHT_DATA_DIR", str(dst))
     monkeypatch.delenv("HINDSIGHT_DB_URL", raising=False)
-    from vision.dashboard import views
+    from vision.dashboard import state
 
-    views.get_store.clear()
+    state.get_store.clear()
     return Store(dst), info

@@ -1,0 +1,111 @@
+"""Dogs: add a dog, see its weekly timeline (flags explained), and share it with a vet."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import streamlit as st
+
+from vision.dashboard.cards import FLAG_HELP, NOT_MEASURED, block, escape_markdown, number
+from vision.dashboard.progress import analyses, done_notices
+from vision.dashboard.state import STATUS_WORDS, current_user, get_store, history, sidebar
+from vision.storage.models import Clip, Dog, User
+
+
+def _add_dog_form(user: User, expanded: bool) -> None:
+    store = get_store()
+    with st.expander("Add a dog", expanded=expanded), st.form("new_dog"):
+        name = st.text_input("Name", max_chars=120)
+        breed = st.text_input("Breed", max_chars=120)
+        birth = st.date_input("Date of birth", value=None, min_value=dt.date(1990, 1, 1))
+        weight = st.number_input("Weight (kg)", min_value=0.0, max_value=150.0, value=None)
+        notes = st.text_area("Notes (surgery, diagnosis, medication)", max_chars=2000)
+        if st.form_submit_button("Add dog"):
+            try:
+                new = store.create_dog(user, name, breed, birth, weight, notes)
+            except ValueError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["pick_dog"] = new.id
+                st.rerun()
+
+
+def _timeline_row(clip: Clip, flagged: set[int]) -> dict[str, str]:
+    side = {"left": "left hind", "right": "right hind"}.get(clip.weaker_side or "", "none clearly")
+    scored = clip.usable
+
+    def yes_no(flag: bool | None) -> str:
+        return "—" if flag is None or not scored else ("yes" if flag else "no")
+
+    return {
+        "recorded": f"{clip.recorded_on:%d %b %Y}",
+        "file": clip.original_name or "",
+        "state": STATUS_WORDS.get(clip.status, clip.status),
+        "scored": "—" if scored is None else ("yes" if scored else "no (see the clip)"),
+        "asymmetry": number(clip.hind_asymmetry_pct, 1, " %")
+        if clip.hind_asymmetry_pct is not None
+        else ("within noise" if scored else "—"),
+        "weaker side": side if scored else "—",
+        "bunny hop": yes_no(clip.bunny_hop_flag),
+        "wobble": yes_no(clip.wobble_flag),
+        "flagged for vet": "⚑" if clip.id in flagged else "",
+    }
+
+
+def _timeline(user: User, dog: Dog) -> None:
+    from vision.dashboard.figures import thigh_index_chart, trend_chart
+
+    store = get_store()
+    clips = store.clips_for_dog(user, dog.id)
+    if not clips:
+        st.info("No clips yet: upload this week's walk.")
+        return
+    flagged = set(store.flagged_clips(user, dog.id))
+    past = history(store, clips)
+    st.plotly_chart(trend_chart(past, [c.recorded_on for c in clips if c.id in flagged]))
+    if any(block(r, "metrics", "muscle").get("available") for _, r in past):
+        st.plotly_chart(thigh_index_chart(past))
+    st.dataframe([_timeline_row(c, flagged) for c in reversed(clips)], hide_index=True)
+    if flagged:
+        st.caption(FLAG_HELP)
+
+
+def _share_form(user: User, dog: Dog) -> None:
+    store = get_store()
+    with st.form("share"):
+        st.write("Share this dog with your vet or physiotherapist")
+        vet_email = st.text_input("Vet's e-mail", max_chars=254)
+        if st.form_submit_button("Share"):
+            try:
+                store.share_dog(user, dog.id, vet_email)
+                st.success("Shared.")
+            except (ValueError, PermissionError) as exc:
+                st.error(str(exc))
+    vets = store.vets_of(dog.id)
+    if vets:
+        st.text("Shared with: " + ", ".join(v.name for v in vets))
+
+
+def page() -> None:
+    """Create and pick a dog; its timeline, analyses in progress and sharing."""
+    user = current_user()
+    if user is None:
+        raise PermissionError("not logged in")
+    dog = sidebar(user)
+    st.title("Dogs")
+    if user.role == "owner":
+        _add_dog_form(user, expanded=dog is None)
+    if dog is None:
+        st.info("No dogs yet." if user.role == "owner" else "No dogs have been shared with you yet.")
+        return
+    st.subheader(escape_markdown(dog.name))
+    born = f"{dog.birth_date:%d %b %Y}" if dog.birth_date else NOT_MEASURED.replace("measured", "given")
+    weight = number(dog.weight_kg, 1, " kg") if dog.weight_kg else "weight not given"
+    st.text(f"{dog.breed or 'Breed not given'} · born {born} · {weight}")
+    if dog.notes:
+        st.text(dog.notes)
+    done_notices(user, dog.id)
+    _timeline(user, dog)
+    analyses(user, dog.id)
+    if user.role == "owner":
+        _share_form(user, dog)
