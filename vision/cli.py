@@ -241,9 +241,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "true",
         "--server.maxUploadSize",
         "500",
+        "--client.showErrorDetails",
+        "none",
+        "--client.toolbarMode",
+        "viewer",
     ]
     print(f"dashboard: http://localhost:{args.port}", file=sys.stderr)
     os.environ["HINDSIGHT_DATA_DIR"] = str(store.data_dir)
+    os.environ["HINDSIGHT_DEMO"] = "1"  # the login page shows the demo logins
     os.chdir(app.parent)
     os.execv(sys.executable, cmd)
     return 0  # pragma: no cover - execv does not return
