@@ -1,4 +1,4 @@
-"""Export trained checkpoints to ``models/`` (two ONNX networks + the ``dog_pose.json`` manifest).
+"""Export trained checkpoints as a model: ONNX networks and the ``dog_pose.json`` manifest beside them.
 
 Usage: ``python -m hindsight_training.export [--detector CHECKPOINTS/detector/best.pt]
 [--keypoints CHECKPOINTS/keypoints/best.pt [MORE ...]] [--out models/dog_pose.json] [--calibrate-only]
@@ -11,9 +11,9 @@ unchanged (:func:`with_score_of`).
 Several ``--keypoints`` make one keypoint network of them, the mean of their heatmaps
 (:func:`keypoint_ensemble`): still one file and one pass for the inference code.
 
-``--detector`` / ``--keypoints`` also take a model manifest (``models/dog_pose.json``): that network's
-ONNX file is copied unchanged, e.g. to ship a new keypoint network with the current detector. (Up to
-0.5 it was rebuilt and quantized again, which moved the int8 detector's peaks.)
+``--detector`` / ``--keypoints`` also take a model manifest (e.g. the shipped
+``vision/model/weights/dog_pose.json``): that network's ONNX file is copied byte for byte, e.g. to ship a new
+keypoint network with the current detector (quantizing an int8 network again would move its outputs).
 """
 
 from __future__ import annotations
@@ -527,10 +527,9 @@ def fit_score_threshold(
     training images (cats, horses) get a detection; ``found`` is the share of single-dog training
     images with a detection >= it overlapping the dog (IoU >= 0.5). Unless ``holdout_percent``
     limits both sets to the score hold-out (:func:`score_fit_images`), the networks were
-    trained on them, so both shares are optimistic. (Up to 0.3, Youden's J, found minus false positives,
-    picked it: the better the detector fitted its training dogs, the higher J pushed the threshold,
-    and a detector that found 7 points more validation dogs at an equal false-positive share found
-    4 fewer.)
+    trained on them, so both shares are optimistic. A false-positive cap rather than Youden's J (found
+    minus false positives): J rises with how well the detector fits its training dogs, and pushes the
+    threshold up with it.
 
     Returns
     -------

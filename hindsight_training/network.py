@@ -336,8 +336,8 @@ IMAGENET_DOG_CLASSES = (151, 269)
 class DogVerifier(nn.Module):
     """ImageNet EfficientNet-Lite0 as the dog verifier of box crops: one opinion, or two with a trained probe.
 
-    The untrained classifier's probability mass on the 118 dog-breed classes (the only output up
-    to model 0.5) and, with ``probe`` (weight (1280,), bias; ``hindsight_training.verifier``),
+    The untrained classifier's probability mass on the 118 dog-breed classes (the shipped verifier's
+    only output) and, with ``probe`` (weight (1280,), bias; ``hindsight_training.verifier``),
     ``sigmoid(pooled_features @ weight + bias)``, a logistic regression fitted on Animal-Pose crops.
     """
 

@@ -4,7 +4,7 @@ A keypoint network is trained on crops of jittered ground-truth boxes, but at ru
 in the box :meth:`KeypointReader.place_boxes` fits around the box network's keypoints. Those boxes are
 tighter than the labels (median longer side 0.95 of the label's on validation dogs, 5% below 0.71)
 and miss what the box network missed, so a network fine-tuned only on label boxes can gain with
-them and lose in the pipeline (model card, "Tried after 0.6").
+them and lose in the pipeline (``models/HISTORY.md``, trials 18 and 21).
 
 :func:`pipeline_boxes` records, for every labelled animal, the box the pipeline would read it in:
 the detector candidate matched to it one to one (best overlaps first, as

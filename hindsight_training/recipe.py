@@ -4,21 +4,20 @@ A recipe is a list of :class:`Step`: each runs one or more commands (``python -m
 their own processes, side by side when there are several, with their output in a log file. A step
 that ends well leaves a marker ``<name>.done`` in the recipe's folder; with ``--resume`` a marked
 step is skipped and the training runs of the others continue from their last checkpoint, so a
-recipe longer than one sitting is picked up where it stopped.
+recipe stopped part-way is picked up where it stopped.
 
 - ``both`` (:func:`both_steps`): the detector and a keypoint network side by side, one thread each,
-  then export to ``models/`` and evaluate (model 0.3's recipe, within about two hours).
-- ``ensemble`` (:func:`ensemble_steps`): the recipe of the shipped model 0.7. The detector and the
+  then export and evaluate (about two hours with ``--minutes 125``).
+- ``ensemble`` (:func:`ensemble_steps`): the recipe of the shipped model. The detector and the
   first keypoint member side by side; the skip-connection member; a two-member model, whose
   pipeline places the boxes the MoveNet member trains half its crops in; the MoveNet member; then
   the three members exported as one ensemble with the detector, the score fitted, and evaluated.
   Each run trains the steps the shipped one did (:data:`ENSEMBLE_STEPS`), so the recipe trains as
-  far on a slow or busy machine, only later (about 28,600 steps in all: some 8 hours on
-  two free cores at 1 s a step, more on a shared machine; it resumes across sittings). With
-  ``--minutes`` the total time is shared instead, as the shipped runs' minutes were (125, 140,
-  100): quicker, but a slower machine then trains fewer steps. The shipped detector has a longer
-  history (model 0.1's joint network, then a fine-tune), which this recipe does not repeat: its
-  detector starts from ImageNet (see ``models/HISTORY.md``).
+  far on a slow or busy computer, only later (about 28,600 steps in all: some 8 hours on
+  two free cores at 1 s a step; ``--resume`` continues a stopped run). With ``--minutes`` the
+  total time is shared instead, as the shipped runs' minutes were (125, 140, 100): quicker, but a
+  slower computer then trains fewer steps. The recipe's detector starts from ImageNet; the shipped
+  detector was fine-tuned from an earlier joint network, which the recipe does not repeat.
 """
 
 from __future__ import annotations
@@ -33,8 +32,8 @@ from pathlib import Path
 #: Shares of the ``ensemble`` time budget: the shipped runs' minutes (first member and detector, skips member, MoveNet).
 ENSEMBLE_MINUTES: tuple[float, float, float] = (125.0, 140.0, 100.0)
 #: Step budgets of the ``ensemble`` runs (its default): the shipped members' steps (their training summaries in
-#: ``models/dog_pose.json``) and, for the detector, which the shipped model fine-tuned from model 0.1's network,
-#: those of the one 135-minute detector run from ImageNet (5,327; ``models/HISTORY.md``, "Tried after 0.5").
+#: the shipped manifest) and, for the detector, which the shipped model fine-tuned from an earlier network,
+#: those of the one 135-minute detector run from ImageNet (5,327; ``models/HISTORY.md``, trial 11).
 ENSEMBLE_STEPS: dict[str, int] = {"detector": 5300, "member0": 6300, "member1": 9751, "member2": 7226}
 
 

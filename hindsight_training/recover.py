@@ -1,6 +1,6 @@
-"""Rebuild the torch networks from the shipped ONNX files, so training can continue on a new machine.
+"""Rebuild the torch networks from the shipped ONNX files, so training can continue without their checkpoints.
 
-Training checkpoints stay on the machine that made them; the ONNX files in ``models/`` are what
+Training checkpoints stay where they were written; the ONNX files in ``vision/model/weights/`` are what
 the project keeps. Each ONNX convolution is paired with its torch module by the module path in
 the node's name (the exporter's scopes; quantization re-sorts the graph), weights stored as int8
 or float16 are decoded (:func:`onnx_constants`), and a BatchNorm that the exporter folded into the

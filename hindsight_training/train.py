@@ -7,10 +7,10 @@ Usage: ``python -m hindsight_training.train [--task {both,ensemble,keypoints,det
 [--skips] [--hind-weight 1] [--score-holdout 15]``
 
 ``--init models/dog_pose.json`` continues training the shipped networks (rebuilt from their ONNX
-files by ``hindsight_training.recover``): checkpoints stay on the machine that made them. A shipped keypoint
-ensemble (model 0.6) is continued one member at a time: ``--member 1`` picks the second.
+files by ``hindsight_training.recover``), so no checkpoint is needed. A shipped keypoint
+ensemble is continued one member at a time: ``--member 1`` picks the second.
 
-Two networks (since model 0.2), trained side by side with one thread each by ``--task both``
+Two networks, trained side by side with one thread each by ``--task both``
 (each run gets the options that concern it, :func:`hindsight_training.recipe.both_commands`), which then
 exports them to ``models/`` and evaluates. ``--task ensemble`` runs the shipped model's whole recipe
 (a detector and three keypoint members, the shipped runs' steps; :mod:`hindsight_training.recipe`). The two
@@ -27,9 +27,9 @@ kinds of network:
   and its threshold on them: images the detector never saw.
 
 Both: the head trains alone for 150 steps, then the backbone joins with its own warm-up; the LR
-follows a cosine decay over the budget: ``--minutes`` of training time (the run fits a sitting,
-but a slower or busier machine trains fewer steps) or ``--steps`` (as much training on any
-machine, later on a slow one). Either survives resumes. The stem and first 3 blocks stay frozen,
+follows a cosine decay over the budget: ``--minutes`` of training time (a slower or busier
+computer trains fewer steps) or ``--steps`` (as much training anywhere, only later on a slow
+computer). Either survives resumes. The stem and first 3 blocks stay frozen,
 BatchNorm statistics of the backbone too.
 Batches depend only on (seed, step). Checkpoints every 5 min in ``<checkpoint_root>/<task>/``
 (:func:`checkpoint_root`: ``$HINDSIGHT_CHECKPOINTS`` or the user data folder, outside the work tree); every
@@ -106,7 +106,7 @@ class Data:
         for _ in range(n):
             idx = int(rng.choice(dogs) if rng.random() < p_dog else rng.choice(others))
             file, inst = self.kp_items[idx]
-            # no draw without pipeline boxes: a run without them gets the batches it got before they existed
+            # no random draw without pipeline boxes: without them the batches of (seed, step) are unchanged
             box = self.kp_pipeline_boxes[idx] if p_pipeline > 0 and rng.random() < p_pipeline else None
             jitter = ds.LABEL_BOX_JITTER if box is None else ds.PIPELINE_BOX_JITTER
             c, h, w = ds.keypoint_sample(self.images[file], inst, size, rng, box=box, jitter=jitter)
@@ -311,7 +311,7 @@ def shipped_start(manifest: Path, task: str, member: int | None = None) -> tuple
     task : {"keypoints", "detector"}
         Which network.
     member : int or None
-        For a keypoint ensemble (model 0.6): the member to continue (0 = the box network). The
+        For a keypoint ensemble: the member to continue (0 = the box network). The
         ensemble is rebuilt whole, then that member is kept.
 
     Raises

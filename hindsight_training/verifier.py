@@ -5,10 +5,10 @@ Usage: ``python -m hindsight_training.verifier [--out CHECKPOINTS/verifier/probe
 ``python -m hindsight_training.export --verifier CHECKPOINTS/verifier/probe.npz ...``, which ships the
 probe as the verifier's second output beside the breed mass (the dog score weighs both). Not in a
 shipped model yet: on held-out boxes it ranks the detector's candidates better (ROC AUC 0.935 vs
-0.882) but found no more dogs (``models/README.md``).
+0.882) but found no more dogs (``models/HISTORY.md``, trial 10).
 
-The verifier is the second opinion on every detector box (``DogPoseModel.candidates``). Up to model
-0.5 it was the untrained ImageNet classifier's probability mass on the 118 dog-breed classes. Here a
+The verifier is the second opinion on every detector box (``DogPoseModel.candidates``). The shipped one
+is the untrained ImageNet classifier's probability mass on the 118 dog-breed classes. Here a
 linear probe on the same network's pooled 1280-d features is fitted to what the verifier has to
 tell apart in Hindsight, from the Animal-Pose training split:
 
@@ -193,7 +193,7 @@ def crop_features(crops: np.ndarray, batch: int = 32) -> np.ndarray:
 
 
 def breed_mass(features: np.ndarray) -> np.ndarray:
-    """The untrained verifier's output (model 0.5) from pooled features: (N,) float32 dog-breed mass."""
+    """The untrained verifier's output from pooled features: (N,) float32 dog-breed mass."""
     import torch
 
     with torch.no_grad():
