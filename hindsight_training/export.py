@@ -1,7 +1,7 @@
 """Export trained checkpoints as a model: ONNX networks and the ``dog_pose.json`` manifest beside them.
 
 Usage: ``python -m hindsight_training.export [--detector CHECKPOINTS/detector/best.pt]
-[--keypoints CHECKPOINTS/keypoints/best.pt [MORE ...]] [--out models/dog_pose.json] [--calibrate-only]
+[--keypoints CHECKPOINTS/keypoints/best.pt [MORE ...]] [--out vision/model/weights/dog_pose.json] [--calibrate-only]
 [--score-from MANIFEST]`` (CHECKPOINTS: ``hindsight_training.paths.checkpoint_root``).
 
 The score calibration, its threshold and the box margins are fitted after the export (about 6 minutes),

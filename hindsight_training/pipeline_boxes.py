@@ -13,7 +13,7 @@ the box network, else (no such candidate, as for most cats and horses, which the
 background) its label box placed the same way. ``python -m hindsight_training.train --pipeline-boxes FILE``
 then crops from them.
 
-Usage: ``python -m hindsight_training.pipeline_boxes [--model models/dog_pose.json] [--out FILE]``
+Usage: ``python -m hindsight_training.pipeline_boxes [--model vision/model/weights/dog_pose.json] [--out FILE]``
 (default ``<checkpoint_root>/pipeline_boxes.json``; about 2 minutes for the 3,309 images).
 """
 

@@ -143,7 +143,7 @@ def recover_network(manifest: str | Path, role: str, check_size: int = 128) -> A
     Parameters
     ----------
     manifest : str or Path
-        Model manifest (``models/dog_pose.json``).
+        Model manifest (e.g. the shipped ``vision/model/weights/dog_pose.json``).
     role : {"keypoints", "detector"}
         Which network.
     check_size : int

@@ -6,13 +6,13 @@ Usage: ``python -m hindsight_training.train [--task {both,ensemble,keypoints,det
 [--crop-sizes 160,192] [--p-dog 0.35,0.85] [--det-zoom 0.45,1.3] [--lr 1e-3] [--backbone efficientnet-lite0]
 [--skips] [--hind-weight 1] [--score-holdout 15]``
 
-``--init models/dog_pose.json`` continues training the shipped networks (rebuilt from their ONNX
+``--init vision/model/weights/dog_pose.json`` continues training the shipped networks (rebuilt from their ONNX
 files by ``hindsight_training.recover``), so no checkpoint is needed. A shipped keypoint
 ensemble is continued one member at a time: ``--member 1`` picks the second.
 
 Two networks, trained side by side with one thread each by ``--task both``
 (each run gets the options that concern it, :func:`hindsight_training.recipe.both_commands`), which then
-exports them to ``models/`` and evaluates. ``--task ensemble`` runs the shipped model's whole recipe
+exports them (``--model-out``, default the shipped manifest) and evaluates. ``--task ensemble`` runs the shipped model's whole recipe
 (a detector and three keypoint members, the shipped runs' steps; :mod:`hindsight_training.recipe`). The two
 kinds of network:
 
@@ -307,7 +307,7 @@ def shipped_start(manifest: Path, task: str, member: int | None = None) -> tuple
     Parameters
     ----------
     manifest : Path
-        Model manifest (``models/dog_pose.json``).
+        Model manifest (e.g. the shipped ``vision/model/weights/dog_pose.json``).
     task : {"keypoints", "detector"}
         Which network.
     member : int or None
