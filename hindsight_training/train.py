@@ -12,8 +12,9 @@ ensemble is continued one member at a time: ``--member 1`` picks the second.
 
 Two networks, trained side by side with one thread each by ``--task both``
 (each run gets the options that concern it, :func:`hindsight_training.recipe.both_commands`), which then
-exports them (``--model-out``, default the shipped manifest) and evaluates. ``--task ensemble`` runs the shipped model's whole recipe
-(a detector and three keypoint members, the shipped runs' steps; :mod:`hindsight_training.recipe`). The two
+exports them (``--model-out``, default the shipped manifest) and evaluates. ``--task ensemble`` runs the
+shipped model's whole recipe (a detector and three keypoint members, the shipped runs' steps;
+:mod:`hindsight_training.recipe`). The two
 kinds of network:
 
 - ``keypoints``: the top-down ``KeypointNet`` (EfficientNet-Lite0 + three transposed convolutions
