@@ -73,3 +73,40 @@ def test_the_comparisons_notes_are_printed_under_its_table(monkeypatch):
     a["source"]["model_version"], b["source"]["model_version"] = "0.7.0", "0.7.1"
     pdf = _pdf(a, b)
     assert b", keypoint model 0.7.0" in pdf and b", keypoint model 0.7.1" in pdf
+
+
+def _uncompressed(monkeypatch):
+    from fpdf import FPDF
+
+    import vision.pdf
+
+    def build(**kwargs):
+        pdf = FPDF(**kwargs)
+        pdf.set_compression(False)
+        return pdf
+
+    monkeypatch.setattr(vision.pdf, "FPDF", build)
+
+
+def test_an_unscored_clip_is_named_and_no_change_is_claimed(monkeypatch):
+    _uncompressed(monkeypatch)
+    a = analyze_tracks(generate(seed=1).tracks).report
+    b = analyze_tracks(generate(seed=2, duration_s=2).tracks).report
+    pdf = _pdf(a, b)
+    assert b"08 Jan 2026 could not be scored: Only 0 complete hind strides" in pdf
+    assert b"No worsening" not in pdf and b"no change beyond noise" not in pdf
+    assert b"not compared" in pdf
+
+
+def test_the_pdf_has_no_developer_text_even_with_values_missing(monkeypatch):
+    _uncompressed(monkeypatch)
+    a = analyze_tracks(generate(seed=1).tracks).report
+    b = copy.deepcopy(a)
+    b["metrics"]["symmetry"].update(hind_asymmetry_pct=None, within_noise=False, weakness_pct={})
+    b["metrics"]["bunny_hop"]["hind_phase"] = float("nan")
+    del b["metrics"]["wobble"]
+    pdf = _pdf(a, b, status="needs_visit")
+    for code in (b"usable=", b"None", b"nan", b"needs_visit", b"lateral", b"right_to_left"):
+        assert code not in pdf, code
+    assert b"hind-leg asymmetry not measured" in pdf and b"hind phase not measured" in pdf
+    assert b"hind phase 0.5 = the hind legs alternate normally" in pdf
