@@ -4,8 +4,8 @@ Usage: python benchmarks/bench_model.py [--frames 60] [--threads 2] [--rounds 3]
 
 Frames: Animal-Pose dog images from ../shared resized to 1280x720 (synthetic noise if absent); the
 video-tracker row follows the dog through the real clip in ../shared/data/videos scaled to 720p
-(keypoints in the box carried over from the last frame; every 10th frame the detector checks the
-followed dog, and the whole frame is searched when it does not confirm it, as ``analyze`` does).
+(:class:`vision.pose.ModelTracker`, as ``analyze`` runs it: keypoints in the box carried over from the
+last frame, the detector's check every 10th frame, a lost dog searched for every 3rd frame).
 A 720p H.264 clip of those frames is encoded with PyAV into a temp dir and decoded to measure
 the decoder's speed on the same machine. The rows take turns for ``--rounds`` rounds and each
 reports its median and range: on a shared 2-core machine one pass of a row varies by a fifth or

@@ -434,7 +434,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, default=default_data_root())
     ap.add_argument("--split", default="val")
     ap.add_argument("--species", default="dog")
-    ap.add_argument("--model", type=Path, default=None, help="model manifest (default models/dog_pose.json)")
+    ap.add_argument("--model", type=Path, default=None, help="model manifest (default: the shipped model)")
     ap.add_argument("--flip-test", action="store_true", help="average each crop with its mirror image")
     ap.add_argument("--max-instances", type=int, default=None)
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -370,15 +370,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--init",
         type=Path,
         default=None,
-        help="start from a model manifest (models/dog_pose.json: continue the shipped networks) "
+        help="start from a model manifest (vision/model/weights/dog_pose.json: continue the shipped networks) "
         "or a checkpoint .pt (backbone only for keypoints)",
     )
     ap.add_argument(
         "--member",
         type=int,
         default=None,
-        help="keypoints: with --init MANIFEST of a keypoint ensemble (model 0.6), the member to continue "
-        "(0 = the box network)",
+        help="keypoints: with --init MANIFEST of a keypoint ensemble, the member to continue (0 = the box network)",
     )
     ap.add_argument("--data", type=Path, default=default_data_root())
     ap.add_argument(

@@ -408,7 +408,7 @@ def main(argv: list[str] | None = None) -> None:
         "--candidates",
         type=Path,
         default=None,
-        help="model manifest whose detector candidates are added to the boxes (e.g. models/dog_pose.json)",
+        help="model manifest whose detector candidates are added to the boxes (e.g. the shipped dog_pose.json)",
     )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -140,8 +140,8 @@ def _rotation_of(stream, first_frame) -> int:
 def rotate_upright(image: np.ndarray, clockwise_deg: int) -> np.ndarray:
     """Rotate an image clockwise by a multiple of 90 degrees.
 
-    OpenCV's rotation: a portrait phone frame (1080 x 1920) takes 3 ms, against 18 ms for a numpy
-    ``rot90`` made contiguous, which held decoding of such clips to about 23 frames a second.
+    ``clockwise_deg`` is 0, 90, 180 or 270; the result is a new contiguous ``uint8`` array
+    (OpenCV's rotation, several times faster than a contiguous numpy ``rot90`` on phone frames).
     """
     import cv2
 
