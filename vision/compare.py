@@ -101,13 +101,14 @@ def _stat(kind: str) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _values(report: dict[str, Any], path: tuple[str, ...]) -> np.ndarray:
-    node: Any = report.get("metrics", {})
+    node: Any = _node(report, "metrics")
     for key in path:
         node = node.get(key) if isinstance(node, dict) else None
         if node is None:
             return np.array([])
-    vals = node.get("per_stride", []) if isinstance(node, dict) else []
-    arr = np.asarray([v for v in vals if v is not None], dtype=np.float64)
+    vals = node.get("per_stride") if isinstance(node, dict) else None
+    numbers = [v for v in vals if isinstance(v, int | float)] if isinstance(vals, list) else []
+    arr = np.asarray(numbers, dtype=np.float64)
     return arr[np.isfinite(arr)]
 
 
@@ -176,12 +177,24 @@ def compare_metric(before: np.ndarray, after: np.ndarray, spec: MetricSpec, seed
     }
 
 
+def _node(report: Any, *path: str) -> dict[str, Any]:
+    """The block at ``path`` of a report, or an empty dict when any part is missing or not a block."""
+    node = report
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else {}
+
+
+def _finite_or_none(value: Any) -> Any:
+    return value if isinstance(value, int | float) and np.isfinite(value) else None
+
+
 def _tremor_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    fb = before.get("metrics", {}).get("wobble", {}).get("tremor", {}).get("flag")
-    fa = after.get("metrics", {}).get("wobble", {}).get("tremor", {}).get("flag")
-    hb = before.get("metrics", {}).get("wobble", {}).get("tremor_hz")
-    ha = after.get("metrics", {}).get("wobble", {}).get("tremor_hz")
-    if fb is None or fa is None:
+    fb = _node(before, "metrics", "wobble", "tremor").get("flag")
+    fa = _node(after, "metrics", "wobble", "tremor").get("flag")
+    hb = _finite_or_none(_node(before, "metrics", "wobble").get("tremor_hz"))
+    ha = _finite_or_none(_node(after, "metrics", "wobble").get("tremor_hz"))
+    if not isinstance(fb, bool) or not isinstance(fa, bool):
         status = "uncertain"
     elif fa and not fb:
         status = "worse"
@@ -219,8 +232,8 @@ def _uncertain(label: str, reason: str) -> dict[str, Any]:
 
 def _muscle_usable(report: dict[str, Any]) -> bool:
     """Muscle indices have their own gate: a rear view cannot be scored for gait but can for muscle."""
-    block = report.get("metrics", {}).get("muscle", {})
-    return bool(block.get("available")) and not block.get("repeatability", {}).get("too_noisy", True)
+    block = _node(report, "metrics", "muscle")
+    return bool(block.get("available")) and not _node(block, "repeatability").get("too_noisy", True)
 
 
 def clip_facts(report: dict[str, Any]) -> dict[str, Any]:
@@ -233,13 +246,15 @@ def clip_facts(report: dict[str, Any]) -> dict[str, Any]:
         scored), ``view`` (``lateral``, ``rear``, ...), ``near_side`` (``left`` or ``right`` when
         the dog walked one way only, else None).
     """
-    quality = report.get("quality") or {}
-    scored = bool(quality.get("usable"))
-    reasons = [r for r in quality.get("reasons") or [] if r]
+    quality = _node(report, "quality")
+    scored = quality.get("usable") is True
+    listed = quality.get("reasons")
+    reasons = [r for r in listed if isinstance(r, str) and r] if isinstance(listed, list) else []
     reason = None if scored else (str(reasons[0]).rstrip(".") if reasons else "the quality check did not pass")
-    passes = ((report.get("metrics") or {}).get("symmetry") or {}).get("near_far", {}).get("passes")
+    passes = _node(report, "metrics", "symmetry", "near_far").get("passes")
     near_side = passes.split("_")[0] if passes in ("left_near", "right_near") else None
-    return {"scored": scored, "reason": reason, "view": quality.get("view") or "unknown", "near_side": near_side}
+    view = quality.get("view") if isinstance(quality.get("view"), str) and quality.get("view") else "unknown"
+    return {"scored": scored, "reason": reason, "view": view, "near_side": near_side}
 
 
 def _why_not_comparable(facts_b: dict[str, Any], facts_a: dict[str, Any]) -> str | None:
@@ -288,8 +303,8 @@ def compare_reports(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
     )
     metrics: dict[str, Any] = {}
     not_matched: dict[str, str] = {}
-    view_b = before.get("metrics", {}).get("muscle", {}).get("view")
-    view_a = after.get("metrics", {}).get("muscle", {}).get("view")
+    view_b = _node(before, "metrics", "muscle").get("view")
+    view_a = _node(after, "metrics", "muscle").get("view")
     for spec in METRICS:
         if spec.path[0] == "muscle":
             if view_b != view_a:
@@ -308,8 +323,8 @@ def compare_reports(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
             continue
         metrics[spec.name] = compare_metric(_values(before, spec.path), _values(after, spec.path), spec)
     metrics["tremor"] = _tremor_change(before, after) if comparable else _uncertain(TREMOR_LABEL, str(reason))
-    side_b = before.get("metrics", {}).get("symmetry", {}).get("weaker_side")
-    side_a = after.get("metrics", {}).get("symmetry", {}).get("weaker_side")
+    side_b = _node(before, "metrics", "symmetry").get("weaker_side")
+    side_a = _node(after, "metrics", "symmetry").get("weaker_side")
     worse = [k for k, v in metrics.items() if v["status"] == "worse"]
     speed = metrics.get("speed_bl_per_s", {})
     notes = []
@@ -317,7 +332,7 @@ def compare_reports(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
         notes.append("Walking speed differs between the clips; speed changes gait measures, so compare with care.")
     if side_b and side_a and side_b != side_a and not opposite_sides:
         notes.append(f"The weaker side changed from {side_b} to {side_a}.")
-    model_b, model_a = ((r.get("source") or {}).get("model_version") for r in (before, after))
+    model_b, model_a = (_node(r, "source").get("model_version") for r in (before, after))
     if model_b and model_a and model_b != model_a:
         notes.append(
             f"The clips were tracked by different versions of the keypoint model ({model_b}, then {model_a}): "

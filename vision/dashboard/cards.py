@@ -69,6 +69,16 @@ def interval(ci: Any, digits: int = 1, unit: str = "", *, magnitude: bool = Fals
     return f"{lo:.{digits}f} to {hi:.{digits}f}{unit}"
 
 
+def texts(value: Any) -> list[str]:
+    """The strings of a list of sentences (anything else reads as no sentences)."""
+    return [v for v in value if isinstance(v, str) and v] if isinstance(value, list) else []
+
+
+def sentence(value: Any) -> str | None:
+    """A sentence, or None when the value is not a non-empty string."""
+    return value if isinstance(value, str) and value else None
+
+
 def block(report: dict[str, Any] | None, *path: str) -> dict[str, Any]:
     """The nested block at ``path`` of a report, or an empty dict when any part is missing."""
     node: Any = report or {}
@@ -94,8 +104,8 @@ def quality_facts(report: dict[str, Any]) -> None:
     )
     camera = words(CAMERA_WORDS, q.get("camera_motion"))
     st.write(f"**Frame rate:** {number(q.get('fps'), 0, ' fps')} · **camera:** {camera}")
-    for note in q.get("notes") or []:
-        st.caption(str(note))
+    for note in texts(q.get("notes")):
+        st.caption(note)
 
 
 def _asymmetry_card(column: Any, sym: dict[str, Any]) -> None:
@@ -116,7 +126,7 @@ def _asymmetry_card(column: Any, sym: dict[str, Any]) -> None:
     if evidence in ("strong", "moderate", "weak"):
         text += f", {evidence} evidence"
     column.write(text)
-    if not is_number(value) and sym.get("reason"):
+    if not is_number(value) and sentence(sym.get("reason")):
         column.caption(str(sym["reason"]))
 
 
@@ -132,7 +142,7 @@ def _phase_card(column: Any, bunny: dict[str, Any]) -> None:
         column.write("**Bunny hopping seen**")
     else:
         column.write("Alternating normally" if flag is False else "Not judged (not a walk or trot)")
-    if bunny.get("note"):
+    if sentence(bunny.get("note")):
         column.caption(str(bunny["note"]))
 
 
@@ -146,7 +156,7 @@ def _wobble_card(column: Any, wobble: dict[str, Any]) -> None:
     )
     cv = block(wobble, "ataxia", "stride_time_cv_pct").get("value")
     column.write(f"Stride-time variability {number(cv, 0, ' %')}")
-    note = block(wobble, "tremor").get("note")
+    note = sentence(block(wobble, "tremor").get("note"))
     if note:
         st.caption(str(note))
 
@@ -156,24 +166,25 @@ def metric_cards(report: dict[str, Any]) -> None:
     q = block(report, "quality")
     if not q.get("usable"):
         st.error("This clip could not be scored reliably.")
-        for reason in q.get("reasons") or []:
+        for reason in texts(q.get("reasons")):
             st.write(f"- {reason}")
-        if q.get("advice"):
-            st.info("**How to fix it:** " + " ".join(str(a) for a in q["advice"]))
+        if texts(q.get("advice")):
+            st.info("**How to fix it:** " + " ".join(texts(q.get("advice"))))
         return
     c1, c2, c3 = st.columns(3)
     _asymmetry_card(c1, block(report, "metrics", "symmetry"))
     _phase_card(c2, block(report, "metrics", "bunny_hop"))
     _wobble_card(c3, block(report, "metrics", "wobble"))
-    for line in (report or {}).get("summary") or []:
-        st.write(str(line))
+    for line in texts((report or {}).get("summary")):
+        st.write(line)
 
 
 def muscle_card(report: dict[str, Any]) -> None:
     """Thigh muscle indices with their repeatability, or why they were not measured."""
     muscle = block(report, "metrics", "muscle")
     if not muscle.get("available"):
-        st.caption(f"Thigh muscle: {NOT_MEASURED}" + (f" ({muscle['reason']})." if muscle.get("reason") else "."))
+        reason = sentence(muscle.get("reason"))
+        st.caption(f"Thigh muscle: {NOT_MEASURED}" + (f" ({reason})." if reason else "."))
         return
     index = block(muscle, "thigh_width_index").get("value")
     cv = block(muscle, "repeatability").get("thigh_cv_pct")
@@ -192,7 +203,7 @@ def muscle_card(report: dict[str, Any]) -> None:
         c2.metric("Thigh asymmetry", number(asym, 1, " %"))
         thinner = f"**{side.capitalize()}** thigh thinner" if side in ("left", "right") else None
         c2.write(thinner or "No side thinner beyond noise")
-    elif muscle.get("note"):
+    elif sentence(muscle.get("note")):
         c2.caption(str(muscle["note"]))
 
 
@@ -231,5 +242,5 @@ def comparison_verdict(comparison: dict[str, Any], before_name: str, after_name:
         st.success(first)
     for line in rest:
         st.caption(line)
-    for note in comparison.get("notes") or []:
-        st.caption(str(note))
+    for note in texts(comparison.get("notes")):
+        st.caption(note)
