@@ -127,11 +127,6 @@ def test_the_science_never_imports_the_application():
     assert _offences(SCIENCE, APPLICATION) == []
 
 
-@pytest.mark.xfail(
-    reason="jobs are not yet out of storage: vision.storage.db still imports vision.analysis, vision.overlay and "
-    "vision.video (the jobs module of issue 31 removes them)",
-    strict=False,
-)
 def test_storage_never_analyses():
     analysis = ("vision.analysis", *SCIENCE, "vision.overlay", "vision.video")
     assert _offences(("vision.storage",), analysis) == []

@@ -254,6 +254,114 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover - execv does not return
 
 
+def _operator_errors(func: Any) -> Any:
+    """Turn the store's refusals (PermissionError, ValueError) into one ``error:`` line, exit 2."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return int(func(args))
+        except HindsightInputError:
+            raise
+        except (PermissionError, ValueError) as exc:
+            raise HindsightInputError(str(exc)) from exc
+
+    wrapped.__doc__ = func.__doc__
+    return wrapped
+
+
+def _user(store: Any, email: str, role: str | None = None) -> Any:
+    user = store.user_by_email(email)
+    if user is None or (role and user.role != role):
+        raise HindsightInputError(f"no {role or 'user'} with the e-mail {safe_name(email)}")
+    return user
+
+
+@_operator_errors
+def cmd_users_add(args: argparse.Namespace) -> int:
+    """Create an owner or vet account; the password is the first line of stdin."""
+    from vision.storage import Store
+
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("password: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    user = Store().create_user(args.email, args.name or args.email, args.role, password)
+    print(user.id)
+    return 0
+
+
+@_operator_errors
+def cmd_dogs_add(args: argparse.Namespace) -> int:
+    """Add a dog to an owner's list; print its id."""
+    from vision.storage import Store
+
+    store = Store()
+    dog = store.create_dog(_user(store, args.owner, "owner"), args.name, breed=args.breed)
+    print(dog.id)
+    return 0
+
+
+@_operator_errors
+def cmd_upload(args: argparse.Namespace) -> int:
+    """Store a video for a dog and queue its analysis; print the clip id."""
+    import datetime as dt
+
+    from vision.jobs import submit_upload
+    from vision.storage import Store
+
+    store = Store()
+    owner = _user(store, args.owner, "owner")
+    path = Path(args.video)
+    if not path.is_file():
+        raise HindsightInputError(f"file not found: {safe_name(path.name)}")
+    when = None
+    if args.date:
+        try:
+            when = dt.date.fromisoformat(args.date)
+        except ValueError as exc:
+            raise HindsightInputError(f"--date must be YYYY-MM-DD, not {safe_name(args.date)}") from exc
+    with path.open("rb") as fh:
+        sub = submit_upload(store, owner, args.dog, fh, path.name, when)
+    if sub.already_there:
+        _info(args, f"already there: clip {sub.clip_id} ({sub.job.status}); no new analysis queued")
+    if args.json:
+        _print_json({"clip_id": sub.clip_id, "already_there": sub.already_there, "job": sub.job.to_dict()})
+    else:
+        print(sub.clip_id)
+    return 0
+
+
+@_operator_errors
+def cmd_status(args: argparse.Namespace) -> int:
+    """A clip's analysis status (queued, running, done, failed, interrupted)."""
+    from vision.jobs import job_status
+    from vision.storage import Store
+
+    job = job_status(Store(), args.clip_id)
+    if args.json:
+        _print_json(job.to_dict())
+    else:
+        where = f", position {job.queue_position} in the queue" if job.queue_position else ""
+        print(f"clip {job.clip_id}: {job.status} {100 * job.progress:.0f}%{where}, attempt {job.attempts}")
+        if job.error:
+            print(f"  error: {safe_name(job.error)}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run analysis jobs until stopped (SIGTERM: running analyses finish)."""
+    import logging
+
+    from vision.jobs.worker import run_worker
+
+    if args.concurrency is not None and args.concurrency < 1:
+        raise HindsightInputError("--concurrency must be at least 1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s: %(message)s")
+    return run_worker(concurrency=args.concurrency, idle_exit_s=args.idle_exit)
+
+
 def _info(args: argparse.Namespace, message: str) -> None:
     if not getattr(args, "quiet", False):
         print(message, file=sys.stderr)
@@ -292,6 +400,38 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--address", default="0.0.0.0")
     d.add_argument("--data", help="data folder (default HINDSIGHT_DATA_DIR or the user data folder)")
     d.set_defaults(func=cmd_demo)
+
+    w = sub.add_parser("worker", help="run analysis jobs until stopped")
+    w.add_argument("--concurrency", type=int, help="analyses at once, one process each (default: one per two cores)")
+    w.add_argument("--idle-exit", type=float, metavar="S", help="stop after S seconds with nothing queued")
+    w.set_defaults(func=cmd_worker)
+
+    u = sub.add_parser("users", help="accounts (operator)").add_subparsers(dest="users_command", required=True)
+    ua = u.add_parser("add", help="create an account; the password is read from stdin")
+    ua.add_argument("email")
+    ua.add_argument("--role", required=True, choices=["owner", "vet"])
+    ua.add_argument("--name", default="")
+    ua.set_defaults(func=cmd_users_add)
+
+    g = sub.add_parser("dogs", help="dogs (operator)").add_subparsers(dest="dogs_command", required=True)
+    ga = g.add_parser("add", help="add a dog to an owner; prints its id")
+    ga.add_argument("name")
+    ga.add_argument("--owner", required=True, metavar="EMAIL")
+    ga.add_argument("--breed", default="")
+    ga.set_defaults(func=cmd_dogs_add)
+
+    up = sub.add_parser("upload", help="store a video and queue its analysis; prints the clip id")
+    up.add_argument("video")
+    up.add_argument("--owner", required=True, metavar="EMAIL")
+    up.add_argument("--dog", required=True, type=int, metavar="DOG_ID")
+    up.add_argument("--date", metavar="YYYY-MM-DD", help="recording date (default: the video's own)")
+    up.add_argument("--json", action="store_true")
+    up.set_defaults(func=cmd_upload)
+
+    s = sub.add_parser("status", help="a clip's analysis status")
+    s.add_argument("clip_id", type=int)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
 
     k = sub.add_parser("keypoints", help="dogs and keypoints in images")
     k.add_argument("images", nargs="+")

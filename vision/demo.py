@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from vision.io import save_poses
+from vision.jobs import run_now, store_upload
 from vision.storage import Store
 from vision.synthetic import generate, render_video
 
@@ -59,7 +60,9 @@ def ensure_demo(
             render_video(clip, str(video), thigh_width_bl=(thigh, 0.17), fore_width_bl=0.07, body_depth_bl=0.14)
             recorded = today - dt.timedelta(days=7 * (weeks - 1 - week))
             with video.open("rb") as fh:
-                row = store.add_clip(owner, dog.id, fh, f"demo week {week + 1}.mp4", recorded, pose_source="rendered")
+                row = store_upload(
+                    store, owner, dog.id, fh, f"demo week {week + 1}.mp4", recorded, pose_source="rendered"
+                ).clip
             tracks_sha = store.blobs.put_file(save_poses(clip.tracks, Path(tmp) / f"week{week}.nc"))
             with store.session() as s:
                 from vision.storage.models import Clip
@@ -67,7 +70,7 @@ def ensure_demo(
                 c = s.get(Clip, row.id)
                 assert c is not None
                 c.tracks_sha256 = tracks_sha
-            store.run_analysis(row.id)
+            run_now(store, row.id)
             if progress:
                 progress((week + 1) / weeks, f"demo clip {week + 1} of {weeks}")
     return {

@@ -1,4 +1,6 @@
-"""Storage: dogs, clips, analyses and reviews in SQL (SQLAlchemy 2 + Alembic), files content-addressed.
+"""Storage: users, dogs, clips (with their analysis results), shares and reviews.
+
+SQL through SQLAlchemy 2 + Alembic; files content-addressed.
 
 SQLite under ``HINDSIGHT_DATA_DIR`` by default; ``HINDSIGHT_DB_URL`` switches to
 another database (e.g. PostgreSQL for a clinic).

@@ -1,7 +1,8 @@
-"""The store: database session, migrations, blobs, and the operations the dashboard needs.
+"""The store: database session, migrations, blobs, and the records of users, dogs, clips, shares and reviews.
 
 Every read and write that concerns a dog goes through an access check: an owner
-sees only their own dogs; a vet only the dogs shared with them.
+sees only their own dogs; a vet only the dogs shared with them. The store never
+analyses: checking an upload, queueing and running its analysis is :mod:`vision.jobs`.
 """
 
 from __future__ import annotations
@@ -9,25 +10,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import subprocess
-import sys
-import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from vision.errors import HindsightInputError
 from vision.storage.blobs import BlobStore
 from vision.storage.models import Clip, Dog, DogShare, Review, User
 
+#: The largest upload accepted, in bytes.
 MAX_UPLOAD_BYTES = 500 * 1024 * 1024
-STALE_AFTER_S = 90.0
 ROLES = ("owner", "vet")
 
 
@@ -39,10 +34,6 @@ def default_data_dir() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("hindsight", appauthor=False))
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 class Store:
@@ -217,44 +208,30 @@ class Store:
         self,
         user: User,
         dog_id: int,
-        stream: BinaryIO,
-        original_name: str,
-        recorded_on: dt.date | None = None,
         *,
+        video_sha256: str,
+        size_bytes: int,
+        original_name: str,
+        recorded_on: dt.date,
         pose_source: str = "model",
-        max_bytes: int = MAX_UPLOAD_BYTES,
     ) -> Clip:
-        """Store an upload (content-addressed) after checking that it is a video.
+        """Record a clip whose video is already in the blob store (checked by the caller).
 
-        Oversized, empty, non-video and corrupt uploads raise
-        :class:`HindsightInputError` and leave nothing behind.
+        :func:`vision.jobs.store_upload` stores and checks an upload, then calls this.
+
+        Raises
+        ------
+        PermissionError
+            The user may not see the dog.
         """
-        from vision.video import check_duration, probe, recorded_date
-
         with self.session() as s:
             self._can_see(s, user, dog_id)
-        try:
-            sha, size = self.blobs.put_stream(stream, max_bytes=max_bytes)
-        except ValueError as exc:
-            raise HindsightInputError(str(exc)) from exc
-        if size == 0:
-            self._drop_unreferenced(sha)
-            raise HindsightInputError("the file is empty")
-        path = self.blobs.path(sha)
-        try:
-            info = probe(path)
-            check_duration(info)
-        except HindsightInputError as exc:
-            self._drop_unreferenced(sha)
-            raise HindsightInputError(str(exc).replace(path.name, "the upload")) from exc
-        when = recorded_on or recorded_date(path) or dt.date.today()
-        with self.session() as s:
             clip = Clip(
                 dog_id=dog_id,
-                video_sha256=sha,
+                video_sha256=video_sha256,
                 original_name=original_name[:255],
-                size_bytes=size,
-                recorded_on=when,
+                size_bytes=size_bytes,
+                recorded_on=recorded_on,
                 pose_source=pose_source,
                 message="uploaded",
             )
@@ -262,7 +239,15 @@ class Store:
             s.flush()
             return clip
 
-    def _drop_unreferenced(self, sha: str) -> None:
+    def clip_with_video(self, user: User, dog_id: int, video_sha256: str) -> Clip | None:
+        """The dog's earliest clip of this very video (same SHA-256), if any."""
+        with self.session() as s:
+            self._can_see(s, user, dog_id)
+            q = select(Clip).where(Clip.dog_id == dog_id, Clip.video_sha256 == video_sha256).order_by(Clip.id)
+            return s.scalars(q).first()
+
+    def drop_unreferenced(self, sha: str) -> None:
+        """Remove a blob that no clip refers to (an upload refused after it was stored)."""
         with self.session() as s:
             used = s.scalar(select(Clip.id).where(Clip.video_sha256 == sha).limit(1))
         if used is None and self.blobs.exists(sha):
@@ -299,144 +284,7 @@ class Store:
         """The analysis report of a finished clip."""
         if not clip.report_sha256:
             return None
-        return json.loads(self.blobs.read_bytes(clip.report_sha256))
-
-    # --- analysis jobs ----------------------------------------------------------------------------
-
-    def start_analysis(self, user: User, clip_id: int, *, wait: bool = False) -> None:
-        """Run the analysis in a separate process, so that it survives page changes.
-
-        The clip's row carries the progress; an interrupted job can be started again.
-        """
-        with self.session() as s:
-            clip = s.get(Clip, clip_id)
-            if clip is None:
-                raise PermissionError("no such clip")
-            self._can_see(s, user, clip.dog_id)
-            if clip.status in ("queued", "running"):
-                return
-            clip.status, clip.progress, clip.message, clip.error = "queued", 0.0, "waiting to start", ""
-        log = open(self.data_dir / "worker.log", "ab")  # noqa: SIM115 - handed to the child process
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "vision.storage.worker", str(clip_id)],
-            env=self.env(),
-            stdout=log,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log.close()
-        with self.session() as s:
-            clip = s.get(Clip, clip_id)
-            assert clip is not None
-            clip.worker_pid = proc.pid
-            clip.heartbeat_at = _now()
-        if wait:
-            proc.wait()
-
-    def refresh_stale(self) -> int:
-        """Mark jobs whose worker died (no heartbeat) as interrupted; return how many."""
-        cutoff = _now() - dt.timedelta(seconds=STALE_AFTER_S)
-        n = 0
-        with self.session() as s:
-            for clip in s.scalars(select(Clip).where(Clip.status.in_(("queued", "running")))):
-                alive = clip.worker_pid is not None and _pid_alive(clip.worker_pid)
-                if not alive or (clip.heartbeat_at is not None and clip.heartbeat_at < cutoff):
-                    clip.status, clip.message = "interrupted", "analysis stopped before it finished; retry it"
-                    n += 1
-        return n
-
-    def run_analysis(self, clip_id: int, backend: Any | None = None) -> Clip:
-        """Analyse a stored clip in this process (the worker calls this) and save the results.
-
-        Results are written to the blob store first and recorded in one transaction
-        at the end, so a stop midway leaves the upload intact and the clip retryable.
-        """
-        from vision.analysis import analyze_path
-        from vision.io import load_poses, save_poses
-        from vision.overlay import render_overlay
-        from vision.pose.replay import ReplayBackend
-
-        with self.session() as s:
-            clip = s.get(Clip, clip_id)
-            if clip is None:
-                raise ValueError(f"no clip {clip_id}")
-            clip.status, clip.progress, clip.message, clip.heartbeat_at = "running", 0.0, "starting", _now()
-            clip.worker_pid = os.getpid()
-            video = self.blobs.path(clip.video_sha256)
-            rendered_tracks = clip.tracks_sha256 if clip.pose_source == "rendered" else None
-        last = [0.0]
-        finished = threading.Event()
-
-        def heartbeat() -> None:  # keeps the job alive in refresh_stale() through long quiet steps
-            while not finished.wait(10.0):
-                with self.session() as s3:
-                    c3 = s3.get(Clip, clip_id)
-                    if c3 is not None:
-                        c3.heartbeat_at = _now()
-
-        threading.Thread(target=heartbeat, daemon=True).start()
-
-        def progress(fraction: float, message: str) -> None:
-            if time.monotonic() - last[0] < 0.5 and fraction < 1:
-                return
-            last[0] = time.monotonic()
-            with self.session() as s2:
-                c = s2.get(Clip, clip_id)
-                if c is not None:
-                    c.progress, c.message, c.heartbeat_at = 0.95 * fraction, message[:255], _now()
-
-        try:
-            with tempfile.TemporaryDirectory() as tmp:
-                if rendered_tracks:  # demo clips: the same pipeline, fed the keypoints they were drawn from
-                    nc = self.blobs.copy_to(rendered_tracks, Path(tmp) / "tracks.nc")
-                    backend = ReplayBackend(load_poses(nc))
-                result = analyze_path(video, backend=backend, progress=progress)
-                result.report["source"]["file"] = "upload"
-                progress(0.97, "drawing the overlay")
-                overlay = render_overlay(
-                    video,
-                    result.tracks,
-                    result.events,
-                    Path(tmp) / "overlay.mp4",
-                    muscle=result.report["metrics"].get("muscle"),
-                )
-                tracks = save_poses(result.tracks, Path(tmp) / "tracks.nc")
-                report_sha = self.blobs.put_bytes(json.dumps(result.report, indent=1).encode())
-                overlay_sha = self.blobs.put_file(overlay)
-                tracks_sha = self.blobs.put_file(tracks)
-        except HindsightInputError as exc:
-            return self._fail(clip_id, str(exc))
-        except Exception as exc:  # noqa: BLE001 - the job records any failure and stays retryable
-            return self._fail(clip_id, f"internal error: {type(exc).__name__}: {exc}")
-        finally:
-            finished.set()
-        r = result.report
-        with self.session() as s:
-            clip = s.get(Clip, clip_id)
-            assert clip is not None
-            clip.report_sha256, clip.overlay_sha256 = report_sha, overlay_sha
-            if not rendered_tracks:
-                clip.tracks_sha256 = tracks_sha
-            clip.usable = bool(r["quality"]["usable"])
-            clip.hind_asymmetry_pct = r["metrics"]["symmetry"]["hind_asymmetry_pct"]
-            clip.weaker_side = r["metrics"]["symmetry"]["weaker_side"]
-            clip.bunny_hop_flag = r["metrics"]["bunny_hop"]["flag"]
-            clip.wobble_flag = r["metrics"]["wobble"]["flag"]
-            clip.status, clip.progress, clip.message, clip.error = "done", 1.0, "analysed", ""
-            clip.heartbeat_at = _now()
-        self.flag_if_changed(clip_id)
-        with self.session() as s:
-            done = s.get(Clip, clip_id)
-            assert done is not None
-            return done
-
-    def _fail(self, clip_id: int, message: str) -> Clip:
-        with self.session() as s:
-            clip = s.get(Clip, clip_id)
-            assert clip is not None
-            clip.status, clip.error, clip.message = "failed", message[:2000], "analysis failed"
-            return clip
+        return json.loads(self.blobs.read_bytes(clip.report_sha256, "report"))
 
     # --- comparison and review --------------------------------------------------------------------
 
@@ -529,18 +377,5 @@ class Store:
 
     def comparison_of(self, review: Review) -> dict[str, Any]:
         """The stored comparison behind a review."""
-        return json.loads(self.blobs.read_bytes(review.comparison_sha256))
+        return json.loads(self.blobs.read_bytes(review.comparison_sha256, "comparison"))
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child still "exists": treat it as gone
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
-    except OSError:
-        return True
