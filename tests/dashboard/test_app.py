@@ -95,3 +95,172 @@ def test_vet_cannot_upload_and_owner_has_no_queue(demo_store):
     store, info = demo_store
     at = _app(store, info["owner"], "review")
     assert any("for vets" in i.value for i in at.info)
+
+
+def _replace_report(store, clip_id: int, change) -> None:
+    """Store a changed copy of a clip's report (``change`` edits the dict in place) and point the clip at it."""
+    import json
+
+    from vision.storage.models import Clip
+
+    with store.session() as s:
+        clip = s.get(Clip, clip_id)
+        report = json.loads(store.blobs.read_bytes(clip.report_sha256))
+        change(report)
+        clip.report_sha256 = store.blobs.put_bytes(json.dumps(report).encode())
+        clip.usable = bool(report["quality"]["usable"])
+
+
+def _owner_clips(store, info):
+    return store.clips_for_dog(store.user_by_email(info["owner"]), info["dog_id"])
+
+
+def _texts(at) -> list[str]:
+    out = []
+    for kind in ("markdown", "caption", "error", "warning", "info", "success"):
+        out += [str(e.value) for e in at.get(kind)]
+    return out
+
+
+def test_comparing_with_an_unscored_clip_says_so_and_never_no_change(demo_store):
+    store, info = demo_store
+    clips = _owner_clips(store, info)
+
+    def unscored(report):
+        report["quality"].update(usable=False, reasons=["The dog is small in the frame (about 9% of its width)."])
+
+    _replace_report(store, clips[-1].id, unscored)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["user_id"] = store.user_by_email(info["owner"]).id
+    at.session_state["start_page"] = "compare"
+    at.query_params["before"], at.query_params["after"] = str(clips[0].id), str(clips[-1].id)
+    at.run()
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert any(
+        f"The clip of {clips[-1].recorded_on:%d %b %Y}" in w and "could not be scored: The dog is small" in w
+        for w in warnings
+    ), warnings
+    assert not any("No worsening" in t or "no change" in t.lower() for t in _texts(at))
+    table = at.dataframe[0].value
+    gait = table[~table["measure"].str.startswith(("Thigh", "Hind/fore"))]  # muscle has its own gate
+    assert set(gait["result"]) == {"not compared"}, set(gait["result"])
+
+
+def test_the_clip_picker_keeps_its_choice_and_the_url_names_the_clip(demo_store):
+    store, info = demo_store
+    clips = _owner_clips(store, info)
+    at = _app(store, info["owner"], "clip")
+    picker = at.selectbox(key="pick_clip")
+    assert picker.value == clips[-1].id  # the latest by default
+    for chosen in (clips[1].id, clips[3].id, clips[0].id):  # every choice holds, not only the first
+        picker.set_value(chosen).run()
+        assert not at.exception
+        at.run()  # a rerun (e.g. a fragment or a widget elsewhere) keeps it
+        picker = at.selectbox(key="pick_clip")
+        assert picker.value == chosen and at.query_params["clip"] in (str(chosen), [str(chosen)])
+    labels = picker.options  # as shown: date, upload time and file name
+    assert len(set(labels)) == len(labels), labels  # clips are told apart
+
+
+def test_a_clip_url_opens_that_clip(demo_store):
+    store, info = demo_store
+    clips = _owner_clips(store, info)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["user_id"] = store.user_by_email(info["owner"]).id
+    at.session_state["start_page"] = "clip"
+    at.query_params["clip"] = str(clips[2].id)
+    at.run()
+    assert at.selectbox(key="pick_clip").value == clips[2].id
+
+
+def test_another_owners_clip_url_is_refused(demo_store):
+    store, info = demo_store
+    clips = _owner_clips(store, info)
+    other = store.create_user("other@example.org", "Other", "owner", "password-123")
+    store.create_dog(other, "Rex", "", None, None, "")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["user_id"] = other.id
+    at.session_state["start_page"] = "clip"
+    at.query_params["clip"] = str(clips[2].id)
+    at.run()
+    assert not at.exception
+    assert not at.metric and not at.get("video")  # Rex has no clips; Bella's is not shown
+
+
+def test_a_page_error_is_one_line_and_logged(demo_store, monkeypatch, caplog):
+    from vision.dashboard import cards
+    from vision.dashboard.state import PAGE_ERROR
+
+    def broken(report):
+        raise RuntimeError("/secret/server/path exploded")
+
+    monkeypatch.setattr(cards, "metric_cards", broken)
+    monkeypatch.setattr("vision.dashboard.pages.clip.metric_cards", broken)
+    store, info = demo_store
+    at = _app(store, info["owner"], "clip")
+    assert not at.exception
+    assert [e.value for e in at.error] == [PAGE_ERROR]
+    assert not any("/secret/server/path" in t for t in _texts(at))
+    assert "exploded" in caplog.text
+
+
+def test_sign_up_makes_owners_only_and_demo_logins_show_only_in_demo_mode(demo_store, monkeypatch):
+    store, info = demo_store
+    monkeypatch.delenv("HINDSIGHT_DEMO", raising=False)
+    at = _app(store, None)
+    assert not at.radio  # no "I am a vet" choice
+    assert not any("demo-owner" in t for t in _texts(at))
+    at.text_input(key="signup_email").input("new@example.org")
+    at.text_input(key="signup_password").input("long enough pw")
+    next(b for b in at.button if b.label == "Create account").click().run()
+    assert store.user_by_email("new@example.org").role == "owner"
+    monkeypatch.setenv("HINDSIGHT_DEMO", "1")
+    assert any("demo-owner" in t for t in _texts(_app(store, None)))
+
+
+def test_hostile_text_is_shown_as_plain_text(demo_store):
+    store, info = demo_store
+    owner = store.user_by_email(info["owner"])
+    hostile = "[click me](https://evil.example) ![t](https://evil.example/t.png) <img src=x onerror=alert(1)>"
+    dog = store.create_dog(owner, hostile, hostile, None, None, hostile)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.session_state["user_id"] = owner.id
+    at.session_state["start_page"] = "dogs"
+    at.session_state["pick_dog"] = dog.id
+    at.run()
+    assert not at.exception
+    import re
+
+    live_link = re.compile(r"(?<!\\)\]\((?:https?:)")
+    for element in [*at.markdown, *at.subheader, *at.caption, *at.title]:
+        assert not live_link.search(str(element.value)), element.value
+    assert any(hostile == t.value for t in at.text)  # breed-free notes shown verbatim as plain text
+
+
+def test_session_tokens_are_signed_and_expire(demo_store):
+    from vision.dashboard.state import SESSION_TTL_S, session_token, user_id_from_token
+
+    store, _ = demo_store
+    token = session_token(store, 7, now=1000.0)
+    assert user_id_from_token(store, token, now=1001.0) == 7
+    assert user_id_from_token(store, token, now=1000.0 + SESSION_TTL_S + 1) is None  # expired
+    uid, expiry, signature = token.split(".")
+    assert user_id_from_token(store, f"8.{expiry}.{signature}", now=1001.0) is None  # another user
+    assert user_id_from_token(store, f"{uid}.{int(expiry) + 10**6}.{signature}", now=1001.0) is None  # extended
+    assert user_id_from_token(store, "garbage", now=1001.0) is None
+    assert user_id_from_token(store, None, now=1001.0) is None
+
+
+def test_the_vet_is_told_the_review_was_saved(demo_store):
+    store, info = demo_store
+    at = _app(store, info["vet"])
+    at.text_area[0].input("Recheck in two weeks.")
+    next(b for b in at.button if b.label == "Save").click().run()
+    assert any(s.value.startswith("Saved: Bella") for s in at.success)
+
+
+def test_the_flag_is_explained_on_the_timeline(demo_store):
+    store, info = demo_store
+    at = _app(store, info["owner"], "dogs")
+    assert any(c.value.startswith("⚑ = flagged for the vet") for c in at.caption)

@@ -230,17 +230,17 @@ def comparison_rows(comparison: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def comparison_verdict(comparison: dict[str, Any], before_name: str, after_name: str) -> None:
-    """The comparison's verdict: red when worse, amber when the clips cannot be compared, else green."""
+    """The comparison's verdict: red for what got worse, amber for what could not be compared, green otherwise."""
     lines = verdict_lines(comparison, before_name, after_name)
     comparable = comparison.get("comparable", bool(comparison.get("before_usable") and comparison.get("after_usable")))
-    first, rest = lines[0], lines[1:]
-    if comparison.get("flag"):
-        st.error(first)
-    elif not comparable or "not a sign of no change" in first:
-        st.warning(first)
-    else:
-        st.success(first)
-    for line in rest:
-        st.caption(line)
+    for line in lines:
+        if line.startswith("Worse beyond"):
+            st.error(line)
+        elif not comparable and line is lines[0] or "could not be scored" in line or "not a sign of no change" in line:
+            st.warning(line)
+        elif line.startswith("No worsening"):
+            st.success(line)
+        else:
+            st.caption(line)
     for note in texts(comparison.get("notes")):
         st.caption(note)
