@@ -302,7 +302,8 @@ def file_size_limit(work: Path) -> Row:
 
 def hostile_text(db: str) -> Callable[[Path], Row]:
     def run(work: Path) -> Row:
-        url, cleanup = None, None
+        url: str | None = None
+        drops: list[Callable[[], None]] = []
         if db == "postgresql":
             base = os.environ.get("HINDSIGHT_TEST_PG_URL")
             if not base:
@@ -315,9 +316,12 @@ def hostile_text(db: str) -> Callable[[Path], Row]:
                 c.execute(text(f'CREATE SCHEMA "{schema}"'))
             url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
 
-            def cleanup() -> None:
+            def drop() -> None:
                 with admin.begin() as c:
                     c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+                admin.dispose()
+
+            drops.append(drop)
 
         try:
             store, dog, _ = _store(work, url)
@@ -341,8 +345,8 @@ def hostile_text(db: str) -> Callable[[Path], Row]:
             store.engine.dispose()
             return Row(f"NUL and over-long text ({db})", clear, ok, lost, 0, "cleaned at the ORM boundary")
         finally:
-            if cleanup:
-                cleanup()
+            for undo in drops:
+                undo()
 
     return run
 
