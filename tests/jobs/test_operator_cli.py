@@ -1,0 +1,69 @@
+"""`hindsight users add`, `dogs add`, `upload`, `status`: the operator's command line on both deployments."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from vision.cli import main
+
+
+@pytest.fixture
+def cli(deployment, monkeypatch, capsys):
+    monkeypatch.setenv("HINDSIGHT_DATA_DIR", str(deployment.data_dir))
+
+    def run(*argv: str, stdin: str = "") -> tuple[int, str, str]:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_accounts_dogs_uploads_and_status(cli, walk_video):
+    code, out, _ = cli(
+        "users", "add", "Clinic@Example.org", "--role", "owner", "--name", "Clinic", stdin="long secret\n"
+    )
+    assert code == 0 and out.strip().isdigit()
+    code, out, _ = cli("dogs", "add", "--owner", "clinic@example.org", "Rex")
+    assert code == 0
+    dog_id = out.strip()
+    code, out, _ = cli("upload", str(walk_video[0]), "--owner", "clinic@example.org", "--dog", dog_id)
+    assert code == 0
+    clip_id = int(out.strip())
+    code, out, err = cli("upload", str(walk_video[0]), "--owner", "clinic@example.org", "--dog", dog_id)
+    assert code == 0 and int(out.strip()) == clip_id and "already there" in err
+    code, out, _ = cli("status", str(clip_id), "--json")
+    status = json.loads(out)
+    assert code == 0 and status["status"] == "queued" and status["queue_position"] == 1
+    assert {"progress", "attempts", "error", "eta_s"} <= set(status)
+
+
+@pytest.mark.parametrize(
+    "argv,stdin,message",
+    [
+        (("users", "add", "a@b.org", "--role", "owner"), "short\n", "at least 8"),
+        (("users", "add", "not-an-email", "--role", "vet"), "long enough\n", "e-mail"),
+        (("dogs", "add", "--owner", "nobody@example.org", "Rex"), "", "no owner"),
+        (("status", "999"), "", "no clip 999"),
+        (("upload", "missing.mp4", "--owner", "nobody@example.org", "--dog", "1"), "", "no owner"),
+    ],
+)
+def test_bad_input_is_one_error_line_and_exit_2(cli, argv, stdin, message):
+    code, out, err = cli(*argv, stdin=stdin)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+
+
+def test_an_upload_that_is_not_a_video_is_refused(cli, tmp_path):
+    cli("users", "add", "o@example.org", "--role", "owner", stdin="long secret\n")
+    _, dog_id, _ = cli("dogs", "add", "--owner", "o@example.org", "Rex")
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    code, out, err = cli("upload", str(bad), "--owner", "o@example.org", "--dog", dog_id.strip())
+    assert code == 2 and out == "" and err.startswith("error: ") and "video" in err
+    code, out, err = cli("upload", str(bad), "--owner", "o@example.org", "--dog", "12345")
+    assert code == 2 and "dog" in err
