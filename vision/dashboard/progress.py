@@ -25,7 +25,7 @@ def analyses(user: User, dog_id: int) -> None:
         st.session_state.setdefault("finished_clips", []).extend(sorted(finished))
         st.rerun(scope="app")  # a job just ended: redraw the whole page with its result
     for c in active:
-        job = analysis_jobs.state(store, c)
+        job = analysis_jobs.state(store, user, c.id)
         if job.status == "queued":
             place = f" (number {job.queue_position} in the queue)" if job.queue_position else ""
             text = f"{clip_label(c)}: waiting for its turn{place}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+from typing import Any
 
 import streamlit as st
 
@@ -11,6 +11,8 @@ from vision.dashboard import analysis_jobs
 from vision.dashboard.progress import analyses, done_notices
 from vision.dashboard.state import clip_label, link_to_page, page_start
 from vision.errors import HindsightInputError
+from vision.storage import Store
+from vision.storage.models import User
 
 GUIDANCE = """
 **How to film**
@@ -21,6 +23,27 @@ GUIDANCE = """
 - Same place, same lead side and similar speed each week.
 - For tremor: also film the dog **standing still** at **60 fps or slow motion** (120/240 fps).
 """
+
+
+def _hand_in(user: User, store: Store, dog_id: int, upload: Any, recorded_on: dt.date | None) -> None:
+    """Store the upload and queue its analysis, saying what happened (also when it is already there)."""
+    try:
+        submission = analysis_jobs.submit(store, user, dog_id, upload, upload.name, recorded_on)
+    except HindsightInputError as exc:
+        st.error(f"This file cannot be used: {exc}")
+        return
+    clip = store.get_clip(user, submission.clip_id)
+    if submission.already_there:
+        st.warning(f"This video is already uploaded: {clip_label(clip)}.")
+        link_to_page("clip", "Open it", clip=clip.id, dog=dog_id)
+        return
+    st.session_state["chosen_clip"] = clip.id
+    job = submission.job
+    place = f" It is number {job.queue_position} in the queue." if job.queue_position else ""
+    st.success(
+        f"Uploaded (recorded {clip.recorded_on:%d %b %Y}). Analysis started.{place} You can leave this page; "
+        "a notice with a link to the result appears here when it is done."
+    )
 
 
 def page() -> None:
@@ -37,23 +60,7 @@ def page() -> None:
         use_meta = st.checkbox("Use the recording date stored in the video", value=True)
         date = st.date_input("Recording date", value=dt.date.today(), disabled=use_meta)
         if upload is not None and st.button("Upload and analyse", type="primary"):
-            digest = hashlib.sha256(upload.getvalue()).hexdigest()
-            same = [c for c in store.clips_for_dog(user, dog.id) if c.video_sha256 == digest]
-            if same:
-                st.warning(f"This video is already uploaded: {clip_label(same[0])}.")
-                link_to_page("clip", "Open it", clip=same[0].id, dog=dog.id)
-                return
-            try:
-                clip = analysis_jobs.store_upload(store, user, dog.id, upload, upload.name, None if use_meta else date)
-            except HindsightInputError as exc:
-                st.error(f"This file cannot be used: {exc}")
-                return
-            analysis_jobs.start(store, user, clip.id)
-            st.session_state["chosen_clip"] = clip.id
-            st.success(
-                f"Uploaded (recorded {clip.recorded_on:%d %b %Y}). Analysis started — you can leave this page; "
-                "a notice with a link to the result appears here when it is done."
-            )
+            _hand_in(user, store, dog.id, upload, None if use_meta else date)
     done_notices(user, dog.id)
     st.subheader("Analyses")
     analyses(user, dog.id)
