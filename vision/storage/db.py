@@ -378,4 +378,3 @@ class Store:
     def comparison_of(self, review: Review) -> dict[str, Any]:
         """The stored comparison behind a review."""
         return json.loads(self.blobs.read_bytes(review.comparison_sha256, "comparison"))
-
