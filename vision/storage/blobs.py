@@ -420,8 +420,9 @@ class BlobStore:
 def _lock(fd: int, *, blocking: bool) -> bool:
     """Take an exclusive ``flock`` on ``fd``; False when another open file holds it (non-blocking).
 
-    Where ``flock`` does not exist (Windows) nothing is locked and True is returned: leftovers
-    are then told from live files by age alone.
+    Where ``flock`` does not exist (Windows) or the filesystem refuses locks (``ENOLCK`` on some
+    network mounts) nothing is locked and True is returned: leftovers are then told from live
+    files by age alone.
     """
     if sys.platform == "win32":
         return True
@@ -431,6 +432,10 @@ def _lock(fd: int, *, blocking: bool) -> bool:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
     except BlockingIOError:
         return False
+    except OSError as exc:
+        if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+            return True
+        raise
     return True
 
 
