@@ -177,6 +177,17 @@ def test_a_blob_stored_again_while_in_the_trash_is_kept(tmp_path, monkeypatch):
     assert not [p for p in b.root.iterdir() if p.name.startswith(TRASH_PREFIX)]
 
 
+def test_two_cleanup_passes_at_once_remove_an_orphan_once(tmp_path, monkeypatch):
+    b = BlobStore(tmp_path / "blobs")
+    sha = b.put_bytes(b"an old orphan")
+    _age(b.path(sha), 2 * HOUR)
+    other: list[dict[str, int]] = []
+    fired = _racing_writer(monkeypatch, after=lambda: other.append(b.collect(set(), grace_s=HOUR)))
+    done = b.collect(set(), grace_s=HOUR)  # the other pass removes our trash file under us
+    assert fired and other[0]["trash"] == 1 and done["orphans"] == 0
+    assert not b.exists(sha) and list(b.root.glob(".*")) == []
+
+
 def test_cleanup_is_idempotent_and_leaves_the_folders(store):
     sha = store.blobs.put_bytes(b"o")
     _clip_referencing(store, video_sha256=store.blobs.put_bytes(b"kept"))

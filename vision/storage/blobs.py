@@ -370,13 +370,16 @@ class BlobStore:
             os.rename(target, trash)  # a writer arriving now finds no blob and stores its own
         except FileNotFoundError:
             return -1
-        st = trash.stat()
-        if st.st_mtime >= cutoff:  # refreshed by a writer just before the rename: put it back
-            with suppress(FileExistsError):  # never over a copy that a writer has stored meanwhile
-                os.link(trash, target)
+        try:  # another cleanup pass may remove an old trash file at any moment: then it is gone
+            st = trash.stat()
+            if st.st_mtime >= cutoff:  # refreshed by a writer just before the rename: put it back
+                with suppress(FileExistsError):  # never over a copy that a writer has stored meanwhile
+                    os.link(trash, target)
+                trash.unlink()
+                return -1
             trash.unlink()
+        except FileNotFoundError:
             return -1
-        trash.unlink()
         self._forget(sha)
         return st.st_size
 
