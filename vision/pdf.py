@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,17 +30,22 @@ def _number(value: Any, digits: int = 1, unit: str = "") -> str:
     return f"{value:.{digits}f}{unit}"
 
 
-def _interval(ci: Any, digits: int = 2) -> str:
+def _measure(value: Any, *, signed: bool = False) -> str:
+    """A measure to sensible precision (1 decimal from 10, 2 from 1, else 2 significant figures), or "-"."""
+    if _number(value) == NOT_MEASURED:
+        return "-"
+    size = abs(float(value))
+    digits = 1 if size >= 10 else 2 if size >= 1 or size == 0 else min(3, max(2, 1 - math.floor(math.log10(size))))
+    shown = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    return shown if float(shown) != 0 else f"{0:.{digits}f}"
+
+
+def _interval(ci: Any) -> str:
     """A 95 % interval low to high, or "-"."""
-    if (
-        not isinstance(ci, list | tuple)
-        or len(ci) != 2
-        or _number(ci[0]) == NOT_MEASURED
-        or _number(ci[1]) == NOT_MEASURED
-    ):
+    if not _is_pair(ci):
         return "-"
     lo, hi = sorted(float(v) for v in ci)
-    return f"{lo:+.{digits}f} to {hi:+.{digits}f}"
+    return f"{_measure(lo, signed=True)} to {_measure(hi, signed=True)}"
 
 
 def _is_pair(ci: Any) -> bool:
@@ -156,9 +162,9 @@ def _change_table(pdf: FPDF, comparison: dict[str, Any]) -> None:
             table.row(
                 [
                     _latin1(str(m.get("label", ""))),
-                    "-" if _number(m.get("before")) == NOT_MEASURED else f"{m['before']:.2f}",
-                    "-" if _number(m.get("after")) == NOT_MEASURED else f"{m['after']:.2f}",
-                    "-" if _number(m.get("change")) == NOT_MEASURED else f"{m['change']:+.2f}",
+                    _measure(m.get("before")),
+                    _measure(m.get("after")),
+                    _measure(m.get("change"), signed=True),
                     _interval(m.get("ci95")),
                     _latin1(word),
                 ]

@@ -8,6 +8,7 @@ Playwright is missing (``.ci/run`` installs both).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -129,13 +130,16 @@ def test_owner_uploads_sees_analysis_and_compares(server, tmp_path):
         page.get_by_role("button", name="Upload and analyse").click()
         expect(page.get_by_text("Analysis started")).to_be_visible()
         _shot(page, "upload")
+        page.locator('input[type="file"]').set_input_files(str(video))  # the same file again
+        page.get_by_role("button", name="Upload and analyse").click()
+        expect(page.get_by_text("This video is already uploaded")).to_be_visible()
 
         # the analysis runs in the background: the clip page shows its result when it is done
         page.get_by_role("link", name="Clip").click()
         result = (
             page.get_by_text("Is one hind leg weaker?")
             .or_(page.get_by_text("could not be scored"))
-            .or_(page.get_by_text("— failed:"))
+            .or_(page.get_by_text("analysis failed"))
         )
         expect(result.first).to_be_visible(timeout=300_000)
         _shot(page, "clip")
@@ -143,6 +147,7 @@ def test_owner_uploads_sees_analysis_and_compares(server, tmp_path):
         latest = store.clips_for_dog(owner, info["dog_id"])[-1]
         assert latest.original_name == "my dog's walk.mp4"
         assert latest.status == "done", latest.error
+        assert len([c for c in store.clips_for_dog(owner, info["dog_id"]) if c.original_name == video.name]) == 1
 
         page.get_by_role("link", name="Compare").click()
         expect(page.get_by_text("Change (after − before)").first).to_be_visible()
@@ -163,4 +168,67 @@ def test_vet_review_queue_in_browser(server):
         pdf = Path(download.value.path()).read_bytes()
         assert pdf.startswith(b"%PDF")
         _shot(page, "review")
+        browser.close()
+
+
+def _pick_option(page, picker_index: int, option_index: int) -> None:
+    page.locator('[data-testid="stSelectbox"]').nth(picker_index).click()
+    page.get_by_role("option").nth(option_index).click()
+
+
+def test_a_refresh_keeps_the_session_and_the_chosen_clip(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, store, info = server
+    owner = store.user_by_email(info["owner"])
+    clips = store.clips_for_dog(owner, info["dog_id"])
+    with sync_playwright() as p:
+        browser, page = _open_and_log_in(p, url, info["owner"], info["owner_password"])
+        expect(page.get_by_role("heading", name="Dogs")).to_be_visible()
+        page.get_by_role("link", name="Clip").click()
+        expect(page.get_by_role("heading", name="Clip")).to_be_visible()
+        for option in (1, 3):  # the sidebar's dog picker is the first select box
+            _pick_option(page, 1, option)
+            expect(page).to_have_url(re.compile(rf"clip={clips[option].id}\b"))
+        page.reload()
+        expect(page.get_by_role("heading", name="Clip")).to_be_visible()
+        assert page.get_by_role("button", name="Log in").count() == 0
+        expect(page.locator('[data-testid="stSelectbox"]').nth(1)).to_contain_text(clips[3].original_name)
+        page.get_by_role("button", name="Log out").click()
+        expect(page.get_by_role("button", name="Log in")).to_be_visible()
+        page.reload()
+        expect(page.get_by_role("button", name="Log in")).to_be_visible()  # logged out stays logged out
+        browser.close()
+
+
+def test_an_unscored_clip_compared_says_so_and_another_owner_is_refused(server):
+    import json
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from vision.storage.models import Clip
+
+    url, store, info = server
+    owner = store.user_by_email(info["owner"])
+    clips = store.clips_for_dog(owner, info["dog_id"])
+    with store.session() as s:
+        clip = s.get(Clip, clips[-1].id)
+        report = json.loads(store.blobs.read_bytes(clip.report_sha256))
+        report["quality"].update(usable=False, reasons=["The dog is small in the frame (about 9% of its width)."])
+        clip.report_sha256 = store.blobs.put_bytes(json.dumps(report).encode())
+        clip.usable = False
+    store.create_user("stranger@example.org", "Stranger", "owner", "stranger-pass")
+    with sync_playwright() as p:
+        browser, page = _open_and_log_in(p, url, info["owner"], info["owner_password"])
+        expect(page.get_by_role("heading", name="Dogs")).to_be_visible()
+        page.goto(f"{url}/compare?dog={info['dog_id']}&before={clips[0].id}&after={clips[-1].id}")
+        expect(page.get_by_text("could not be scored: The dog is small in the frame")).to_be_visible()
+        assert page.get_by_text("No worsening").count() == 0
+        browser.close()
+        browser, page = _open_and_log_in(p, url, "stranger@example.org", "stranger-pass")
+        expect(page.get_by_role("heading", name="Dogs")).to_be_visible()
+        page.goto(f"{url}/clip?dog={info['dog_id']}&clip={clips[-1].id}")
+        expect(page.get_by_role("heading", name="Clip")).to_be_visible()
+        expect(page.get_by_text("No dog selected.")).to_be_visible()
+        assert page.locator("video").count() == 0 and page.get_by_text("Bella").count() == 0
         browser.close()

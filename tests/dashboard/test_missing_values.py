@@ -131,5 +131,5 @@ def test_asymmetry_within_noise_is_not_a_headline_number():
     report["metrics"]["symmetry"].update(hind_asymmetry_pct=51.7, within_noise=True)
     at = AppTest.from_function(_render, args=(report, _base_report()), default_timeout=60).run()
     values = {m.label: m.value for m in at.metric}
-    assert values["Is one hind leg weaker?"] == "within measurement noise"
+    assert values["Is one hind leg weaker?"] == "within noise"
     assert not any("51.7" in t for t in _shown_text(at))

@@ -55,6 +55,16 @@ def number(value: Any, digits: int = 1, unit: str = "") -> str:
     return f"{value:.{digits}f}{unit}"
 
 
+def measure(value: Any, *, signed: bool = False) -> str:
+    """A measure to sensible precision (1 decimal from 10, 2 from 1, else 2 significant figures), or "—"."""
+    if not is_number(value):
+        return "—"
+    size = abs(float(value))
+    digits = 1 if size >= 10 else 2 if size >= 1 or size == 0 else min(3, max(2, 1 - math.floor(math.log10(size))))
+    shown = f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    return shown if float(shown) != 0 else f"{0:.{digits}f}"
+
+
 def interval(ci: Any, digits: int = 1, unit: str = "", *, magnitude: bool = False) -> str | None:
     """A 95 % interval written low to high ("3.1 to 7.4 %"), or None when absent.
 
@@ -113,8 +123,8 @@ def _asymmetry_card(column: Any, sym: dict[str, Any]) -> None:
     value = sym.get("hind_asymmetry_pct")
     help_text = "Difference between the hind legs in stance time and stride reach. " + NOISE_HELP + " " + EVIDENCE_HELP
     if sym.get("within_noise") is True:
-        column.metric("Is one hind leg weaker?", "within measurement noise", help=help_text)
-        column.write("No side is clearly weaker in this clip.")
+        column.metric("Is one hind leg weaker?", "within noise", help=help_text)
+        column.write("No side is clearly weaker: the difference is within measurement noise.")
         return
     column.metric("Is one hind leg weaker?", number(value, 1, " %"), help=help_text)
     side = sym.get("weaker_side")
@@ -146,7 +156,7 @@ def _phase_card(column: Any, bunny: dict[str, Any]) -> None:
         column.caption(str(bunny["note"]))
 
 
-def _wobble_card(column: Any, wobble: dict[str, Any]) -> None:
+def _wobble_card(column: Any, wobble: dict[str, Any], summary: Any = None) -> None:
     tremor_hz = wobble.get("tremor_hz")
     column.metric(
         "Wobble",
@@ -157,8 +167,8 @@ def _wobble_card(column: Any, wobble: dict[str, Any]) -> None:
     cv = block(wobble, "ataxia", "stride_time_cv_pct").get("value")
     column.write(f"Stride-time variability {number(cv, 0, ' %')}")
     note = sentence(block(wobble, "tremor").get("note"))
-    if note:
-        st.caption(str(note))
+    if note and note not in texts(summary):
+        st.caption(note)
 
 
 def metric_cards(report: dict[str, Any]) -> None:
@@ -174,7 +184,7 @@ def metric_cards(report: dict[str, Any]) -> None:
     c1, c2, c3 = st.columns(3)
     _asymmetry_card(c1, block(report, "metrics", "symmetry"))
     _phase_card(c2, block(report, "metrics", "bunny_hop"))
-    _wobble_card(c3, block(report, "metrics", "wobble"))
+    _wobble_card(c3, block(report, "metrics", "wobble"), (report or {}).get("summary"))
     for line in texts((report or {}).get("summary")):
         st.write(line)
 
@@ -219,10 +229,12 @@ def comparison_rows(comparison: dict[str, Any]) -> list[dict[str, str]]:
         rows.append(
             {
                 "measure": str(m.get("label", "")),
-                "before": number(m.get("before"), 2) if is_number(m.get("before")) else "—",
-                "after": number(m.get("after"), 2) if is_number(m.get("after")) else "—",
-                "change": f"{m['change']:+.2f}" if is_number(m.get("change")) else "—",
-                "95% interval": interval(m.get("ci95"), 2) or "—",
+                "before": measure(m.get("before")),
+                "after": measure(m.get("after")),
+                "change": measure(m.get("change"), signed=True),
+                "95% interval": " to ".join(measure(v, signed=True) for v in sorted(m["ci95"]))
+                if interval(m.get("ci95"))
+                else "—",
                 "result": shown,
             }
         )
