@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from vision.storage import Store
 from vision.storage.models import Base, Clip, Dog, Review, User
-from vision.storage.text import TEXT_CAP, exact_text, free_text, sanitize
+from vision.storage.text import TEXT_CAP, clean_values, exact_text, free_text, sanitize
 
 PG_ENV = "HINDSIGHT_TEST_PG_URL"
 
@@ -81,6 +81,13 @@ def test_every_text_column_has_a_validator():
             if isinstance(col.type, (String, Text)) and col.key not in checked:
                 missing.append(f"{mapper.class_.__name__}.{col.key}")
     assert missing == []
+
+
+def test_core_statement_values_are_cleaned_like_attributes():
+    vals = clean_values(Clip, {"message": "m\x00" * 300, "error": "e\x00", "progress": 0.5, "status": "done"})
+    assert vals == {"message": "m" * 255, "error": "e", "progress": 0.5, "status": "done"}
+    with pytest.raises(ValueError, match="the status is longer than 16"):
+        clean_values(Clip, {"status": "s" * 20})
 
 
 def test_validators_run_when_an_attribute_is_set():

@@ -3,11 +3,14 @@
 PostgreSQL refuses NUL characters and strings longer than a ``VARCHAR(n)``; SQLite stores both.
 The ORM validators in :mod:`vision.storage.models` pass every text attribute through
 :func:`free_text` or :func:`exact_text`, so both databases store the same thing, and neither
-ever raises a ``DataError`` for text.
+ever raises a ``DataError`` for text. Core statements (``update(Clip).values(...)``) bypass the
+validators: pass their values through :func:`clean_values`. Query parameters compared with a
+text column (a login's e-mail) need :func:`sanitize`, since PostgreSQL refuses NUL there too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import inspect
@@ -23,9 +26,24 @@ def _clean_surrogates(value: str) -> str:
 
 
 def cap_of(obj: Any, key: str) -> int:
-    """The length cap of attribute ``key`` of an ORM object: its ``String(n)`` length, else :data:`TEXT_CAP`."""
-    length = getattr(inspect(type(obj)).columns[key].type, "length", None)
+    """The cap of attribute ``key`` of an ORM object or class: its ``String(n)`` length, else :data:`TEXT_CAP`."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    length = getattr(inspect(cls).columns[key].type, "length", None)
     return int(length) if length else TEXT_CAP
+
+
+def clean_values(model: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` for a Core ``insert``/``update`` of ``model``, each through its attribute's validator.
+
+    The result is what setting the attributes on an object would store: free text cut,
+    keys checked (``ValueError`` when too long), NUL removed; keys without a validator pass unchanged.
+    """
+    validators: Mapping[str, Any] = inspect(model).validators
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        entry = validators.get(key)
+        out[key] = entry[0](model, key, value) if entry is not None else value
+    return out
 
 
 def free_text(obj: Any, key: str, value: str | None) -> str | None:
