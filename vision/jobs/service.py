@@ -77,8 +77,18 @@ def _settings(settings: JobSettings | None) -> JobSettings:
     return settings or JobSettings.from_env()
 
 
+#: One queue per (store, settings) in this process, so that a page calling every few seconds reuses its connections.
+_QUEUES: dict[tuple[int, JobSettings], JobQueue] = {}
+
+
 def _queue(store: Store, queue: JobQueue | None, settings: JobSettings) -> JobQueue:
-    return queue or JobQueue(store, settings)
+    if queue is not None:
+        return queue
+    key = (id(store), settings)
+    cached = _QUEUES.get(key)
+    if cached is None or cached.store is not store:
+        cached = _QUEUES[key] = JobQueue(store, settings)
+    return cached
 
 
 def job_status(
