@@ -229,3 +229,14 @@ def test_eta_from_recent_runs(store, deployment, people, walk_video, rendered_cl
         run_s = (c.finished_at - c.started_at).total_seconds()
     status = job_status(store, sub.clip_id, settings=settings)
     assert status.queue_position == 1 and status.eta_s == pytest.approx(run_s, abs=0.2)
+
+
+def test_an_unreachable_queue_server_queues_nothing_and_says_so(store, deployment, people, walk_video, rendered_clip):
+    from vision.jobs import QueueUnavailableError
+
+    owner, _, dog = people
+    clip_id = rendered_clip(owner, dog.id, walk_video)
+    settings = deployment.settings(queue_url="redis://127.0.0.1:1/0")  # nothing listens on port 1
+    with pytest.raises(QueueUnavailableError, match="cannot be reached"):
+        enqueue_analysis(store, owner, clip_id, settings=settings)
+    assert store.get_clip(owner, clip_id).status == "uploaded"
