@@ -81,3 +81,23 @@ def test_sigterm_lets_the_running_job_finish(
     assert worker.wait(timeout=600) == 0, _log(tmp_path)
     done = store.get_clip(owner, clip_id)
     assert done.status == "done" and done.attempts == 1, _log(tmp_path)
+
+
+def test_the_embedded_queue_starts_its_own_worker_which_stops_when_idle(
+    store, deployment, people, walk_video, rendered_clip, wait, monkeypatch, tmp_path
+):
+    from vision.jobs.queue import local_worker_running
+
+    if deployment.name != "embedded":
+        pytest.skip("a worker is started on demand only with the embedded queue")
+    for name, value in FAST_TAKEOVER.items():
+        monkeypatch.setenv(name, value)
+    owner, _, dog = people
+    clip_id = rendered_clip(owner, dog.id, walk_video)
+    assert not local_worker_running(store)
+    settings = deployment.settings(autostart_worker=True, autostart_idle_exit_s=1)
+    enqueue_analysis(store, owner, clip_id, settings=settings)
+    wait(lambda: local_worker_running(store), 60, "a worker to start")
+    done = wait(lambda: (c := store.get_clip(owner, clip_id)).status in ("done", "failed") and c, 300, "done")
+    assert done.status == "done", (store.data_dir / "worker.log").read_text()[-2000:]
+    wait(lambda: not local_worker_running(store), 120, "the idle worker to stop")

@@ -31,8 +31,6 @@ TASK_NAME = "hindsight.analyse_clip"
 EMBEDDED_QUEUE_FILE = "queue.db"
 #: Every worker on a data folder holds a shared lock on this file; no holder means no worker.
 WORKERS_LOCK_FILE = "workers.lock"
-#: A worker started by :func:`ensure_local_worker` stops after this long with nothing to do (seconds).
-AUTOSTARTED_IDLE_EXIT_S = 300.0
 #: :func:`ensure_local_worker` starts no second worker this soon after the first (seconds).
 AUTOSTART_SPACING_S = 15.0
 
@@ -82,7 +80,7 @@ class JobQueue:
         """
         self._task(clip_id)
         if autostart and self.settings.embedded and self.settings.autostart_worker:
-            ensure_local_worker(self.store)
+            ensure_local_worker(self.store, idle_exit_s=self.settings.autostart_idle_exit_s)
 
     def waiting_clip_ids(self) -> set[int]:
         """Clip ids with a message waiting on the queue or scheduled for a retry."""
@@ -122,10 +120,10 @@ def local_worker_running(store: Store) -> bool:
     return False
 
 
-def ensure_local_worker(store: Store) -> bool:
+def ensure_local_worker(store: Store, *, idle_exit_s: float = 300.0) -> bool:
     """Start ``python -m vision.jobs.worker`` in the background unless a worker runs on this data folder.
 
-    The started worker stops after :data:`AUTOSTARTED_IDLE_EXIT_S` with nothing to do; its output
+    The started worker stops after ``idle_exit_s`` seconds with no clip queued or running; its output
     goes to ``worker.log`` in the data folder. Returns True when a worker was started.
     """
     if local_worker_running(store):
@@ -139,7 +137,7 @@ def ensure_local_worker(store: Store) -> bool:
     stamp.touch()
     with open(store.data_dir / "worker.log", "ab") as out:
         subprocess.Popen(
-            [sys.executable, "-m", "vision.jobs.worker", "--idle-exit", str(AUTOSTARTED_IDLE_EXIT_S)],
+            [sys.executable, "-m", "vision.jobs.worker", "--idle-exit", str(idle_exit_s)],
             env=store.env(),
             stdout=out,
             stderr=out,

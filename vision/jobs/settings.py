@@ -46,6 +46,9 @@ class JobSettings:
     autostart_worker
         ``HINDSIGHT_AUTOSTART_WORKER`` (default on with the embedded queue, off with Redis): queueing a
         job starts a local worker process when none is running on this data folder.
+    autostart_idle_exit_s
+        ``HINDSIGHT_AUTOSTART_IDLE_EXIT_S`` (default 300 s): such a worker stops after this long with
+        no clip queued or running.
     """
 
     queue_url: str = ""
@@ -55,6 +58,7 @@ class JobSettings:
     stale_after_s: float = 60.0
     max_queued_per_owner: int = 10
     autostart_worker: bool = True
+    autostart_idle_exit_s: float = 300.0
 
     @property
     def embedded(self) -> bool:
@@ -86,4 +90,5 @@ class JobSettings:
             stale_after_s=stale,
             max_queued_per_owner=int(_number("HINDSIGHT_MAX_QUEUED_PER_OWNER", 10, 1)),
             autostart_worker=(autostart not in ("0", "no", "false", "off")) if autostart else not url,
+            autostart_idle_exit_s=_number("HINDSIGHT_AUTOSTART_IDLE_EXIT_S", 300.0, 0.5),
         )
