@@ -215,11 +215,10 @@ def workers(deployment, tmp_path):
         return proc
 
     yield start
-    for proc in started:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+    for proc in started:  # the whole process group, even when its leader has died
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
 
 
 @pytest.fixture

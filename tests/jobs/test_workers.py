@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -22,6 +23,19 @@ def _gone(pid: int) -> bool:
             return fh.read().split()[2] == "Z"
     except FileNotFoundError:
         return True
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live processes whose process group is ``pgid`` (a worker started in its own session has pgid = its pid)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return members
 
 
 def _log(tmp_path) -> str:
@@ -51,6 +65,7 @@ def test_a_job_whose_worker_is_killed_is_completed_by_another_once(
     os.kill(first.pid, signal.SIGKILL)  # the consumer, as a lost machine: its worker process must not live on
     first.wait(timeout=30)
     wait(lambda: _gone(run_pid), 30, "the killed consumer's analysis process to die with it")
+    wait(lambda: not _group_members(first.pid), 30, "every process of the killed consumer to die with it")
     assert store.get_clip(owner, clip_id).status == "running"  # nobody has noticed yet
     workers(**FAST_TAKEOVER)
     try:

@@ -100,11 +100,6 @@ def run_worker(
     lock_fd = hold_worker_lock(store)
     queue = JobQueue(store, settings)
 
-    @queue.huey.on_startup()
-    def _child_started() -> None:  # in each worker process, right after the fork
-        _die_with_parent()
-        store.engine.dispose(close=False)  # the parent's pooled connections are not this process's
-
     consumer = queue.huey.create_consumer(
         workers=concurrency,
         worker_type="process",
@@ -114,6 +109,14 @@ def run_worker(
         health_check_interval=5,
         max_delay=2.0,
     )
+    init_child = consumer.environment.init_child
+
+    def child_started(process: object) -> None:  # in every forked process (workers and scheduler) as it starts
+        _die_with_parent()
+        store.engine.dispose(close=False)  # the parent's pooled connections are not this process's
+        init_child(process)
+
+    consumer.environment.init_child = child_started
     log.info(
         "worker on %s, %s queue, concurrency %s",
         store.data_dir,
