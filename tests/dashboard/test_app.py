@@ -264,3 +264,14 @@ def test_the_flag_is_explained_on_the_timeline(demo_store):
     store, info = demo_store
     at = _app(store, info["owner"], "dogs")
     assert any(c.value.startswith("⚑ = flagged for the vet") for c in at.caption)
+
+
+def test_the_vet_gets_per_stride_detail_and_everyone_a_glossary(demo_store):
+    store, info = demo_store
+    vet = _app(store, info["vet"], "clip")
+    assert not vet.exception
+    labels = [e.label for e in vet.expander]
+    assert "What the measures mean" in labels and any(label.startswith("Details for vets") for label in labels)
+    assert any(t.value.startswith("Left hind paw strikes (s): ") for t in vet.text)
+    owner = _app(store, info["owner"], "clip")
+    assert not any(e.label.startswith("Details for vets") for e in owner.expander)

@@ -7,10 +7,11 @@ import datetime as dt
 import streamlit as st
 
 from vision.dashboard.cards import PHASE_SCALE, block, metric_cards, muscle_card, quality_facts
+from vision.dashboard.details import glossary, vet_details
 from vision.dashboard.progress import analyses
 from vision.dashboard.state import LOG, page_start, pick
 from vision.storage import Store
-from vision.storage.models import Clip, Dog, User
+from vision.storage.models import Clip, User
 
 
 def _date_editor(store: Store, user: User, clip: Clip) -> None:
@@ -22,7 +23,7 @@ def _date_editor(store: Store, user: User, clip: Clip) -> None:
             st.rerun()
 
 
-def _result(store: Store, dog: Dog, clip: Clip) -> None:
+def _result(store: Store, user: User, clip: Clip) -> None:
     try:
         report = store.report(clip)
     except Exception:  # noqa: BLE001 - a damaged stored report is named, never shown as a path
@@ -50,6 +51,9 @@ def _result(store: Store, dog: Dog, clip: Clip) -> None:
         a.plotly_chart(per_stride_chart(report))
         b.plotly_chart(phase_chart(report))
         b.caption(PHASE_SCALE)
+    glossary()
+    if user.role == "vet":
+        vet_details(report)
     if clip.report_sha256:
         st.download_button(
             "Download report (JSON)",
@@ -75,4 +79,4 @@ def page() -> None:
     if clip.status != "done":
         analyses(user, dog.id)
         return
-    _result(store, dog, clip)
+    _result(store, user, clip)
