@@ -106,3 +106,52 @@ def test_a_sum_divided_by_another_number_is_not_taken_for_an_ensemble(tmp_path):
     two = tmp_path / "two.onnx"
     _two_output_net(two, rng)
     assert ensemble_members(onnx.load(str(two)), "heat") is None
+
+
+def test_prepared_graphs_are_cached_and_a_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
+    from vision.model import engine
+
+    monkeypatch.setenv("HINDSIGHT_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(3)
+    path = tmp_path / "ens.onnx"
+    _ensemble_net(path, rng)
+    x = rng.uniform(0, 255, (2, 3, 8, 8)).astype(np.float32)
+    first = open_network(path, threads=2)
+    cached = sorted((tmp_path / "cache" / "networks").glob("*.onnx"))
+    assert len(cached) == 3, "one prepared graph per ensemble member"
+    calls = []
+    monkeypatch.setattr(engine, "_prepare", lambda *a: calls.append(a) or pytest.fail("prepared again"))
+    again = open_network(path, threads=2)
+    np.testing.assert_array_equal(again.run(x), first.run(x))
+    monkeypatch.undo()
+    monkeypatch.setenv("HINDSIGHT_CACHE_DIR", str(tmp_path / "cache"))
+    next(iter((tmp_path / "cache" / "networks").glob("*.json"))).write_text("{not json", encoding="utf-8")
+    np.testing.assert_array_equal(open_network(path, threads=2).run(x), first.run(x))
+
+
+def test_a_warm_cache_loads_the_shipped_model_without_the_onnx_package(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from vision.model.detector import DogPoseModel\n"
+        "DogPoseModel.load()\n"
+        "print('onnx' in sys.modules)\n"
+    )
+    env = {**__import__("os").environ, "HINDSIGHT_CACHE_DIR": str(tmp_path)}
+    runs = [
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True) for _ in "ab"
+    ]
+    assert [r.stdout.strip() for r in runs] == ["True", "False"]
+
+
+def test_an_empty_cache_setting_turns_the_cache_off(tmp_path, monkeypatch):
+    from vision.model.engine import network_cache_dir
+
+    monkeypatch.setenv("HINDSIGHT_CACHE_DIR", "")
+    assert network_cache_dir() is None
+    path = tmp_path / "net.onnx"
+    _two_output_net(path, np.random.default_rng(0))
+    assert open_network(path).output_name == "heat"
+    assert list(tmp_path.iterdir()) == [path]

@@ -10,6 +10,7 @@ engine would be one more class here.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
@@ -285,6 +286,104 @@ def cut_to_output(model: Any, output: str) -> Any:
     return helper.make_model(cut, opset_imports=list(model.opset_import), ir_version=model.ir_version)
 
 
+#: Bump when the preparation of :func:`prepared_graphs` changes, so old cached graphs are not read.
+PREPARATION_VERSION = 1
+
+
+def network_cache_dir() -> Path | None:
+    """The folder of prepared network graphs, or None for no cache.
+
+    ``$HINDSIGHT_CACHE_DIR/networks``; without that setting ``$XDG_CACHE_HOME/hindsight/networks``
+    (``~/.cache/hindsight/networks``); an empty ``HINDSIGHT_CACHE_DIR`` turns the cache off.
+    """
+    env = os.environ.get("HINDSIGHT_CACHE_DIR")
+    if env is not None:
+        return Path(env) / "networks" if env else None
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "hindsight" / "networks"
+
+
+def _prepare(path: Path, output: str | None, split_members: bool) -> tuple[str, list[bytes]]:
+    """Run :func:`weights_as_float32`, pick ``output`` and, when asked, cut an ensemble into its members."""
+    import onnx
+
+    model = weights_as_float32(onnx.load(str(path)))
+    outputs = [o.name for o in model.graph.output]
+    if output is not None and output not in outputs:
+        raise ValueError(f"{path.name} has no output {output!r} (outputs: {', '.join(outputs)})")
+    wanted = output or outputs[0]
+    members = ensemble_members(model, wanted) if split_members else None
+    if members is not None:
+        return wanted, [cut_to_output(model, m).SerializeToString() for m in members]
+    if output is not None and len(outputs) > 1:
+        model = cut_to_output(model, output)
+    return wanted, [model.SerializeToString()]
+
+
+def prepared_graphs(
+    path: str | Path, output: str | None = None, split_members: bool = False
+) -> tuple[str, list[bytes]]:
+    """The float32 graph(s) that compute one output of a network file, cached on disk.
+
+    Preparing a graph needs the ``onnx`` package (about a second to import); the result is kept in
+    :func:`network_cache_dir` under the file's SHA-256, so later loads read it with onnxruntime
+    alone. A cache that cannot be read or written is skipped.
+
+    Parameters
+    ----------
+    path : str or Path
+        ONNX file.
+    output : str or None
+        Graph output to compute; None -> the first.
+    split_members : bool
+        When that output is an ensemble's mean (:func:`ensemble_members`), give one graph per member.
+
+    Returns
+    -------
+    (str, list of bytes)
+        The output's name and the serialized graphs: one, or one per ensemble member.
+
+    Raises
+    ------
+    ValueError
+        When the graph has no such output.
+    """
+    import hashlib
+    import json
+
+    path = Path(path)
+    folder = network_cache_dir()
+    if folder is None:
+        return _prepare(path, output, split_members)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+    key = f"{digest}-{output or ''}-{int(split_members)}-v{PREPARATION_VERSION}"
+    index = folder / f"{key}.json"
+    try:
+        meta = json.loads(index.read_text(encoding="utf-8"))
+        graphs = [(folder / f"{key}-{i}.onnx").read_bytes() for i in range(int(meta["graphs"]))]
+        return str(meta["output"]), graphs
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    wanted, graphs = _prepare(path, output, split_members)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, graph in enumerate(graphs):
+            _write_atomically(folder / f"{key}-{i}.onnx", graph)
+        _write_atomically(index, json.dumps({"output": wanted, "graphs": len(graphs)}).encode())
+    except OSError:
+        pass
+    return wanted, graphs
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def open_network(
     path: str | Path, threads: int = 2, output: str | None = None, parallel_members: bool = True
 ) -> Network:
@@ -293,7 +392,7 @@ def open_network(
     Int8 networks run in float arithmetic (:func:`weights_as_float32`): weights stored as int8 are
     expanded once, and a statically quantized network gives the same results on every CPU. With
     ``output``, only the part of the graph that gives that output is kept (e.g. an ensemble's first
-    member, ``kp_box``).
+    member, ``kp_box``). The prepared graphs are cached (:func:`prepared_graphs`).
 
     Parameters
     ----------
@@ -312,17 +411,8 @@ def open_network(
     ValueError
         When the graph has no such output.
     """
-    import onnx
-
-    model = weights_as_float32(onnx.load(str(path)))
-    outputs = [o.name for o in model.graph.output]
-    if output is not None and output not in outputs:
-        raise ValueError(f"{Path(path).name} has no output {output!r} (outputs: {', '.join(outputs)})")
-    wanted = output or outputs[0]
-    members = ensemble_members(model, wanted) if parallel_members and threads > 1 else None
-    if members is not None:
-        nets: list[Network] = [OnnxRuntimeNetwork(cut_to_output(model, m).SerializeToString(), 1) for m in members]
-        return ParallelEnsemble(nets, threads, wanted)
-    if output is not None and len(outputs) > 1:
-        model = cut_to_output(model, output)
-    return OnnxRuntimeNetwork(model.SerializeToString(), threads)
+    split = parallel_members and threads > 1
+    wanted, graphs = prepared_graphs(path, output, split)
+    if split and len(graphs) > 1:
+        return ParallelEnsemble([OnnxRuntimeNetwork(g, 1) for g in graphs], threads, wanted)
+    return OnnxRuntimeNetwork(graphs[0], threads)
