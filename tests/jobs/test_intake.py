@@ -60,3 +60,20 @@ def test_oversized_and_too_short_uploads(store, people, tmp_path):
     with short.open("rb") as fh, pytest.raises(HindsightInputError, match="too short"):
         store_upload(store, owner, dog.id, fh, "s.mp4")
     assert _files(store) == []
+
+
+def test_a_full_disk_says_out_of_space_and_records_nothing(store, people, walk_video, monkeypatch):
+    from vision.errors import OutOfSpaceError
+
+    owner, _, dog = people
+
+    def full(stream, max_bytes=None):
+        raise OutOfSpaceError()
+
+    monkeypatch.setattr(store.blobs, "put_stream", full)
+    with walk_video[0].open("rb") as fh, pytest.raises(OutOfSpaceError, match="^the server is out of space$"):
+        store_upload(store, owner, dog.id, fh, "walk.mp4")
+    assert store.clips_for_dog(owner, dog.id) == []
+    monkeypatch.undo()  # space freed: the same upload goes through
+    with walk_video[0].open("rb") as fh:
+        assert not store_upload(store, owner, dog.id, fh, "walk.mp4").already_there

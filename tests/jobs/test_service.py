@@ -240,3 +240,29 @@ def test_an_unreachable_queue_server_queues_nothing_and_says_so(store, deploymen
     with pytest.raises(QueueUnavailableError, match="cannot be reached"):
         enqueue_analysis(store, owner, clip_id, settings=settings)
     assert store.get_clip(owner, clip_id).status == "uploaded"
+
+
+def test_recorded_results_are_cleaned_like_orm_writes(store, people, walk_video):
+    from sqlalchemy import update
+
+    from vision.jobs import runner, store_upload
+    from vision.storage.models import Clip
+
+    owner, _, dog = people
+    with walk_video[0].open("rb") as fh:
+        clip_id = store_upload(store, owner, dog.id, fh, "walk.mp4").clip.id
+    with store.session() as s:
+        s.execute(update(Clip).where(Clip.id == clip_id).values(status="running", worker_id="w1"))
+    report = {
+        "quality": {"usable": True},
+        "metrics": {
+            "symmetry": {"hind_asymmetry_pct": 3.0, "weaker_side": "le\x00ft"},
+            "bunny_hop": {"flag": False},
+            "wobble": {"flag": False},
+        },
+    }
+    results = runner._Results(report, "a" * 64, "b" * 64, "c" * 64)
+    assert runner._record(store, clip_id, "w1", results, keep_tracks=False)
+    with store.session() as s:
+        row = s.get(Clip, clip_id)
+        assert (row.weaker_side, row.status) == ("left", "done")

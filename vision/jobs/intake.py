@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from vision.errors import HindsightInputError
+from vision.errors import HindsightInputError, OutOfSpaceError
 from vision.storage.db import MAX_UPLOAD_BYTES, Store
 from vision.storage.models import Clip, User
 
@@ -61,6 +61,8 @@ def store_upload(
     store.get_dog(user, dog_id)
     try:
         sha, size = store.blobs.put_stream(stream, max_bytes=max_bytes)
+    except OutOfSpaceError:
+        raise  # "the server is out of space": the same upload can be retried once space is freed
     except ValueError as exc:
         raise HindsightInputError(str(exc)) from exc
     if size == 0:

@@ -29,6 +29,7 @@ from vision.errors import HindsightInputError, OutOfSpaceError
 from vision.jobs.settings import JobSettings
 from vision.storage.db import Store
 from vision.storage.models import Clip
+from vision.storage.text import clean_values
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,7 @@ def _record(store: Store, clip_id: int, worker_id: str, results: _Results, keep_
     }
     if not keep_tracks:
         values["tracks_sha256"] = results.tracks_sha256
+    values = clean_values(Clip, values)  # a Core update bypasses the ORM validators
     with store.session() as s:
         now = db_now(s)
         done = s.execute(

@@ -10,7 +10,7 @@ import streamlit as st
 from vision.dashboard import analysis_jobs
 from vision.dashboard.progress import analyses, done_notices
 from vision.dashboard.state import clip_label, link_to_page, page_start
-from vision.errors import HindsightInputError
+from vision.errors import HindsightInputError, OutOfSpaceError
 from vision.storage import Store
 from vision.storage.models import User
 
@@ -29,6 +29,9 @@ def _hand_in(user: User, store: Store, dog_id: int, upload: Any, recorded_on: dt
     """Store the upload and queue its analysis, saying what happened (also when it is already there)."""
     try:
         submission = analysis_jobs.submit(store, user, dog_id, upload, upload.name, recorded_on)
+    except OutOfSpaceError:
+        st.error("The server is out of space: nothing was stored. Your file stays selected; try again later.")
+        return
     except HindsightInputError as exc:
         st.error(f"This file cannot be used: {exc}")
         return
