@@ -350,6 +350,30 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    """Remove crash leftovers (partial uploads, stale scratch folders, unreferenced files) and say what went."""
+    import dataclasses
+
+    from vision.storage import Store
+    from vision.storage.cleanup import collect_leftovers
+
+    if args.grace < 0:
+        raise HindsightInputError("--grace must not be negative")
+    res = collect_leftovers(Store(), grace_s=60.0 * args.grace)
+    if args.json:
+        _print_json({**dataclasses.asdict(res), "removed": res.removed})
+        return 0
+    print(
+        f"removed {res.incoming} partial upload(s), {res.scratch} stale scratch folder(s), "
+        f"{res.orphans} unreferenced file(s), {res.trash} interrupted-cleanup file(s): {res.bytes_freed / 1e6:.1f} MB"
+    )
+    if res.kept_live:
+        print(f"kept {res.kept_live} in use by a running upload or analysis")
+    if res.orphans_skipped:
+        print("unreferenced files kept: the database names none of the stored files (wrong database?)")
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run analysis jobs until stopped (SIGTERM: running analyses finish)."""
     import logging
@@ -432,6 +456,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("clip_id", type=int)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
+
+    cl = sub.add_parser("cleanup", help="remove crash leftovers and unreferenced stored files")
+    cl.add_argument(
+        "--grace", type=float, default=15.0, metavar="MIN", help="keep anything younger than MIN minutes (default 15)"
+    )
+    cl.add_argument("--json", action="store_true")
+    cl.set_defaults(func=cmd_cleanup)
 
     k = sub.add_parser("keypoints", help="dogs and keypoints in images")
     k.add_argument("images", nargs="+")

@@ -1,4 +1,4 @@
-"""`hindsight users add`, `dogs add`, `upload`, `status`: the operator's command line on both deployments."""
+"""`hindsight users add`, `dogs add`, `upload`, `status`, `cleanup`: the operator's command line on both deployments."""
 
 from __future__ import annotations
 
@@ -67,3 +67,31 @@ def test_an_upload_that_is_not_a_video_is_refused(cli, tmp_path):
     assert code == 2 and out == "" and err.startswith("error: ") and "video" in err
     code, out, err = cli("upload", str(bad), "--owner", "o@example.org", "--dog", "12345")
     assert code == 2 and "dog" in err
+
+
+def test_cleanup_says_what_it_removed(cli, deployment, walk_video, blob_writer):
+    import os
+    import signal
+
+    from vision.storage import Store
+
+    store = Store(deployment.data_dir)
+    kept = store.blobs.put_bytes(b"a stored report")
+    code, _, _ = cli("users", "add", "o@example.org", "--role", "owner", stdin="long secret\n")
+    code, out, _ = cli("dogs", "add", "--owner", "o@example.org", "Rex")
+    code, out, _ = cli("upload", str(walk_video[0]), "--owner", "o@example.org", "--dog", out.strip())
+    assert code == 0
+    proc, _ = blob_writer(store.blobs.root)  # an upload killed midway
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    code, out, _ = cli("cleanup", "--json")  # everything is younger than the grace period: kept
+    assert code == 0 and json.loads(out)["removed"] == 0
+    code, out, _ = cli("cleanup", "--grace", "0")
+    assert code == 0
+    assert out.startswith("removed 1 partial upload(s), 0 stale scratch folder(s), 1 unreferenced file(s)")
+    assert not store.blobs.exists(kept)  # no row named it
+    code, out, _ = cli("cleanup", "--grace", "0", "--json")
+    res = json.loads(out)
+    assert code == 0 and res["removed"] == 0 and res["orphans_skipped"] is False
+    code, _, err = cli("cleanup", "--grace", "-1")
+    assert code == 2 and err.startswith("error: ")

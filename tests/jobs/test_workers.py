@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -43,8 +44,17 @@ def _log(tmp_path) -> str:
     return p.read_text(errors="replace")[-3000:] if p.exists() else ""
 
 
+def _leftovers(store) -> list[str]:
+    """Partial uploads, scratch folders and blobs no row names: what a crash leaves."""
+    from vision.storage.cleanup import referenced_digests
+
+    referenced = referenced_digests(store.engine)
+    out = [p.name for p in store.blobs.root.iterdir() if p.name.startswith(".")]
+    return sorted(out + [sha for sha in store.blobs.digests() if sha not in referenced])
+
+
 def test_a_job_whose_worker_is_killed_is_completed_by_another_once(
-    store, deployment, people, long_walk_video, rendered_clip, workers, wait, tmp_path
+    store, deployment, people, long_walk_video, rendered_clip, workers, wait, tmp_path, blob_writer
 ):
     owner, _, dog = people
     settings = deployment.settings(stale_after_s=4, heartbeat_s=0.5, retry_delay_s=0)
@@ -67,7 +77,14 @@ def test_a_job_whose_worker_is_killed_is_completed_by_another_once(
     wait(lambda: _gone(run_pid), 30, "the killed consumer's analysis process to die with it")
     wait(lambda: not _group_members(first.pid), 30, "every process of the killed consumer to die with it")
     assert store.get_clip(owner, clip_id).status == "running"  # nobody has noticed yet
-    workers(**FAST_TAKEOVER)
+    upload, _ = blob_writer(store.blobs.root)  # an upload killed midway too, as the server goes down
+    os.kill(upload.pid, signal.SIGKILL)
+    upload.wait()
+    killed_at = time.time()
+    junk = _leftovers(store)
+    assert any(j.startswith(".scratch-") for j in junk) and any(j.startswith(".incoming-") for j in junk), junk
+    time.sleep(max(0.0, killed_at + 1.5 - time.time()))  # the leftovers are older than the grace period below
+    workers(**FAST_TAKEOVER, HINDSIGHT_CLEANUP_GRACE_S="1")
     try:
         done = wait(lambda: (c := store.get_clip(owner, clip_id)).status in ("done", "failed") and c, 600, "done")
     except AssertionError:
@@ -80,6 +97,8 @@ def test_a_job_whose_worker_is_killed_is_completed_by_another_once(
         assert s.scalar(select(func.count()).select_from(Review)) == 0
     status = job_status(store, clip_id, settings=settings)
     assert (status.status, status.progress, status.error) == ("done", 1.0, "")
+    assert _leftovers(store) == []  # the next start collected what the crash left
+    assert "cleanup: removed" in _log(tmp_path)
 
 
 def test_sigterm_lets_the_running_job_finish(

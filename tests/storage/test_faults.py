@@ -30,59 +30,6 @@ from vision.storage.models import Clip, Dog
 
 AFTER_GRACE = DEFAULT_GRACE_S + 60  # seconds: "the next start", once the grace period is over
 
-# A writer that stores a blob of ``chunks`` MiB from a slow source. After two chunks are on disk
-# it creates ``ready`` and then waits for ``go`` (forever if never created: it is killed there).
-# With ``orphan`` it first stores a small report that no row will ever name, and with ``scratch``
-# it works inside a scratch folder holding a half-drawn overlay, like an analysis job.
-WRITER = textwrap.dedent(
-    """
-    import os, sys, time
-    from vision.storage.blobs import BlobStore
-    root, ready, go, chunks, mode = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
-    blobs = BlobStore(root)
-
-    class Slow:
-        n = 0
-        def read(self, size):
-            Slow.n += 1
-            if Slow.n == 3:
-                open(ready, "w").close()
-                while not os.path.exists(go):
-                    time.sleep(0.01)
-            return os.urandom(1 << 20) if Slow.n <= chunks else b""
-
-    def write():
-        if "orphan" in mode:
-            blobs.put_bytes(b'{"report": "of a job that never finished"}')
-        print(blobs.put_stream(Slow())[0], flush=True)
-
-    if "scratch" in mode:
-        with blobs.scratch_dir() as d:
-            (d / "overlay.mp4").write_bytes(os.urandom(200_000))
-            write()
-    else:
-        write()
-    """
-)
-
-
-def _start_writer(tmp_path: Path, root: Path, mode: str = "plain", chunks: int = 6) -> tuple[subprocess.Popen, Path]:
-    """Start a writer and return once it is mid-write (two MiB on disk, the rest to come)."""
-    tag = f"{mode}-{time.monotonic_ns()}"
-    ready, go = tmp_path / f"ready-{tag}", tmp_path / f"go-{tag}"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(root), str(ready), str(go), str(chunks), mode],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120  # a wait for the child, not a timing assertion
-    while not ready.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"writer did not start (exit {proc.returncode})")
-        time.sleep(0.01)
-    return proc, go
-
 
 def _kill(proc: subprocess.Popen) -> None:
     os.kill(proc.pid, signal.SIGKILL)
@@ -180,10 +127,10 @@ def test_a_damaged_blob_is_repaired_by_storing_its_bytes_again(store, dog):
 # --- crash leftovers ------------------------------------------------------------------------------
 
 
-def test_a_writer_killed_mid_blob_leaves_junk_that_the_next_start_removes(store, dog, tmp_path):
+def test_a_writer_killed_mid_blob_leaves_junk_that_the_next_start_removes(store, dog, blob_writer):
     kept = _done_clip(store, dog, "stored before the crash")
     referenced = referenced_digests(store.engine)
-    proc, _ = _start_writer(tmp_path, store.blobs.root)
+    proc, _ = blob_writer(store.blobs.root)
     _kill(proc)
     junk = _junk(store.blobs, referenced)
     assert len(junk) == 1 and junk[0].startswith(".incoming-")  # the fault is real
@@ -196,10 +143,10 @@ def test_a_writer_killed_mid_blob_leaves_junk_that_the_next_start_removes(store,
     assert store.report(kept) == {"clip": "stored before the crash"}
 
 
-def test_a_job_killed_mid_write_leaves_a_scratch_folder_an_orphan_and_a_partial_file(store, dog, tmp_path):
+def test_a_job_killed_mid_write_leaves_a_scratch_folder_an_orphan_and_a_partial_file(store, dog, blob_writer):
     _done_clip(store, dog, "a")
     referenced = referenced_digests(store.engine)
-    proc, _ = _start_writer(tmp_path, store.blobs.root, mode="scratch+orphan")
+    proc, _ = blob_writer(store.blobs.root, mode="scratch+orphan")
     _kill(proc)
     junk = _junk(store.blobs, referenced)
     top = {j.split("/")[0] for j in junk}
@@ -213,10 +160,10 @@ def test_a_job_killed_mid_write_leaves_a_scratch_folder_an_orphan_and_a_partial_
     assert all(store.blobs.is_intact(sha) for sha in referenced)
 
 
-def test_an_upload_killed_after_storing_but_before_its_row_leaves_an_orphan_that_goes(store, dog, tmp_path):
+def test_an_upload_killed_after_storing_but_before_its_row_leaves_an_orphan_that_goes(store, dog, blob_writer):
     _done_clip(store, dog, "a")
     referenced = referenced_digests(store.engine)
-    proc, go = _start_writer(tmp_path, store.blobs.root, chunks=3)
+    proc, go = blob_writer(store.blobs.root, chunks=3)
     go.touch()
     sha = proc.communicate()[0].strip()  # stored; the server dies before recording the clip
     assert store.blobs.is_intact(sha) and sha not in referenced
@@ -226,9 +173,9 @@ def test_an_upload_killed_after_storing_but_before_its_row_leaves_an_orphan_that
     assert _junk(store.blobs, referenced) == []
 
 
-def test_cleanup_while_a_writer_is_running_takes_nothing_from_it(store, dog, tmp_path):
+def test_cleanup_while_a_writer_is_running_takes_nothing_from_it(store, dog, blob_writer):
     _done_clip(store, dog, "a")
-    proc, go = _start_writer(tmp_path, store.blobs.root, mode="scratch", chunks=4)
+    proc, go = blob_writer(store.blobs.root, mode="scratch", chunks=4)
     try:
         # even long after, by the clock given: the live writer's file and folder are locked
         res = collect_leftovers(store, now=time.time() + 100 * AFTER_GRACE)

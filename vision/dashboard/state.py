@@ -43,11 +43,16 @@ STATUS_WORDS = {
 
 @st.cache_resource
 def get_store() -> Store:
-    """One store per server process (data folder from ``HINDSIGHT_DATA_DIR``)."""
+    """One store per server process (data folder from ``HINDSIGHT_DATA_DIR``).
+
+    Its crash leftovers are collected now and hourly (:func:`vision.storage.cleanup.start_background_cleanup`).
+    """
     from vision.dashboard.analysis_jobs import refresh
+    from vision.storage.cleanup import start_background_cleanup
 
     store = Store()
     refresh(store)
+    start_background_cleanup(store)
     return store
 
 

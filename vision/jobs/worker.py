@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from vision.jobs.queue import JobQueue, hold_worker_lock
 from vision.jobs.service import requeue_stale
 from vision.jobs.settings import JobSettings
+from vision.storage.cleanup import start_background_cleanup
 from vision.storage.db import Store
 from vision.storage.models import Clip
 
@@ -128,12 +129,16 @@ def run_worker(
     house = threading.Thread(
         target=_housekeeping, args=(store, queue, settings, stop, idle_exit_s), name="housekeeping", daemon=True
     )
+    cleanup: threading.Event | None = None
     try:
         consumer.start()  # forks the workers before any thread of ours runs
         house.start()
+        cleanup = start_background_cleanup(store)  # crash leftovers now, then hourly
         _consume(consumer)
     finally:
         stop.set()
+        if cleanup is not None:
+            cleanup.set()
         os.close(lock_fd)
     return 0
 

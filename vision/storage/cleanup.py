@@ -10,6 +10,8 @@ grace period is kept, and every blob that a database row names is kept (see
 from __future__ import annotations
 
 import logging
+import math
+import os
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 DEFAULT_GRACE_S = 15 * 60.0
 #: How often :func:`start_background_cleanup` runs.
 DEFAULT_INTERVAL_S = 60 * 60.0
+#: Environment variables that override the two defaults for :func:`start_background_cleanup` (seconds).
+GRACE_ENV, INTERVAL_ENV = "HINDSIGHT_CLEANUP_GRACE_S", "HINDSIGHT_CLEANUP_INTERVAL_S"
 #: Columns that hold a blob's digest: every column whose name ends so, in every table.
 DIGEST_SUFFIX = "_sha256"
 
@@ -144,27 +148,54 @@ def collect_leftovers(store: Store, *, grace_s: float = DEFAULT_GRACE_S, now: fl
     return collect_blob_leftovers(store.engine, store.blobs, grace_s=grace_s, now=now)
 
 
+def seconds_from_env(name: str, default: float) -> float:
+    """A non-negative number of seconds from the environment variable ``name``; ``default`` when unset or malformed."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        log.warning("%s=%r is not a number of seconds; using %.0f", name, raw, default)
+        return default
+    return value
+
+
 def start_background_cleanup(
-    store: Store, *, interval_s: float = DEFAULT_INTERVAL_S, grace_s: float = DEFAULT_GRACE_S
+    store: Store, *, interval_s: float | None = None, grace_s: float | None = None
 ) -> threading.Event:
     """Run :func:`collect_leftovers` now and then every ``interval_s`` seconds in a daemon thread.
 
     A failing pass is logged and retried at the next interval; it never stops the caller.
+
+    Parameters
+    ----------
+    store
+        The installation to clean.
+    interval_s
+        Seconds between passes (default ``HINDSIGHT_CLEANUP_INTERVAL_S``, else :data:`DEFAULT_INTERVAL_S`;
+        at least 1 s).
+    grace_s
+        Minimum age of anything removed (default ``HINDSIGHT_CLEANUP_GRACE_S``, else :data:`DEFAULT_GRACE_S`).
 
     Returns
     -------
     threading.Event
         Set it to stop the thread.
     """
+    interval = max(1.0, interval_s if interval_s is not None else seconds_from_env(INTERVAL_ENV, DEFAULT_INTERVAL_S))
+    grace = grace_s if grace_s is not None else seconds_from_env(GRACE_ENV, DEFAULT_GRACE_S)
     stop = threading.Event()
 
     def loop() -> None:
         while True:
             try:
-                collect_leftovers(store, grace_s=grace_s)
+                collect_leftovers(store, grace_s=grace)
             except Exception:  # noqa: BLE001 - housekeeping must never take the app down
-                log.exception("cleanup pass failed; retrying in %.0f s", interval_s)
-            if stop.wait(interval_s):
+                log.exception("cleanup pass failed; retrying in %.0f s", interval)
+            if stop.wait(interval):
                 return
 
     threading.Thread(target=loop, name="hindsight-cleanup", daemon=True).start()
