@@ -1,5 +1,5 @@
-"""Hindsight dashboard (Streamlit): a thin layer over :mod:`vision`. Run: ``streamlit run app.py``."""
+"""Hindsight dashboard (Streamlit) from a checkout: ``streamlit run app.py``. The script itself is in the package."""
 
-from vision.dashboard.navigation import run
+from vision.dashboard.app import main
 
-run()
+main()

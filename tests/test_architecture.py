@@ -193,11 +193,6 @@ def _runtime_path_offences() -> list[str]:
     return sorted(out)
 
 
-@pytest.mark.xfail(
-    reason="vision.cli:209 finds app.py as Path(__file__).parents[1] (the dashboard launcher; app.py is outside the "
-    "package, so `hindsight dashboard` does not work from a wheel)",
-    strict=False,
-)
 def test_the_runtime_finds_nothing_through_the_source_tree():
     assert _runtime_path_offences() == []
 

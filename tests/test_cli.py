@@ -252,3 +252,17 @@ def test_keypoints_reports_each_bad_image_and_goes_on(tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == len(paths) - 1 and all(line.startswith("error: ") for line in lines), out.stderr
     assert "Traceback" not in out.stderr and "\x1b" not in out.stderr and "WARN" not in out.stderr
+
+
+def test_the_demo_server_listens_on_this_machine_only_unless_told():
+    from vision.cli import build_parser
+
+    assert build_parser().parse_args(["demo", "--serve"]).address == "127.0.0.1"
+    assert build_parser().parse_args(["demo", "--address", "0.0.0.0"]).address == "0.0.0.0"
+
+
+def test_the_dashboard_script_is_shipped_in_the_package():
+    import vision
+    from vision.dashboard.app import SCRIPT
+
+    assert SCRIPT.is_file() and SCRIPT.is_relative_to(Path(vision.__file__).parent)

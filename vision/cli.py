@@ -224,9 +224,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"vet login:   {info['vet']} / {info['vet_password']}", file=sys.stderr)
     if not args.serve:
         return 0
-    app = Path(__file__).resolve().parents[1] / "app.py"
-    if not app.is_file():
-        raise HindsightInputError("app.py not found: run from a checkout (pip install -e .)")
+    from vision.dashboard.app import SCRIPT as app
+
     cmd = [
         sys.executable,
         "-m",
@@ -245,11 +244,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "none",
         "--client.toolbarMode",
         "viewer",
+        "--browser.gatherUsageStats",
+        "false",
+        "--theme.base",
+        "light",
     ]
-    print(f"dashboard: http://localhost:{args.port}", file=sys.stderr)
+    host = "localhost" if args.address in ("127.0.0.1", "localhost", "::1") else args.address
+    print(f"dashboard: http://{host}:{args.port}", file=sys.stderr)
     os.environ["HINDSIGHT_DATA_DIR"] = str(store.data_dir)
     os.environ["HINDSIGHT_DEMO"] = "1"  # the login page shows the demo logins
-    os.chdir(app.parent)
     os.execv(sys.executable, cmd)
     return 0  # pragma: no cover - execv does not return
 
@@ -421,7 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="create demo data (and --serve the dashboard)")
     d.add_argument("--serve", action="store_true", help="start the dashboard afterwards")
     d.add_argument("--port", type=int, default=8501)
-    d.add_argument("--address", default="0.0.0.0")
+    d.add_argument(
+        "--address", default="127.0.0.1", help="interface to listen on (default: this machine only; 0.0.0.0 for all)"
+    )
     d.add_argument("--data", help="data folder (default HINDSIGHT_DATA_DIR or the user data folder)")
     d.set_defaults(func=cmd_demo)
 
