@@ -275,3 +275,66 @@ def test_the_vet_gets_per_stride_detail_and_everyone_a_glossary(demo_store):
     assert any(t.value.startswith("Left hind paw strikes (s): ") for t in vet.text)
     owner = _app(store, info["owner"], "clip")
     assert not any(e.label.startswith("Details for vets") for e in owner.expander)
+
+
+def _damage(store, sha: str) -> None:
+    path = store.blobs.path(sha)
+    data = path.read_bytes()
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+
+
+def test_a_damaged_overlay_is_one_line_and_the_rest_of_the_page_works(demo_store):
+    store, info = demo_store
+    latest = _owner_clips(store, info)[-1]
+    _damage(store, latest.overlay_sha256)
+    at = _app(store, info["owner"], "clip")
+    assert not at.exception
+    assert [w.value for w in at.warning] == ["The stored overlay video for this clip is damaged — re-analyse it."]
+    assert not at.get("video") and "Is one hind leg weaker?" in [m.label for m in at.metric]
+    for page in ("compare", "dogs"):  # the dog's other pages keep working
+        other = _app(store, info["owner"], page)
+        assert not other.exception and not other.warning
+
+
+def test_a_damaged_report_is_one_line_on_the_clip_and_compare_pages(demo_store):
+    store, info = demo_store
+    latest = _owner_clips(store, info)[-1]
+    _damage(store, latest.report_sha256)
+    at = _app(store, info["owner"], "clip")
+    assert not at.exception
+    assert [e.value for e in at.error] == ["The stored report for this clip is damaged — re-analyse it."]
+    assert any(b.label == "Re-analyse this clip" for b in at.button)
+    at = _app(store, info["owner"], "compare")  # the latest clip is compared by default
+    assert not at.exception
+    assert "The stored report for this clip is damaged — re-analyse it." in [w.value for w in at.warning]
+    assert at.get("plotly_chart")  # the weekly trend still shows, without the damaged week
+    assert not _app(store, info["owner"], "dogs").exception
+
+
+def test_the_owner_re_analyses_a_clip_and_its_old_result_stays_meanwhile(demo_store, monkeypatch):
+    monkeypatch.setenv("HINDSIGHT_AUTOSTART_WORKER", "0")  # queued only: no worker runs in this test
+    store, info = demo_store
+    latest = _owner_clips(store, info)[-1]
+    old = store.report(latest)
+    at = _app(store, info["owner"], "clip")
+    button = next(b for b in at.button if b.label == "Re-analyse this clip")
+    button.click().run()
+    assert not at.exception
+    clip = store.get_clip(store.user_by_email(info["owner"]), latest.id)
+    assert clip.status == "queued" and clip.report_sha256 == latest.report_sha256
+    assert store.report(clip) == old
+    assert any(s.value.startswith("Re-analysis queued.") for s in at.success)
+    assert "Is one hind leg weaker?" in [m.label for m in at.metric]  # the previous result is still shown
+    assert not any(b.label == "Re-analyse this clip" for b in at.button)  # not twice
+    vet = _app(store, info["vet"], "clip")
+    assert not vet.exception and not any(b.label == "Re-analyse this clip" for b in vet.button)
+
+
+def test_the_package_script_serves_the_same_app(demo_store):
+    store, info = demo_store
+    from vision.dashboard.app import SCRIPT
+
+    at = AppTest.from_file(str(SCRIPT), default_timeout=120)
+    at.session_state["user_id"] = store.user_by_email(info["owner"]).id
+    at.run()
+    assert not at.exception and at.title

@@ -1,6 +1,6 @@
 """The dashboard's door to analysis jobs (:mod:`vision.jobs`).
 
-Hand in an upload, retry an analysis, take over analyses whose worker died, and read where one stands.
+Hand in an upload, retry or repeat an analysis, take over analyses whose worker died, and read where one stands.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from vision.jobs import JobStatus, Submission, enqueue_analysis, job_status, req
 from vision.storage import Store
 from vision.storage.models import User
 
-__all__ = ["JobStatus", "Submission", "refresh", "start", "state", "submit"]
+__all__ = ["JobStatus", "Submission", "reanalyse", "refresh", "start", "state", "submit"]
 
 
 def submit(
@@ -28,6 +28,11 @@ def submit(
 def start(store: Store, user: User, clip_id: int) -> JobStatus:
     """Queue (or retry) the analysis of a clip."""
     return enqueue_analysis(store, user, clip_id)
+
+
+def reanalyse(store: Store, user: User, clip_id: int) -> JobStatus:
+    """Queue a new analysis of a clip (done, failed or damaged); its old results stay until the new ones are in."""
+    return enqueue_analysis(store, user, clip_id, again=True)
 
 
 def refresh(store: Store) -> None:

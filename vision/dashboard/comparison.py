@@ -13,7 +13,8 @@ from typing import Any
 import streamlit as st
 
 from vision.dashboard.cards import block, comparison_rows, comparison_verdict
-from vision.dashboard.state import LOG
+from vision.dashboard.state import LOG, damaged_line
+from vision.errors import DamagedFileError
 from vision.storage import Store
 from vision.storage.models import Clip
 
@@ -46,9 +47,9 @@ def side_by_side(store: Store, before: Clip, after: Clip) -> Path | str:
         return out
     tmp = out.with_suffix(".part.mp4")
     render_side_by_side(
-        store.blobs.path(before.overlay_sha256),
+        store.blobs.verified_path(before.overlay_sha256, "overlay"),
         strikes[0] or [],
-        store.blobs.path(after.overlay_sha256),
+        store.blobs.verified_path(after.overlay_sha256, "overlay"),
         strikes[1] or [],
         tmp,
         labels=(f"{before.recorded_on:%d %b %Y}", f"{after.recorded_on:%d %b %Y}"),
@@ -66,6 +67,9 @@ def comparison_view(store: Store, before: Clip, after: Clip, comparison: dict[st
         with st.spinner("Aligning the clips on their strides…"):
             try:
                 video = side_by_side(store, before, after)
+            except DamagedFileError as exc:  # one clip's stored file: named, the comparison stays readable
+                LOG.warning("side-by-side of clips %s and %s: %s (%s)", before.id, after.id, exc, exc.reason)
+                video = damaged_line(exc)
             except Exception:  # noqa: BLE001 - the comparison stays readable without the video
                 LOG.exception("side-by-side of clips %s and %s failed", before.id, after.id)
                 video = "The side-by-side video could not be made."

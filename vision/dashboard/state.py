@@ -24,6 +24,7 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
 
+from vision.errors import DamagedFileError
 from vision.storage import Store
 from vision.storage.models import Clip, Dog, User
 
@@ -140,6 +141,12 @@ def forget_session_cookie() -> None:
 
     if st.session_state.get("logged_out"):
         components.html(_cookie_script("", 0), height=0)
+
+
+def damaged_line(exc: DamagedFileError) -> str:
+    """The one line a damaged stored file gets: what it is and what to do (no path, no digest)."""
+    text = str(exc)
+    return f"{text[:1].upper()}{text[1:]} — re-analyse it."
 
 
 # --- the page guard ---------------------------------------------------------------------------------

@@ -196,15 +196,18 @@ def enqueue_analysis(
     *,
     settings: JobSettings | None = None,
     queue: JobQueue | None = None,
+    again: bool = False,
 ) -> JobStatus:
     """Queue a clip's analysis (also the manual retry of a failed or interrupted one).
 
     A clip already queued, running or done is left as it is (no second job); its status is returned.
+    With ``again`` a done clip is queued too (a re-analysis, for its owner only): its stored report,
+    overlay and tracks stay until the new run records its own.
 
     Raises
     ------
     PermissionError
-        The user may not see the clip.
+        The user may not see the clip, or asks for a re-analysis of a clip of a dog not theirs.
     QueueFullError
         The clip's owner has too many analyses waiting (nothing changes).
     QueueUnavailableError
@@ -212,13 +215,16 @@ def enqueue_analysis(
     """
     settings = _settings(settings)
     clip = store.get_clip(user, clip_id)
+    queueable = (*QUEUEABLE, "done") if again else QUEUEABLE
     status = job_status(store, clip_id, settings=settings)
-    if status.status not in QUEUEABLE:
+    if status.status not in queueable:
         return status
     with store.session() as s:
         dog = s.get(Dog, clip.dog_id)
         assert dog is not None
         owner_id = dog.owner_id
+    if again and owner_id != user.id:
+        raise PermissionError("only the dog's owner re-analyses its clips")
     check_queue_room(store, owner_id, settings)
     with store.session() as s:
         before = s.get(Clip, clip_id)
@@ -230,7 +236,7 @@ def enqueue_analysis(
         )
         queued = s.execute(
             update(Clip)
-            .where(Clip.id == clip_id, Clip.status.in_(QUEUEABLE) | dead)
+            .where(Clip.id == clip_id, Clip.status.in_(queueable) | dead)
             .values(
                 status="queued",
                 attempts=0,

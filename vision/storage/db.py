@@ -281,7 +281,13 @@ class Store:
                 clip.recorded_on = recorded_on
 
     def report(self, clip: Clip) -> dict[str, Any] | None:
-        """The analysis report of a finished clip."""
+        """The analysis report of a finished clip (None before one is recorded), checked against its digest.
+
+        Raises
+        ------
+        DamagedFileError
+            The stored report is missing or altered ("the stored report for this clip is damaged").
+        """
         if not clip.report_sha256:
             return None
         return json.loads(self.blobs.read_bytes(clip.report_sha256, "report"))

@@ -6,7 +6,8 @@ import streamlit as st
 
 from vision.dashboard.cards import FLAG_HELP
 from vision.dashboard.comparison import comparison_view
-from vision.dashboard.state import history, page_start, pick
+from vision.dashboard.state import damaged_line, history, page_start, pick
+from vision.errors import DamagedFileError
 
 
 def page() -> None:
@@ -29,11 +30,16 @@ def page() -> None:
     if before.id == after.id:
         st.info("Pick two different clips to compare.")
         return
-    comparison = store.compare(before, after)
+    try:
+        comparison = store.compare(before, after)
+    except DamagedFileError as exc:  # one clip's stored report: named; the trend below still shows
+        st.warning(damaged_line(exc))
+        comparison = {}
     if comparison is None:
         st.warning("The stored report of one of these clips is missing: analyse it again.")
         return
-    comparison_view(store, before, after, comparison)
+    if comparison:
+        comparison_view(store, before, after, comparison)
     from vision.dashboard.figures import trend_chart
 
     flagged = set(store.flagged_clips(user, dog.id))
