@@ -73,7 +73,7 @@ def test_migrations_create_schema_and_are_idempotent(store):
     assert {"users", "dogs", "dog_shares", "clips", "reviews", "alembic_version"} <= tables
     s.migrate()  # second run is a no-op
     with s.engine.connect() as c:
-        assert c.exec_driver_sql("select version_num from alembic_version").scalar() == "0002"
+        assert c.exec_driver_sql("select version_num from alembic_version").scalar() == "0003"
     columns = {c["name"] for c in inspect(s.engine).get_columns("clips")}
     assert {"attempts", "worker_id", "queued_at", "started_at", "finished_at"} <= columns
 

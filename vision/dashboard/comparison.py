@@ -20,7 +20,9 @@ from vision.storage.models import Clip
 
 
 def clip_name(clip: Clip) -> str:
-    """How a clip is named in a verdict: its recording date, with the upload time when known."""
+    """How a clip is named in a verdict: its recording date with the upload time, or its upload when undated."""
+    if clip.recorded_on_known is False and clip.uploaded_at is not None:
+        return f"The clip uploaded {clip.uploaded_at:%d %b %Y %H:%M} (recording date unknown)"
     name = f"The clip of {clip.recorded_on:%d %b %Y}"
     return name + (f" (uploaded {clip.uploaded_at:%H:%M})" if clip.uploaded_at is not None else "")
 

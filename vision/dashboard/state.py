@@ -187,11 +187,18 @@ def _query_int(name: str) -> int | None:
 
 
 def clip_label(clip: Clip) -> str:
-    """Date, upload time and a short label (file name), plus the clip's state in words."""
+    """Date, upload time and a short label (file name), plus the clip's state in words.
+
+    A clip with no known recording date is named by its upload date and time, marked as such.
+    """
     name = (clip.original_name or "").strip()
     short = name if len(name) <= 28 else name[:25] + "..."
     when = f"{clip.recorded_on:%d %b %Y}"
-    if clip.uploaded_at is not None:
+    if clip.recorded_on_known is False:  # only the upload is dated: say so, never a made-up filming date
+        when = "recording date unknown, uploaded " + (
+            f"{clip.uploaded_at:%d %b %Y %H:%M}" if clip.uploaded_at is not None else when
+        )
+    elif clip.uploaded_at is not None:
         when += f", uploaded {clip.uploaded_at:%H:%M}"
     state = STATUS_WORDS.get(clip.status, clip.status)
     demo = " (demo)" if clip.pose_source == "rendered" else ""

@@ -44,7 +44,8 @@ def store_upload(
     Parameters
     ----------
     recorded_on
-        The recording date; default: the video's own metadata, else today.
+        The recording date; default: the video's own metadata, else none: the clip is dated by its
+        upload and marked so (``Clip.recorded_on_known`` False).
     max_bytes
         The largest upload accepted.
 
@@ -77,7 +78,7 @@ def store_upload(
     except HindsightInputError as exc:
         store.drop_unreferenced(sha)
         raise HindsightInputError(str(exc).replace(path.name, "the upload")) from exc
-    when = recorded_on or recorded_date(path) or dt.date.today()
+    when = recorded_on or recorded_date(path)
     clip = store.add_clip(
         user,
         dog_id,

@@ -212,12 +212,13 @@ class Store:
         video_sha256: str,
         size_bytes: int,
         original_name: str,
-        recorded_on: dt.date,
+        recorded_on: dt.date | None,
         pose_source: str = "model",
     ) -> Clip:
         """Record a clip whose video is already in the blob store (checked by the caller).
 
-        :func:`vision.jobs.store_upload` stores and checks an upload, then calls this.
+        :func:`vision.jobs.store_upload` stores and checks an upload, then calls this. With no
+        ``recorded_on`` the clip is dated by its upload (today, UTC) and ``recorded_on_known`` is False.
 
         Raises
         ------
@@ -231,7 +232,8 @@ class Store:
                 video_sha256=video_sha256,
                 original_name=original_name[:255],
                 size_bytes=size_bytes,
-                recorded_on=recorded_on,
+                recorded_on=recorded_on or dt.datetime.now(dt.UTC).date(),
+                recorded_on_known=recorded_on is not None,
                 pose_source=pose_source,
                 message="uploaded",
             )
@@ -279,6 +281,7 @@ class Store:
                 raise PermissionError("only the owner can edit a clip")
             if recorded_on:
                 clip.recorded_on = recorded_on
+                clip.recorded_on_known = True
 
     def report(self, clip: Clip) -> dict[str, Any] | None:
         """The analysis report of a finished clip (None before one is recorded), checked against its digest.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, Date, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Date, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from vision.storage.text import exact_text, free_text
@@ -81,7 +81,9 @@ class Clip(Base):
     video_sha256: Mapped[str] = mapped_column(String(64))
     original_name: Mapped[str] = mapped_column(String(255), default="")
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
-    recorded_on: Mapped[dt.date] = mapped_column(Date)
+    recorded_on: Mapped[dt.date] = mapped_column(Date)  # the upload's date when recorded_on_known is False
+    #: False when neither the video nor its owner gave a recording date: ``recorded_on`` is then the upload date.
+    recorded_on_known: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     uploaded_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
     status: Mapped[str] = mapped_column(
         String(16), default="uploaded"

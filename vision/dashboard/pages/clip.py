@@ -18,7 +18,10 @@ from vision.storage.models import Clip, User
 
 def _date_editor(store: Store, user: User, clip: Clip) -> None:
     """Let the owner correct a clip's recording date."""
-    with st.popover(f"Recorded {clip.recorded_on:%d %b %Y} — change"):
+    title = f"Recorded {clip.recorded_on:%d %b %Y} — change"
+    if clip.recorded_on_known is False:
+        title = "Recording date unknown (dated by its upload) — set it"
+    with st.popover(title):
         new_date = st.date_input("Recording date", value=clip.recorded_on, key=f"date_{clip.id}")
         if st.button("Save date", key=f"save_date_{clip.id}") and isinstance(new_date, dt.date):
             store.update_clip(user, clip.id, recorded_on=new_date)

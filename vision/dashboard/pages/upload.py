@@ -43,8 +43,11 @@ def _hand_in(user: User, store: Store, dog_id: int, upload: Any, recorded_on: dt
     st.session_state["chosen_clip"] = clip.id
     job = submission.job
     place = f" It is number {job.queue_position} in the queue." if job.queue_position else ""
+    recorded = f"recorded {clip.recorded_on:%d %b %Y}"
+    if clip.recorded_on_known is False:
+        recorded = "the video holds no recording date: it is dated by its upload; set the date on the Clip page"
     st.success(
-        f"Uploaded (recorded {clip.recorded_on:%d %b %Y}). Analysis started.{place} You can leave this page; "
+        f"Uploaded ({recorded}). Analysis started.{place} You can leave this page; "
         "a notice with a link to the result appears here when it is done."
     )
 
