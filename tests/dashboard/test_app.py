@@ -10,10 +10,16 @@ from tests.dashboard.conftest import ROOT
 APP = str(ROOT / "app.py")
 
 
+def _logged_in(at: AppTest, store, user) -> AppTest:
+    """``at`` with an open login session for ``user`` (as after the login form)."""
+    at.session_state["session_token"] = store.open_session(user, 3600)
+    return at
+
+
 def _app(store, email: str | None, page: str | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     if email:
-        at.session_state["user_id"] = store.user_by_email(email).id
+        _logged_in(at, store, store.user_by_email(email))
     if page:
         at.session_state["start_page"] = page
     return at.run()
@@ -29,7 +35,7 @@ def test_login_page_and_wrong_password(demo_store):
     assert any("Wrong e-mail or password" in e.value for e in at.error)
     at.text_input(key="login_password").input(info["owner_password"])
     at.button[0].click().run()
-    assert at.session_state["user_id"] == store.user_by_email(info["owner"]).id
+    assert store.session_user(at.session_state["session_token"]).id == store.user_by_email(info["owner"]).id
     assert not at.exception
 
 
@@ -131,7 +137,7 @@ def test_comparing_with_an_unscored_clip_says_so_and_never_no_change(demo_store)
 
     _replace_report(store, clips[-1].id, unscored)
     at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["user_id"] = store.user_by_email(info["owner"]).id
+    _logged_in(at, store, store.user_by_email(info["owner"]))
     at.session_state["start_page"] = "compare"
     at.query_params["before"], at.query_params["after"] = str(clips[0].id), str(clips[-1].id)
     at.run()
@@ -167,7 +173,7 @@ def test_a_clip_url_opens_that_clip(demo_store):
     store, info = demo_store
     clips = _owner_clips(store, info)
     at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["user_id"] = store.user_by_email(info["owner"]).id
+    _logged_in(at, store, store.user_by_email(info["owner"]))
     at.session_state["start_page"] = "clip"
     at.query_params["clip"] = str(clips[2].id)
     at.run()
@@ -180,7 +186,7 @@ def test_another_owners_clip_url_is_refused(demo_store):
     other = store.create_user("other@example.org", "Other", "owner", "password-123")
     store.create_dog(other, "Rex", "", None, None, "")
     at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["user_id"] = other.id
+    _logged_in(at, store, other)
     at.session_state["start_page"] = "clip"
     at.query_params["clip"] = str(clips[2].id)
     at.run()
@@ -225,7 +231,7 @@ def test_hostile_text_is_shown_as_plain_text(demo_store):
     hostile = "[click me](https://evil.example) ![t](https://evil.example/t.png) <img src=x onerror=alert(1)>"
     dog = store.create_dog(owner, hostile, hostile, None, None, hostile)
     at = AppTest.from_file(APP, default_timeout=120)
-    at.session_state["user_id"] = owner.id
+    _logged_in(at, store, owner)
     at.session_state["start_page"] = "dogs"
     at.session_state["pick_dog"] = dog.id
     at.run()
@@ -238,18 +244,13 @@ def test_hostile_text_is_shown_as_plain_text(demo_store):
     assert any(hostile == t.value for t in at.text)  # breed-free notes shown verbatim as plain text
 
 
-def test_session_tokens_are_signed_and_expire(demo_store):
-    from vision.dashboard.state import SESSION_TTL_S, session_token, user_id_from_token
-
-    store, _ = demo_store
-    token = session_token(store, 7, now=1000.0)
-    assert user_id_from_token(store, token, now=1001.0) == 7
-    assert user_id_from_token(store, token, now=1000.0 + SESSION_TTL_S + 1) is None  # expired
-    uid, expiry, signature = token.split(".")
-    assert user_id_from_token(store, f"8.{expiry}.{signature}", now=1001.0) is None  # another user
-    assert user_id_from_token(store, f"{uid}.{int(expiry) + 10**6}.{signature}", now=1001.0) is None  # extended
-    assert user_id_from_token(store, "garbage", now=1001.0) is None
-    assert user_id_from_token(store, None, now=1001.0) is None
+def test_logging_out_ends_the_session_even_if_the_cookie_stays(demo_store):
+    store, info = demo_store
+    at = _app(store, info["owner"], "dogs")
+    token = at.session_state["session_token"]
+    next(b for b in at.button if b.label == "Log out").click().run()
+    assert store.session_user(token) is None
+    assert any(b.label == "Log in" for b in at.button)
 
 
 def test_the_vet_is_told_the_review_was_saved(demo_store):
@@ -335,6 +336,6 @@ def test_the_package_script_serves_the_same_app(demo_store):
     from vision.dashboard.app import SCRIPT
 
     at = AppTest.from_file(str(SCRIPT), default_timeout=120)
-    at.session_state["user_id"] = store.user_by_email(info["owner"]).id
+    _logged_in(at, store, store.user_by_email(info["owner"]))
     at.run()
     assert not at.exception and at.title

@@ -100,6 +100,9 @@ def _open_and_log_in(p, url: str, email: str, password: str):
     page.get_by_label("E-mail").first.fill(email)
     page.get_by_label("Password").first.fill(password)
     page.get_by_role("button", name="Log in").click()
+    # the session cookie is written by a script in the page a moment after the login; a person never
+    # opens a URL faster than that, so wait for it before a test does
+    page.wait_for_function("document.cookie.includes('hindsight_session=')", timeout=60_000)
     return browser, page
 
 

@@ -70,12 +70,18 @@ def small_video(tmp_path_factory):
 def test_migrations_create_schema_and_are_idempotent(store):
     s = store
     tables = set(inspect(s.engine).get_table_names())
-    assert {"users", "dogs", "dog_shares", "clips", "reviews", "alembic_version"} <= tables
+    assert {"users", "dogs", "dog_shares", "clips", "reviews", "login_sessions", "alembic_version"} <= tables
     s.migrate()  # second run is a no-op
     with s.engine.connect() as c:
-        assert c.exec_driver_sql("select version_num from alembic_version").scalar() == "0003"
+        assert c.exec_driver_sql("select version_num from alembic_version").scalar() == "0004"
     columns = {c["name"] for c in inspect(s.engine).get_columns("clips")}
-    assert {"attempts", "worker_id", "queued_at", "started_at", "finished_at"} <= columns
+    assert {"attempts", "worker_id", "queued_at", "started_at", "finished_at", "recorded_on_known"} <= columns
+    assert {c["name"] for c in inspect(s.engine).get_columns("login_sessions")} >= {"token_sha256", "expires_at"}
+    # the ORM tables and the migrated schema agree, column for column
+    from vision.storage.models import Base
+
+    for table in Base.metadata.sorted_tables:
+        assert {c.name for c in table.columns} == {c["name"] for c in inspect(s.engine).get_columns(table.name)}
 
 
 def test_passwords_are_hashed_and_checked(store, people):
@@ -145,3 +151,39 @@ def test_demo_clips_analyse_and_flag(store, people, small_video, tmp_path):
         assert s.scalar(select(Clip).where(Clip.id == clips[0].id)).report_sha256
     ensure_demo(store, weeks=6, size=(320, 180))  # idempotent
     assert len(store.clips_for_dog(owner, info["dog_id"])) == 6
+
+
+def test_login_sessions_end_on_logout_password_change_and_expiry(store, people):
+    owner, _, vet, _ = people
+    now = dt.datetime(2026, 1, 1, 12, 0)
+    token = store.open_session(owner, 3600, now=now)
+    assert store.session_user(token, now=now + dt.timedelta(seconds=1)).id == owner.id
+    assert store.session_user(token, now=now + dt.timedelta(seconds=3601)) is None  # expired
+    assert store.session_user(token[:-1] + ("A" if token[-1] != "A" else "B")) is None  # altered
+    for junk in (None, "", "garbage", "x" * 10_000, "\x00", 5):
+        assert store.session_user(junk) is None
+    live, other = store.open_session(owner, 3600), store.open_session(vet, 3600)
+    store.close_session(live)  # a log-out ends that browser's session only
+    assert store.session_user(live) is None and store.session_user(other).id == vet.id
+    first, second = store.open_session(owner, 3600), store.open_session(owner, 3600)
+    store.set_password(owner, "a brand new password")  # a password change ends all of the user's sessions
+    assert store.session_user(first) is None and store.session_user(second) is None
+    assert store.authenticate("owner@example.org", "a brand new password").id == owner.id
+    assert store.authenticate("owner@example.org", "correct horse") is None
+    assert store.session_user(other).id == vet.id
+    with store.session() as s:  # only digests are stored, never a usable token
+        digests = s.execute(text("select token_sha256 from login_sessions")).scalars().all()
+    assert other not in digests and all(len(d) == 64 for d in digests)
+
+
+def test_a_clip_without_a_recording_date_is_dated_by_its_upload_and_marked(store, people, tmp_path):
+    owner, _, _, dog = people
+    video = tmp_path / "undated.mp4"
+    video.write_bytes(b"not analysed here")
+    sha = store.blobs.put_file(video)
+    clip = store.add_clip(owner, dog.id, video_sha256=sha, size_bytes=17, original_name="undated.mp4", recorded_on=None)
+    assert clip.recorded_on_known is False
+    assert clip.recorded_on == dt.datetime.now(dt.UTC).date()
+    store.update_clip(owner, clip.id, recorded_on=dt.date(2026, 1, 3))
+    again = store.get_clip(owner, clip.id)
+    assert again.recorded_on == dt.date(2026, 1, 3) and again.recorded_on_known is True

@@ -3,21 +3,18 @@
 The logged-in user is kept across a refresh, the chosen dog and clip in the URL, and the guard turns
 any error into one plain line.
 
-The session survives a refresh through a signed, expiring cookie: ``<user id>.<expiry>.<HMAC-SHA256>``
-keyed by a random secret kept in the data folder (``session.key``, mode 0600). The cookie is written by a
-small script in the page (Streamlit cannot set cookies itself), so it is not HttpOnly; it is
-``SameSite=Strict`` and ``Secure`` over HTTPS. Logging out clears it.
+The session survives a refresh through a cookie holding a random token of a login session kept in the
+database (:meth:`vision.storage.Store.open_session`; only the token's hash is stored). Every run checks
+the token, so logging out, a password change or the session's expiry ends it at once, on every
+dashboard host, whatever the browser still holds. The cookie is written by a small script in the page
+(Streamlit cannot set cookies itself), so it is not HttpOnly; it is ``SameSite=Strict`` and ``Secure``
+over HTTPS.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import logging
-import os
-import secrets
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -60,39 +57,6 @@ def get_store() -> Store:
 # --- session ---------------------------------------------------------------------------------------
 
 
-def _secret(store: Store) -> bytes:
-    """The server's session-signing key, created on first use (32 random bytes, readable by the owner only)."""
-    path = store.data_dir / "session.key"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(secrets.token_bytes(32))
-    return path.read_bytes()
-
-
-def _signature(store: Store, payload: str) -> str:
-    return hmac.new(_secret(store), payload.encode(), hashlib.sha256).hexdigest()
-
-
-def session_token(store: Store, user_id: int, *, now: float | None = None) -> str:
-    """A signed token naming ``user_id``, valid for :data:`SESSION_TTL_S` seconds from ``now``."""
-    payload = f"{int(user_id)}.{int((now or time.time()) + SESSION_TTL_S)}"
-    return f"{payload}.{_signature(store, payload)}"
-
-
-def user_id_from_token(store: Store, token: str | None, *, now: float | None = None) -> int | None:
-    """The user id of a valid, unexpired token, else None (forged, altered, expired or malformed)."""
-    parts = (token or "").split(".")
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
-        return None
-    payload = f"{parts[0]}.{parts[1]}"
-    if not hmac.compare_digest(_signature(store, payload), parts[2]):
-        return None
-    if int(parts[1]) < (now or time.time()):
-        return None
-    return int(parts[0])
-
-
 def _cookie_script(value: str, max_age: int) -> str:
     return (
         "<script>const secure = window.parent.location.protocol === 'https:' ? '; Secure' : '';"
@@ -102,35 +66,37 @@ def _cookie_script(value: str, max_age: int) -> str:
 
 
 def keep_session_cookie(user: User) -> None:
-    """Write the signed session cookie into the browser (an invisible element; repeated runs reuse it)."""
+    """Write this session's token into the browser's cookie (an invisible element; repeated runs reuse it)."""
     import streamlit.components.v1 as components
 
     token = st.session_state.get("session_token")
-    if not token:
-        token = st.session_state["session_token"] = session_token(get_store(), user.id)
-    components.html(_cookie_script(token, SESSION_TTL_S), height=0)
+    if token:
+        components.html(_cookie_script(token, SESSION_TTL_S), height=0)
 
 
 def current_user() -> User | None:
-    """The logged-in user: from this session, else from a valid session cookie (after a refresh)."""
+    """The logged-in user: the token of this browser tab, else of its cookie (after a refresh), if still open."""
     store = get_store()
-    uid = st.session_state.get("user_id")
-    if uid is None and not st.session_state.get("logged_out"):
+    token = st.session_state.get("session_token")
+    if token is None and not st.session_state.get("logged_out"):
         token = st.context.cookies.get(SESSION_COOKIE)
-        uid = user_id_from_token(store, token)
-        if uid is not None:
-            st.session_state["user_id"], st.session_state["session_token"] = uid, token
-    return store.get_user(uid) if uid else None
+    user = store.session_user(token)
+    if user is None:
+        st.session_state.pop("session_token", None)
+        return None
+    st.session_state["session_token"] = token
+    return user
 
 
 def log_in(user: User) -> None:
-    """Start a session for ``user`` (the cookie is written on the next run)."""
+    """Start a login session for ``user`` (the cookie is written on the next run)."""
     st.session_state.clear()
-    st.session_state["user_id"] = user.id
+    st.session_state["session_token"] = get_store().open_session(user, SESSION_TTL_S)
 
 
 def log_out() -> None:
-    """End the session and mark the cookie for removal."""
+    """End the login session in the database and mark the browser's cookie for removal."""
+    get_store().close_session(st.session_state.get("session_token"))
     st.session_state.clear()
     st.session_state["logged_out"] = True
 

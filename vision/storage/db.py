@@ -8,18 +8,20 @@ analyses: checking an upload, queueing and running its analysis is :mod:`vision.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, delete, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from vision.storage.blobs import BlobStore
-from vision.storage.models import Clip, Dog, DogShare, Review, User
+from vision.storage.models import Clip, Dog, DogShare, LoginSession, Review, User
 
 #: The largest upload accepted, in bytes.
 MAX_UPLOAD_BYTES = 500 * 1024 * 1024
@@ -34,6 +36,10 @@ def default_data_dir() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("hindsight", appauthor=False))
+
+
+def _token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
 class Store:
@@ -128,6 +134,58 @@ class Store:
         """A user by e-mail."""
         with self.session() as s:
             return s.scalar(select(User).where(User.email == email.strip().lower()))
+
+    def set_password(self, user: User, password: str) -> None:
+        """Replace a user's password (at least 8 characters) and end every session the user has open."""
+        from argon2 import PasswordHasher
+
+        if len(password) < 8:
+            raise ValueError("a password of at least 8 characters is needed")
+        with self.session() as s:
+            row = s.get(User, user.id)
+            if row is None:
+                raise LookupError("no such user")
+            row.password_hash = PasswordHasher().hash(password)
+            s.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+
+    # --- login sessions ---------------------------------------------------------------------------
+
+    def open_session(self, user: User, ttl_s: float, *, now: dt.datetime | None = None) -> str:
+        """Start a login session for ``user`` lasting ``ttl_s`` seconds; returns its secret token.
+
+        Only the token's SHA-256 is stored, so the database alone cannot be used to log in. Sessions
+        expired for a day or more are removed on the way.
+        """
+        now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        token = secrets.token_urlsafe(32)
+        with self.session() as s:
+            s.execute(delete(LoginSession).where(LoginSession.expires_at < now - dt.timedelta(days=1)))
+            s.add(
+                LoginSession(
+                    token_sha256=_token_digest(token),
+                    user_id=user.id,
+                    created_at=now,
+                    expires_at=now + dt.timedelta(seconds=ttl_s),
+                )
+            )
+        return token
+
+    def session_user(self, token: str | None, *, now: dt.datetime | None = None) -> User | None:
+        """The user of an open, unexpired session token, else None (unknown, ended, expired or malformed)."""
+        if not isinstance(token, str) or not token or len(token) > 128:
+            return None
+        now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        with self.session() as s:
+            row = s.scalar(select(LoginSession).where(LoginSession.token_sha256 == _token_digest(token)))
+            if row is None or row.expires_at <= now:
+                return None
+            return s.get(User, row.user_id)
+
+    def close_session(self, token: str | None) -> None:
+        """End a login session (log-out); an unknown token is ignored."""
+        if isinstance(token, str) and token:
+            with self.session() as s:
+                s.execute(delete(LoginSession).where(LoginSession.token_sha256 == _token_digest(token)))
 
     # --- dogs -------------------------------------------------------------------------------------
 

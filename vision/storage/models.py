@@ -38,6 +38,25 @@ class User(Base):
         return exact_text(self, key, value)
 
 
+class LoginSession(Base):
+    """A logged-in browser: the SHA-256 of its random token (the token itself is never stored) and its expiry.
+
+    Logging out deletes the row, and so does a password change for all of the user's rows, so a copied
+    or left-behind cookie stops working at once, on every dashboard host.
+    """
+
+    __tablename__ = "login_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+    @validates("token_sha256")
+    def _exact_text(self, key: str, value: str | None) -> str | None:
+        return exact_text(self, key, value)
+
+
 class Dog(Base):
     """A dog and its owner."""
 
