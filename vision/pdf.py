@@ -171,6 +171,28 @@ def _change_table(pdf: FPDF, comparison: dict[str, Any]) -> None:
             )
 
 
+def _stills(pdf: FPDF, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Both clips' mid-stance frames side by side (``"still"``: PNG bytes and caption), when given."""
+    shown = [(label, clip["still"]) for label, clip in (("Before", before), ("After", after)) if clip.get("still")]
+    if not shown:
+        return
+    pdf.set_font("Helvetica", "B", 10)
+    pdf.cell(0, 7, "Mid-stance frames with the tracked skeleton", new_x="LMARGIN", new_y="NEXT")
+    width = (pdf.epw - 5) / 2
+    top, heights = pdf.get_y(), []
+    if top + 75 > pdf.page_break_trigger:
+        pdf.add_page()
+        top = pdf.get_y()
+    for i, (label, (png, caption)) in enumerate(shown):
+        x = pdf.l_margin + i * (width + 5)
+        info = pdf.image(io.BytesIO(png), x=x, y=top, w=width)
+        pdf.set_xy(x, top + info.rendered_height + 1)
+        pdf.set_font("Helvetica", "", 8)
+        pdf.multi_cell(width, 4, text=_latin1(f"{label}: {caption}"))
+        heights.append(pdf.get_y())
+    pdf.set_xy(pdf.l_margin, max(heights) + 2)
+
+
 def vet_report_pdf(
     *,
     dog: dict[str, Any],
@@ -184,7 +206,8 @@ def vet_report_pdf(
 ) -> bytes:
     """Build the PDF and return its bytes.
 
-    ``before`` and ``after`` are dicts with ``date`` and ``report``; ``history`` the
+    ``before`` and ``after`` are dicts with ``date`` and ``report``, and optionally ``still``: a
+    mid-stance frame of the annotated video as (PNG bytes, caption), see :mod:`vision.stills`; ``history`` the
     dog's (date, report) pairs for the trend plots; ``status`` the review status in words.
     When either clip was not scored the verdict says so ("<date> could not be scored: <reason>")
     and no change is claimed. Missing values print as "not measured".
@@ -230,6 +253,7 @@ def vet_report_pdf(
         pdf.set_font("Helvetica", "", 9)
         for line in lines:
             pdf.multi_cell(0, 5, new_x="LMARGIN", new_y="NEXT", text=_latin1(line))
+    _stills(pdf, before, after)
     points = []
     for date, rep in history:
         w = _block(rep, "metrics", "symmetry", "weakness_pct") if _block(rep, "quality").get("usable") else {}

@@ -7,7 +7,7 @@ import streamlit as st
 from vision.dashboard.cards import escape_markdown
 from vision.dashboard.comparison import comparison_view
 from vision.dashboard.state import current_user, get_store, history, sidebar
-from vision.storage.models import Review, User
+from vision.storage.models import Clip, Review, User
 
 STATUS_LABELS = {
     "pending": "waiting for review",
@@ -25,16 +25,30 @@ def _pdf(user: User, review: Review, comparison: dict, notes: str, status: str) 
     after = store.get_clip(user, review.clip_id)
     before = store.get_clip(user, review.baseline_clip_id)
     dog = store.get_dog(user, after.dog_id)
+    before_report, after_report = store.report(before), store.report(after)
     return vet_report_pdf(
         dog={"name": dog.name, "breed": dog.breed, "birth_date": dog.birth_date, "weight_kg": dog.weight_kg},
-        before={"date": before.recorded_on, "report": store.report(before)},
-        after={"date": after.recorded_on, "report": store.report(after)},
+        before={"date": before.recorded_on, "report": before_report, "still": _still(before, before_report)},
+        after={"date": after.recorded_on, "report": after_report, "still": _still(after, after_report)},
         comparison=comparison,
         history=history(store, store.clips_for_dog(user, dog.id)),
         vet_name=user.name,
         notes=notes,
         status=STATUS_LABELS.get(status, status),
     )
+
+
+def _still(clip: Clip, report: dict | None) -> tuple[bytes, str] | None:
+    """The clip's annotated frame at mid-stance for the PDF; None when there is no overlay or stance to show."""
+    from vision.errors import DamagedFileError, HindsightInputError
+    from vision.stills import mid_stance_png
+
+    if not clip.overlay_sha256:
+        return None
+    try:
+        return mid_stance_png(get_store().blobs.verified_path(clip.overlay_sha256, "overlay"), report)
+    except (DamagedFileError, HindsightInputError):
+        return None  # the PDF goes out without the still; the Clip page names the damage
 
 
 def _cached_pdf(user: User, review: Review, comparison: dict, notes: str, status: str) -> bytes:
