@@ -203,3 +203,56 @@ def test_exchanging_labels_moves_positions_and_confidences_and_is_logged():
     np.testing.assert_array_equal(out["position"].values[~frames], pos[~frames])
     assert read_log(out)[-1]["parameters"]["frames_exchanged"] == {"stifle_hock_hind_paw": 4}
     assert read_log(c.tracks) != read_log(out)  # the input is untouched
+
+
+def _front_back_labels(ds, direction: int):
+    """The hind chain relabelled by place, not by leg: "left" is always the paw ahead (as some models label it)."""
+    out = ds.copy(deep=True)
+    names = list(ds["keypoint"].values)
+    pos, conf = out["position"].values, out["confidence"].values
+    behind = direction * (pos[:, 0, names.index("left_hind_paw"), 0] - pos[:, 0, names.index("right_hind_paw"), 0]) < 0
+    for part in ("stifle", "hock", "hind_paw"):
+        a, b = names.index(f"left_{part}"), names.index(f"right_{part}")
+        pos[behind, :, a, 0], pos[behind, :, b, 0] = pos[behind, :, b, 0].copy(), pos[behind, :, a, 0].copy()
+        conf[behind, a, 0], conf[behind, b, 0] = conf[behind, b, 0].copy(), conf[behind, a, 0].copy()
+    return out
+
+
+def _analysed_front_back(direction: int, limp: str | None) -> dict:
+    """The report's metrics of a synthetic walk whose hind chain is labelled front/back (see above)."""
+    from vision.analysis import analyze_tracks
+
+    c = generate(seed=2, jitter_px=1.5, direction=direction, limp_side=limp, limp_severity=0.5 if limp else 0.0)
+    relabelled = _front_back_labels(c.tracks, direction)
+    names = list(c.tracks["keypoint"].values)
+    ahead = direction * (
+        relabelled["position"].values[:, 0, names.index("left_hind_paw"), 0]
+        - relabelled["position"].values[:, 0, names.index("right_hind_paw"), 0]
+    )
+    assert np.mean(ahead >= 0) == 1.0  # the labels as given say nothing about which leg is which
+    return analyze_tracks(relabelled).report["metrics"]
+
+
+@pytest.mark.parametrize("direction,limp", [(1, None), (-1, None), (1, "left"), (-1, "right")])
+def test_hind_legs_labelled_front_and_back_are_followed_through_the_crossings(direction, limp):
+    """Labels that follow the paws' order (the front paw always "left") jump legs at every crossing.
+
+    On clean synthetic tracks the swap repair follows each leg through the crossings: the hind
+    phase comes back to a walk's 0.5 (on the relabelled track each "leg" strikes at both legs'
+    strikes) and a limp is still found. On the real owner clips it does not (their paws jump up
+    to a fifth of a body length between frames, which hides the crossings).
+    """
+    metrics = _analysed_front_back(direction, limp)
+    assert metrics["bunny_hop"]["hind_phase"] == pytest.approx(0.5, abs=0.08)
+    assert (metrics["symmetry"]["weaker_side"] is None) == (limp is None)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: with front/back labels the global left/right is kept from the labels' majority, which is "
+    "arbitrary; the near/far cue (near leg seen more confidently) is not used yet",
+)
+@pytest.mark.parametrize("direction", [1, -1])
+def test_a_limp_on_front_back_labels_is_named_on_its_side(direction):
+    """The side must come from the dog, not from how the model ordered the labels."""
+    assert _analysed_front_back(direction, "right")["symmetry"]["weaker_side"] == "right"
