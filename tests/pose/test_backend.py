@@ -167,3 +167,38 @@ def test_a_dog_in_plain_view_is_kept_through_weak_detector_frames_then_dropped()
         found.append(tracker.get_pose(np.zeros((300, 800, 3), np.uint8)).score > 0)
     # checks at frames 2, 4 (kept: two failed checks allowed) and 6 (dropped); lost frames 6-8 are searched at 6
     assert found == [True, True, True, True, True, True, False, False, False]
+
+
+class HeadTrapModel(TwoDogsModel):
+    """One dog whose head alone outscores its body at the detector, but reads weak keypoints."""
+
+    def _read(self, box, conf):
+        kp = np.zeros((len(CANONICAL_KEYPOINTS), 3), np.float32)
+        kp[:, 0] = np.linspace(box[0] + 2, box[2] - 2, len(CANONICAL_KEYPOINTS))
+        kp[:, 1] = (box[1] + box[3]) / 2
+        kp[:, 2] = conf
+        return Det(np.asarray(box, np.float32), 1.0, kp)
+
+    def detect(self, image, max_dogs=5, min_score=0.3):
+        self.detect_calls += 1
+        head = self._read([400, 100, 440, 130], 0.2)
+        body = self._read([100, 80, 440, 200], 0.7)
+        return [Det(head.bbox_xyxy, 0.6, head.keypoints), Det(body.bbox_xyxy, 0.5, body.keypoints)]
+
+    def keypoints_in_box(self, image, bbox_xyxy, score=1.0):
+        width = float(bbox_xyxy[2] - bbox_xyxy[0])
+        return self._read([100, 80, 440, 200], 0.7) if width > 150 else self._read(list(bbox_xyxy), 0.2)
+
+
+def test_a_dog_part_that_outscores_the_dog_is_not_followed():
+    tracker = ModelTracker(HeadTrapModel(), redetect_every=3)
+    pose = tracker.get_pose(np.zeros((300, 800, 3), np.uint8))
+    assert pose.keypoints[:, 0].min() < 150  # the whole dog, not its head (score x keypoint support ranks them)
+
+
+def test_a_box_shrunk_onto_part_of_the_dog_is_read_again_larger():
+    tracker = ModelTracker(HeadTrapModel(), redetect_every=100)
+    tracker.get_pose(np.zeros((300, 800, 3), np.uint8))
+    tracker._box = np.array([300, 100, 440, 140], np.float32)  # the box has shrunk onto the head
+    pose = tracker.get_pose(np.zeros((300, 800, 3), np.uint8))
+    assert float(np.mean(pose.keypoints[:, 2])) > 0.5  # read again in a box twice the size

@@ -123,19 +123,45 @@ class ModelTracker:
         return box_around_keypoints(kp, (0.15,) * 4, shape, self.keypoint_threshold, min_px=4.0)
 
     def _confident(self, keypoints: np.ndarray) -> bool:
-        conf = keypoints[:, 2]
-        return bool(np.nanmean(np.where(np.isfinite(conf), conf, 0)) >= 0.5 * self.keypoint_threshold)
+        return keypoint_support(keypoints) >= 0.5 * self.keypoint_threshold
 
     def _search(self, image_rgb: np.ndarray) -> Any:
-        """The whole-frame detection to follow (the one overlapping the followed dog most), or None."""
+        """The whole-frame detection to follow, or None.
+
+        Candidates are ranked by dog score times keypoint support (:func:`keypoint_support`): a
+        detector peak on part of a dog (its head, say) can outscore the whole dog, but the keypoints
+        read in its box are weak. While a dog is followed, only candidates overlapping it (at least
+        30 % of the smaller box) compete; when none does, the one overlapping it most is kept.
+        """
         found = self.model.detect(image_rgb, max_dogs=5, min_score=self.min_score)
         if not found:
             return None
+        support = [float(d.score) * keypoint_support(np.asarray(d.keypoints)) for d in found]
         if self._box is None:
-            return found[0]
+            return found[int(np.argmax(support))]
         boxes = np.array([d.bbox_xyxy for d in found], np.float64).reshape(-1, 4)
+        covered = overlap_of_smaller(boxes, self._box)
+        near = [i for i in range(len(found)) if covered[i] >= 0.3]
+        if near:
+            return found[max(near, key=lambda i: support[i])]
         overlap = box_iou(boxes, self._box[None])[:, 0]
         return max(zip(overlap, found, strict=True), key=lambda o: (o[0], o[1].score))[1]
+
+    def _read(self, image_rgb: np.ndarray) -> Any:
+        """Keypoints read in the carried-over box, or in a box twice its size when that reads better.
+
+        A box that shrank onto part of the dog reads weak keypoints (mean confidence under
+        ``keypoint_threshold``); the larger box around the same centre takes the whole dog in again,
+        and the next box is fitted around the keypoints read there.
+        """
+        assert self._box is not None
+        read = self.model.keypoints_in_box(image_rgb, self._box, 1.0)
+        first = keypoint_support(np.asarray(read.keypoints))
+        if first >= self.keypoint_threshold:
+            return read
+        grown = scaled_box(self._box, 2.0, image_rgb.shape)
+        again = self.model.keypoints_in_box(image_rgb, grown, 1.0)
+        return again if keypoint_support(np.asarray(again.keypoints)) > first else read
 
     def get_pose(self, image_rgb: np.ndarray) -> FramePose:
         """Keypoints of the followed dog in this frame."""
@@ -145,7 +171,7 @@ class ModelTracker:
         confirmed: np.ndarray | None = None
         search = self._box is None
         if self._box is not None:
-            read = self.model.keypoints_in_box(image_rgb, self._box, 1.0)
+            read = self._read(image_rgb)
             if self._confident(np.asarray(read.keypoints)):
                 followed = read
                 if check:
@@ -180,6 +206,37 @@ class ModelTracker:
             box = np.concatenate([np.minimum(box[:2], confirmed[:2]), np.maximum(box[2:], confirmed[2:])])
         self._box = box.astype(np.float32)
         return FramePose(kp, np.asarray(detection.bbox_xyxy, dtype=np.float32), float(detection.score))
+
+
+def keypoint_support(keypoints: np.ndarray) -> float:
+    """Mean keypoint confidence of a (K, 3) read (x, y, confidence), a missing confidence counting as 0."""
+    conf = np.asarray(keypoints, np.float64)[:, 2]
+    return float(np.mean(np.where(np.isfinite(conf), conf, 0.0))) if conf.size else 0.0
+
+
+def overlap_of_smaller(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """(N,) share of the smaller box covered by the intersection of each of ``boxes`` (N, 4 xyxy) with ``box`` (4,).
+
+    1 when one box lies inside the other, whatever their sizes (unlike IoU).
+    """
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    a = np.asarray(box, np.float64)
+    w = np.clip(np.minimum(b[:, 2], a[2]) - np.maximum(b[:, 0], a[0]), 0, None)
+    h = np.clip(np.minimum(b[:, 3], a[3]) - np.maximum(b[:, 1], a[1]), 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    area_a = max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1])
+    smaller = np.minimum(area_b, area_a)
+    return np.where(smaller > 0, w * h / np.where(smaller > 0, smaller, 1.0), 0.0)
+
+
+def scaled_box(box: np.ndarray, factor: float, shape: tuple[int, ...]) -> np.ndarray:
+    """``box`` (4, xyxy pixels) scaled by ``factor`` about its centre, clipped to an image of ``shape`` (H, W, ...)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) * factor / 2, (y1 - y0) * factor / 2
+    height, width = shape[:2]
+    return np.array(
+        [max(0.0, cx - hw), max(0.0, cy - hh), min(float(width), cx + hw), min(float(height), cy + hh)], np.float32
+    )
 
 
 def score_threshold(model_path: str | os.PathLike[str]) -> float:
