@@ -40,9 +40,6 @@ def test_no_unscoreable_clip_is_scored_and_each_gets_a_reason(rows, labels):
             assert row.reasons and all(r.strip() for r in row.reasons), name
 
 
-@pytest.mark.xfail(
-    reason="clip15 (legs unclear, 22% usable hind points) and clip26 (2 strides found) are still refused", strict=False
-)
 def test_every_scoreable_clip_is_scored(rows, labels):
     refused = [n for n, r in rows.items() if labels[n]["scoreable"] is True and not r.scored]
     assert refused == []
