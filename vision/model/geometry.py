@@ -180,8 +180,8 @@ def box_around_keypoints(
     return box_around_points(kp[ok, :2], margins, image_shape, min_px)
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix between (N, 4) and (M, 4) xyxy boxes -> (N, M) float64 (0 where the union is empty)."""
+def _intersections(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Intersection areas (N, M) of (N, 4) and (M, 4) xyxy boxes, and each set's areas (N,), (M,); float64."""
     a = np.asarray(a, np.float64).reshape(-1, 4)
     b = np.asarray(b, np.float64).reshape(-1, 4)
     x0 = np.maximum(a[:, None, 0], b[None, :, 0])
@@ -191,8 +191,34 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter, area_a, area_b
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix between (N, 4) and (M, 4) xyxy boxes -> (N, M) float64 (0 where the union is empty)."""
+    inter, area_a, area_b = _intersections(a, b)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def box_overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M) share of the smaller box of each pair covered by their intersection (xyxy boxes; float64).
+
+    1 when one box lies inside the other, whatever their sizes (unlike IoU); 0 for an empty box.
+    """
+    inter, area_a, area_b = _intersections(a, b)
+    smaller = np.minimum(np.clip(area_a, 0, None)[:, None], np.clip(area_b, 0, None)[None, :])
+    return np.where(smaller > 0, inter / np.maximum(smaller, 1e-12), 0.0)
+
+
+def scaled_box(box: np.ndarray, factor: float, shape: tuple[int, ...]) -> np.ndarray:
+    """``box`` (4, xyxy pixels) scaled by ``factor`` about its centre, clipped to an image of ``shape`` (H, W, ...)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) * factor / 2, (y1 - y0) * factor / 2
+    height, width = shape[:2]
+    return np.array(
+        [max(0.0, cx - hw), max(0.0, cy - hh), min(float(width), cx + hw), min(float(height), cy + hh)], np.float32
+    )
 
 
 def read_rgb(path: str | Path) -> np.ndarray:

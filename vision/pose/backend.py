@@ -11,7 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from vision.anatomy import CANONICAL_KEYPOINTS
-from vision.model.geometry import box_around_keypoints, box_iou
+from vision.model.geometry import box_around_keypoints, box_iou, box_overlap_of_smaller, scaled_box
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class ModelTracker:
         if self._box is None:
             return found[int(np.argmax(support))]
         boxes = np.array([d.bbox_xyxy for d in found], np.float64).reshape(-1, 4)
-        covered = overlap_of_smaller(boxes, self._box)
+        covered = box_overlap_of_smaller(boxes, self._box[None])[:, 0]
         near = [i for i in range(len(found)) if covered[i] >= 0.3]
         if near:
             return found[max(near, key=lambda i: support[i])]
@@ -212,31 +212,6 @@ def keypoint_support(keypoints: np.ndarray) -> float:
     """Mean keypoint confidence of a (K, 3) read (x, y, confidence), a missing confidence counting as 0."""
     conf = np.asarray(keypoints, np.float64)[:, 2]
     return float(np.mean(np.where(np.isfinite(conf), conf, 0.0))) if conf.size else 0.0
-
-
-def overlap_of_smaller(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """(N,) share of the smaller box covered by the intersection of each of ``boxes`` (N, 4 xyxy) with ``box`` (4,).
-
-    1 when one box lies inside the other, whatever their sizes (unlike IoU).
-    """
-    b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    a = np.asarray(box, np.float64)
-    w = np.clip(np.minimum(b[:, 2], a[2]) - np.maximum(b[:, 0], a[0]), 0, None)
-    h = np.clip(np.minimum(b[:, 3], a[3]) - np.maximum(b[:, 1], a[1]), 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    area_a = max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1])
-    smaller = np.minimum(area_b, area_a)
-    return np.where(smaller > 0, w * h / np.where(smaller > 0, smaller, 1.0), 0.0)
-
-
-def scaled_box(box: np.ndarray, factor: float, shape: tuple[int, ...]) -> np.ndarray:
-    """``box`` (4, xyxy pixels) scaled by ``factor`` about its centre, clipped to an image of ``shape`` (H, W, ...)."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) * factor / 2, (y1 - y0) * factor / 2
-    height, width = shape[:2]
-    return np.array(
-        [max(0.0, cx - hw), max(0.0, cy - hh), min(float(width), cx + hw), min(float(height), cy + hh)], np.float32
-    )
 
 
 def score_threshold(model_path: str | os.PathLike[str]) -> float:
