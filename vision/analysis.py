@@ -28,8 +28,9 @@ from vision.clean import (
 from vision.errors import HindsightInputError
 from vision.gait.bunny import bunny_hop_metrics
 from vision.gait.events import GaitEvents, detect_events
+from vision.gait.identity import check_hind_labels
 from vision.gait.stats import estimate
-from vision.gait.symmetry import symmetry_metrics
+from vision.gait.symmetry import symmetry_metrics, without_sides
 from vision.gait.weight_bearing import held_up_leg
 from vision.gait.wobble import wobble_metrics
 from vision.io import ensure_canonical, is_pose_file, load_poses
@@ -45,6 +46,12 @@ SMOOTH_CUTOFF_HZ = 6.0
 MIN_TRACK_DURATION_S = 1.0
 
 Progress = Callable[[float, str], None]
+#: Quality note and advice when the hind-paw labels do not follow the legs (vision.gait.identity).
+LABELS_NOTE = (
+    "The left and right hind paws could not be told apart (the tracker named them by place, front and back): "
+    "no side is named and the hind legs' coupling is not judged."
+)
+LABELS_ADVICE = "To compare the two hind legs, also film the dog walking away from the camera, at its height."
 
 
 @dataclass
@@ -112,9 +119,20 @@ def analyze_tracks(
         swaps_repaired=swaps.total,
         blank=on_grid(blank, t, uniform["time"].values),
     )
+    labels = check_hind_labels(smoothed, events)
     symmetry = symmetry_metrics(smoothed, events)
-    bunny = bunny_hop_metrics(events, smoothed)
+    bunny = bunny_hop_metrics(events, smoothed, labels_follow_legs=labels.follow_legs)
     held = held_up_leg(smoothed, events)
+    if labels.follow_legs is False:
+        symmetry = without_sides(symmetry)
+        if held.get("flag"):
+            held["side"] = None
+            held["reason"] = (
+                "One hind paw seldom came down to the ground: a hind leg is held up or barely bears weight. "
+                "Which one could not be told, because the hind paws were not told apart."
+            )
+        quality.notes.append(LABELS_NOTE)
+        quality.advice.append(LABELS_ADVICE)
     if held["flag"]:
         # Hopping on three legs is neither a gallop nor bunny hopping: the held-up leg is the finding.
         bunny["gait_type"] = "three-legged"
@@ -137,6 +155,7 @@ def analyze_tracks(
         "bunny_hop": bunny,
         "wobble": wobble,
         "held_up_leg": held,
+        "hind_labels": labels.to_dict(),
         "muscle": muscle,
     }
     if not quality.usable:
@@ -246,7 +265,8 @@ def plain_summary(usable: bool, metrics: dict[str, Any]) -> list[str]:
     lines = []
     held = metrics.get("held_up_leg") or {}
     if held.get("flag"):
-        lines.append(f"The {held['side']} hind leg is held up or barely bears weight.")
+        leg = f"The {held['side']} hind leg" if held.get("side") in ("left", "right") else "A hind leg"
+        lines.append(f"{leg} is held up or barely bears weight.")
     sym = metrics["symmetry"]
     w = sym.get("weakness_pct", {})
     if sym.get("weaker_side"):
@@ -255,6 +275,8 @@ def plain_summary(usable: bool, metrics: dict[str, Any]) -> list[str]:
             f"The {sym['weaker_side']} hind leg looks weaker: {sym['hind_asymmetry_pct']:.0f}% asymmetry "
             f"(95% interval {lo:.0f} to {hi:.0f}%, {w.get('evidence', '?')} evidence)."
         )
+    elif sym.get("legs_told_apart") is False:
+        lines.append(str(sym["reason"]))
     elif w.get("value") is not None:
         lines.append("Hind-leg symmetry: within measurement noise (no side is clearly weaker in this clip).")
     bh = metrics["bunny_hop"]

@@ -2,9 +2,10 @@
 
 For each clip the table gives what an owner would get (scored or not, the reasons) and the figures
 behind it: the share of frames with the dog in view, the share of those with usable hind points,
-hind strides, gait type, hind asymmetry with its 95 % interval, the weaker side, hind phase, the
-wobble and tremor flags, a held-up leg, and the time taken. The summary holds the verdicts against
-a ``labels.json`` of the form::
+hind strides, gait type, hind asymmetry with its 95 % interval, the weaker side, hind phase, how
+often the hind-paw labels changed order per stride (about 2 when they follow the legs, see
+:mod:`vision.gait.identity`), the wobble and tremor flags, a held-up leg, and the time taken. The
+summary holds the verdicts against a ``labels.json`` of the form::
 
     {"clips": {"clip01.mp4": {"scoreable": true | null | false, "side": "left" | "right" | null,
                               "gait": "walk", "finding": "...", ...}}}
@@ -56,6 +57,7 @@ class ClipRow:
     wobble_flag: bool | None = None
     tremor_flag: bool | None = None
     held_up_side: str | None = None
+    label_changes_per_stride: float | None = None
     seconds: float = 0.0
     error: str | None = None
 
@@ -116,6 +118,7 @@ def row_from_report(
     in_view, hind = hind_coverage(raw_tracks, blank)
     w = sym.get("weakness_pct") or {}
     held = (m.get("held_up_leg") or {}).get("side")
+    told_apart = sym.get("legs_told_apart") is not False
     return ClipRow(
         clip=name,
         scored=bool(q["usable"]),
@@ -127,13 +130,14 @@ def row_from_report(
         gait_type=bunny.get("gait_type"),
         view=q.get("view"),
         direction=q.get("direction"),
-        asymmetry_pct=None if w.get("value") is None else round(abs(float(w["value"])), 1),
-        asymmetry_ci95=None if not w.get("ci95") else [round(float(v), 1) for v in w["ci95"]],
+        asymmetry_pct=None if w.get("value") is None or not told_apart else round(abs(float(w["value"])), 1),
+        asymmetry_ci95=None if not w.get("ci95") or not told_apart else [round(float(v), 1) for v in w["ci95"]],
         weaker_side=sym.get("weaker_side") if q["usable"] else None,
         hind_phase=bunny.get("hind_phase"),
         wobble_flag=wob.get("flag"),
         tremor_flag=(wob.get("tremor") or {}).get("flag"),
         held_up_side=held,
+        label_changes_per_stride=(m.get("hind_labels") or {}).get("changes_per_stride"),
         seconds=round(seconds, 2),
     )
 
@@ -188,18 +192,20 @@ def judge(row: ClipRow, label: dict[str, Any] | None) -> dict[str, Any]:
     -------
     dict
         ``verdict_ok`` (None when the label is borderline or missing), ``side_ok`` (None when the
-        label names no side or the clip was not scored), and ``sound_flagged`` (a clip whose label
-        names no finding in the hind legs but whose report flags one).
+        label names no side, the clip was not scored or the report names no side), ``side_unnamed``
+        (a scored clip whose label names a side that the report does not name), and
+        ``sound_flagged`` (a clip whose label names no finding in the hind legs but whose report flags one).
     """
     if label is None:
-        return {"verdict_ok": None, "side_ok": None, "sound_flagged": None}
+        return {"verdict_ok": None, "side_ok": None, "side_unnamed": None, "sound_flagged": None}
     want = label.get("scoreable")
     verdict_ok = None if want is None else bool(row.scored) == bool(want)
     side = label.get("side")
-    side_ok = None
+    side_ok = side_unnamed = None
     if side and row.scored:
         named = row.held_up_side or row.weaker_side
-        side_ok = named == side
+        side_unnamed = named is None
+        side_ok = None if named is None else named == side
     finding = str(label.get("finding", "")).lower()
     sound = (
         "no gait finding" in finding
@@ -208,7 +214,12 @@ def judge(row: ClipRow, label: dict[str, Any] | None) -> dict[str, Any]:
         or "hind limbs should not be called weak" in finding
     )
     flagged = bool(row.weaker_side or row.wobble_flag or row.held_up_side) if row.scored else False
-    return {"verdict_ok": verdict_ok, "side_ok": side_ok, "sound_flagged": flagged if sound else None}
+    return {
+        "verdict_ok": verdict_ok,
+        "side_ok": side_ok,
+        "side_unnamed": side_unnamed,
+        "sound_flagged": flagged if sound else None,
+    }
 
 
 def summarise(rows: list[ClipRow], labels: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -232,6 +243,7 @@ def summarise(rows: list[ClipRow], labels: dict[str, dict[str, Any]]) -> dict[st
         "verdicts_wrong": count("verdict_ok", False),
         "sides_right": count("side_ok", True),
         "sides_wrong": count("side_ok", False),
+        "sides_unnamed": count("side_unnamed", True),
         "sound_flagged": count("sound_flagged", True),
         "sound_clean": count("sound_flagged", False),
         "median_seconds": round(float(np.median([r.seconds for r in rows])), 2) if rows else None,
@@ -251,7 +263,7 @@ def format_table(rows: list[ClipRow], labels: dict[str, dict[str, Any]]) -> str:
     """Markdown table, one row per clip, then the summary and the refusals' reasons."""
     head = (
         "| clip | label | scored | in view | hind ok | strides | gait | view/dir | asym % [95 % CI] "
-        "| weaker | held up | phase | wobble | tremor | s |"
+        "| weaker | held up | phase | labels | wobble | tremor | s |"
     )
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
@@ -266,14 +278,16 @@ def format_table(rows: list[ClipRow], labels: dict[str, dict[str, Any]]) -> str:
             f"{_fmt(r.hind_usable_in_view, '.0%')} | {r.strides}"
             f"{'' if r.strides_kept is None else f' ({r.strides_kept} kept)'} | {_fmt(r.gait_type)} | "
             f"{_fmt(r.view)}/{_fmt(r.direction)} | {asym} | {_fmt(r.weaker_side)} | {_fmt(r.held_up_side)} | "
-            f"{_fmt(r.hind_phase, '.2f')} | {_fmt(r.wobble_flag)} | {_fmt(r.tremor_flag)} | {r.seconds:.1f} |"
+            f"{_fmt(r.hind_phase, '.2f')} | {_fmt(r.label_changes_per_stride, '.1f')} | {_fmt(r.wobble_flag)} | "
+            f"{_fmt(r.tremor_flag)} | {r.seconds:.1f} |"
         )
     s = summarise(rows, labels)
     out.append("")
     out.append(
         f"Scored {s['scored']} of {s['clips']}: scoreable scored {s['scoreable_scored']}/{s['scoreable']}, "
         f"unscoreable refused {s['unscoreable_refused']}/{s['unscoreable']}, borderline scored "
-        f"{s['borderline_scored']}/{s['borderline']}; sides right {s['sides_right']}, wrong {s['sides_wrong']}; "
+        f"{s['borderline_scored']}/{s['borderline']}; sides right {s['sides_right']}, wrong {s['sides_wrong']}, "
+        f"not named {s['sides_unnamed']}; "
         f"sound dogs flagged {s['sound_flagged']}, clean {s['sound_clean']}; median {s['median_seconds']} s a clip."
     )
     out.append("")

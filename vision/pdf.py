@@ -119,6 +119,8 @@ def _clip_lines(label: str, clip: dict[str, Any]) -> tuple[str, list[str]]:
     if q.get("usable"):
         if sym.get("within_noise") is True:
             asym = "hind-leg asymmetry within measurement noise (no side clearly weaker)"
+        elif sym.get("legs_told_apart") is False:
+            asym = "hind-leg asymmetry not measured (the two hind legs were not told apart)"
         else:
             side = sym.get("weaker_side")
             asym = f"hind-leg asymmetry {_number(sym.get('hind_asymmetry_pct'), 1, ' %')}" + (

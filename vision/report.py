@@ -121,6 +121,8 @@ class Symmetry(_Block):
     weakness_pct: Estimate | None = None
     stance_time_si: Estimate | None = None
     pelvis_min_diff_pct_bl: Estimate | None = None
+    legs_told_apart: bool | None = None
+    reason: str | None = None
 
 
 class BunnyHop(_Block):
@@ -184,6 +186,16 @@ class Muscle(_Block):
     hind_fore_ratio: Estimate | None = None
 
 
+class HindLabels(_Block):
+    """Whether the hind-paw labels followed the legs (:mod:`vision.gait.identity`)."""
+
+    order_changes: int = 0
+    strides_seen: float = 0.0
+    changes_per_stride: float | None = None
+    left_ahead_share: float | None = None
+    follow_legs: bool | None = None
+
+
 class Metrics(_Block):
     """Every metric block of a report; ``withheld`` when the clip could not be scored."""
 
@@ -192,6 +204,7 @@ class Metrics(_Block):
     bunny_hop: BunnyHop
     wobble: Wobble
     held_up_leg: HeldUpLeg | None = None
+    hind_labels: HindLabels | None = None
     muscle: Muscle
     withheld: bool = False
 

@@ -77,3 +77,12 @@ def test_sound_or_bilateral_dogs_scored_are_not_flagged(rows, labels):
     for name, row in rows.items():
         if row.scored and not labels[name]["side"]:
             assert not row.weaker_side and not row.wobble_flag and not row.held_up_side, name
+
+
+def test_no_side_or_phase_comes_from_hind_labels_that_do_not_follow_the_legs(rows):
+    """Labels that seldom change order name places, not legs: nothing that pairs the legs may be shown."""
+    judged = [row for row in rows.values() if row.scored and row.label_changes_per_stride is not None]
+    assert judged, "no scored clip had its hind labels judged"
+    for row in judged:
+        if row.label_changes_per_stride < 1.0:
+            assert row.weaker_side is None and row.hind_phase is None and row.asymmetry_pct is None, row.clip

@@ -126,6 +126,10 @@ def _asymmetry_card(column: Any, sym: dict[str, Any]) -> None:
         column.metric("Is one hind leg weaker?", "within noise", help=help_text)
         column.write("No side is clearly weaker: the difference is within measurement noise.")
         return
+    if sym.get("legs_told_apart") is False:
+        column.metric("Is one hind leg weaker?", NOT_MEASURED, help=help_text)
+        column.write(str(sym.get("reason") or "The two hind legs were not told apart in this clip."))
+        return
     column.metric("Is one hind leg weaker?", number(value, 1, " %"), help=help_text)
     side = sym.get("weaker_side")
     ci = interval(weakness.get("ci95"), 1, " %", magnitude=True)
@@ -151,7 +155,13 @@ def _phase_card(column: Any, bunny: dict[str, Any]) -> None:
     if flag is True:
         column.write("**Bunny hopping seen**")
     else:
-        column.write("Alternating normally" if flag is False else "Not judged (not a walk or trot)")
+        column.write(
+            "Alternating normally"
+            if flag is False
+            else "Not judged (the hind legs were not told apart)"
+            if bunny.get("legs_told_apart") is False
+            else "Not judged (not a walk or trot)"
+        )
     if sentence(bunny.get("note")):
         column.caption(str(bunny["note"]))
 

@@ -24,6 +24,12 @@ ALTERNATING_PELVIS_SHARE = 0.5
 #: Walk/trot strides needed to call bunny hopping: a pattern, not a few strides that a far leg
 #: tracked on the near one can imitate (the filming advice asks for 6 or more).
 FLAG_MIN_STRIDES = 6
+#: Why the coupling is not judged when the hind-paw labels do not follow the legs.
+LABELS_NOTE = (
+    "The hind paws could not be told apart in this clip (the tracker named them by place, front and back, "
+    "not by leg), so whether the hind legs move together is not judged. A clip filmed from behind, at the "
+    "dog's height, shows both hind legs."
+)
 
 
 def phase_distance_from_alternation(phase: np.ndarray) -> np.ndarray:
@@ -32,7 +38,9 @@ def phase_distance_from_alternation(phase: np.ndarray) -> np.ndarray:
     return np.abs(p - 0.5)
 
 
-def bunny_hop_metrics(events: GaitEvents, tracks: xr.Dataset | None = None) -> dict[str, Any]:
+def bunny_hop_metrics(
+    events: GaitEvents, tracks: xr.Dataset | None = None, labels_follow_legs: bool | None = None
+) -> dict[str, Any]:
     """Hind phase, its concentration, the share of in-phase strides and the flag.
 
     Returns ``hind_phase`` (circular mean over all strides, cycles), ``hind_phase_ci95``,
@@ -43,7 +51,15 @@ def bunny_hop_metrics(events: GaitEvents, tracks: xr.Dataset | None = None) -> d
     why) with fewer than :data:`FLAG_MIN_STRIDES` walk/trot strides, or when the paws read
     "together" while the pelvis dips twice per stride: then the far hind leg was most likely not
     told apart from the near one.
+
+    ``labels_follow_legs`` is the verdict of :func:`~vision.gait.identity.check_hind_labels`. When it
+    is False the phase compares the front paw with the back one, not one leg with the other: the
+    phase, the in-phase share and the flag are None, ``legs_told_apart`` is False, and each stride's
+    gait type comes from its duty factor alone (a gallop is not called from a phase that was not
+    measured).
     """
+    if labels_follow_legs is False:
+        return _without_phase(events)
     lh = events.strikes.get("left_hind", np.array([]))
     rh = events.strikes.get("right_hind", np.array([]))
     phases = phase_within(lh, rh) if lh.size > 1 and rh.size else np.array([])
@@ -115,6 +131,24 @@ def bunny_hop_metrics(events: GaitEvents, tracks: xr.Dataset | None = None) -> d
         "legs_told_apart": apart,
         "note": note,
         "flag": bool(share >= FLAG_SHARE) if apart and enough else None,
+    }
+
+
+def _without_phase(events: GaitEvents) -> dict[str, Any]:
+    """The block when the hind legs were not told apart: gait types from duty factor only."""
+    gaits = [classify_gait(s.duty_factor, None, None) for s in events.strides.get("left_hind", [])]
+    return {
+        "hind_phase": None,
+        "hind_phase_ci95": None,
+        "phase_concentration": None,
+        "in_phase_share": None,
+        "n_judged_strides": 0,
+        "gait_type": max(set(gaits), key=gaits.count) if gaits else None,
+        "gait_per_stride": gaits,
+        "phase_deviation": empty("cycles").to_dict(),
+        "legs_told_apart": False,
+        "note": LABELS_NOTE,
+        "flag": None,
     }
 
 

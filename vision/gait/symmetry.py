@@ -285,6 +285,31 @@ def near_far_summary(
     }
 
 
+#: Why no side is named when the hind-paw labels do not follow the legs.
+LABELS_REASON = (
+    "The hind paws could not be told apart in this clip (the tracker named them by place, front and back, "
+    "not by leg), so Hindsight cannot say whether one hind leg is weaker."
+)
+
+
+def without_sides(block: dict[str, Any], reason: str = LABELS_REASON) -> dict[str, Any]:
+    """A copy of a symmetry block with every figure that needs the legs told apart taken out.
+
+    For tracks whose hind-paw labels do not follow the legs
+    (:func:`~vision.gait.identity.check_hind_labels`): the headline asymmetry, its ``within_noise``
+    verdict and the weaker side become None, ``legs_told_apart`` is False and ``reason`` says why.
+    The per-label details stay for a vet's detail view.
+    """
+    return {
+        **block,
+        "hind_asymmetry_pct": None,
+        "within_noise": None,
+        "weaker_side": None,
+        "legs_told_apart": False,
+        "reason": reason,
+    }
+
+
 def weaker_side(weakness: Estimate) -> str | None:
     """``left`` or ``right`` when the 95 % interval of the signed weakness excludes zero, else None."""
     if weakness.ci95 is None:

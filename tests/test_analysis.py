@@ -1,0 +1,38 @@
+"""The pipeline's handling of hind-paw labels that do not follow the legs (vision.analysis + vision.gait.identity)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.gait.test_identity import paws_by_place
+from vision.analysis import LABELS_NOTE, analyze_tracks
+from vision.gait.symmetry import LABELS_REASON
+from vision.synthetic import generate
+
+
+@pytest.mark.parametrize("limp", [None, "right"])
+def test_paws_named_by_place_give_no_side_and_no_phase_but_the_clip_is_scored(limp):
+    c = generate(seed=2, jitter_px=1.5, limp_side=limp, limp_severity=0.5 if limp else 0.0)
+    report = analyze_tracks(paws_by_place(c.tracks, 1)).report
+    m = report["metrics"]
+    assert m["hind_labels"]["follow_legs"] is False
+    assert report["quality"]["usable"] is True
+    assert m["symmetry"]["weaker_side"] is None
+    assert m["symmetry"]["hind_asymmetry_pct"] is None
+    assert m["symmetry"]["within_noise"] is None  # not "within noise": it was not measured
+    assert m["symmetry"]["legs_told_apart"] is False
+    assert m["bunny_hop"]["hind_phase"] is None
+    assert m["bunny_hop"]["flag"] is None
+    assert m["bunny_hop"]["gait_type"] == "walk"
+    assert LABELS_NOTE in report["quality"]["notes"]
+    assert LABELS_REASON in report["summary"]
+    assert not any("within measurement noise" in line for line in report["summary"])
+
+
+def test_labels_that_follow_the_legs_keep_every_figure():
+    c = generate(seed=2, jitter_px=1.5, limp_side="right", limp_severity=0.5)
+    m = analyze_tracks(c.tracks).report["metrics"]
+    assert m["hind_labels"]["follow_legs"] is True
+    assert m["symmetry"]["weaker_side"] == "right"
+    assert m["symmetry"].get("legs_told_apart") is not False
+    assert m["bunny_hop"]["hind_phase"] == pytest.approx(0.5, abs=0.08)
