@@ -159,3 +159,18 @@ def test_the_verdict_never_claims_no_change_when_nothing_could_be_told(same_gait
         m["status"] = "uncertain"
     (line,) = verdict_lines(result, "a", "b")
     assert "not a sign of no change" in line
+
+
+def test_leg_pairing_metrics_are_not_compared_when_a_clip_did_not_tell_the_hind_legs_apart(same_gait):
+    from tests.gait.test_identity import paws_by_place
+
+    limp = generate(seed=10, limp_side="left", limp_severity=0.55, jitter_px=1.5, stride_cv=0.05)
+    after = analyze_tracks(paws_by_place(limp.tracks, 1)).report
+    assert after["metrics"]["hind_labels"]["follow_legs"] is False
+    result = compare_reports(same_gait[0], after)
+    assert result["comparable"] is True
+    for name in ("hind_asymmetry_pct", "stance_time_si", "pelvis_min_diff_pct_bl", "hind_phase_deviation"):
+        assert result["metrics"][name]["status"] == "uncertain", name
+        assert result["metrics"][name]["reason"] == "the two hind legs were not told apart in the second clip"
+    assert result["metrics"]["stride_time_cv_pct"]["status"] != "uncertain"  # the rest is still compared
+    assert not set(result["worse"]) & {"hind_asymmetry_pct", "stance_time_si", "pelvis_min_diff_pct_bl"}

@@ -208,6 +208,9 @@ def _tremor_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, A
 TREMOR_LABEL = "Hind-limb tremor (Hz)"
 #: Metrics whose value depends on which hind leg is the near one (the far leg is seen less well).
 SIDE_DEPENDENT = frozenset({"hind_asymmetry_pct", "stance_time_si", "pelvis_min_diff_pct_bl"})
+#: Metrics that pair one hind leg with the other: not compared when either clip's hind-paw labels did not
+#: follow the legs (``metrics.hind_labels``, :mod:`vision.gait.identity`).
+LEG_PAIRED = SIDE_DEPENDENT | {"hind_phase_deviation"}
 VIEW_WORDS = {
     "lateral": "from the side",
     "oblique": "at an angle",
@@ -301,6 +304,17 @@ def compare_reports(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
         f"the dog was filmed one way only, showing its {facts_b['near_side']} side, then its {facts_a['near_side']} "
         "side: the far leg is seen less well, so the asymmetry of the two clips cannot be matched"
     )
+    apart = [
+        which
+        for which, report in (("first", before), ("second", after))
+        if _node(report, "metrics", "hind_labels").get("follow_legs") is False
+    ]
+    labels_reason = (
+        f"the two hind legs were not told apart in the {' and the '.join(apart)} clip"
+        + ("s" if len(apart) == 2 else "")
+        if apart
+        else None
+    )
     metrics: dict[str, Any] = {}
     not_matched: dict[str, str] = {}
     view_b = _node(before, "metrics", "muscle").get("view")
@@ -316,6 +330,9 @@ def compare_reports(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
             continue
         if not comparable:
             metrics[spec.name] = _uncertain(spec.label, str(reason))
+            continue
+        if labels_reason and spec.name in LEG_PAIRED:
+            metrics[spec.name] = _uncertain(spec.label, labels_reason)
             continue
         if opposite_sides and spec.name in SIDE_DEPENDENT:
             metrics[spec.name] = _uncertain(spec.label, side_reason)

@@ -133,3 +133,21 @@ def test_asymmetry_within_noise_is_not_a_headline_number():
     values = {m.label: m.value for m in at.metric}
     assert values["Is one hind leg weaker?"] == "within noise"
     assert not any("51.7" in t for t in _shown_text(at))
+
+
+def test_hind_legs_not_told_apart_show_the_reason_not_a_side_or_a_phase():
+    from tests.gait.test_identity import paws_by_place
+    from vision.analysis import analyze_tracks
+    from vision.gait.symmetry import LABELS_REASON
+    from vision.synthetic import generate
+
+    report = analyze_tracks(paws_by_place(generate(seed=4, limp_side="left", limp_severity=0.5).tracks, 1)).report
+    at = AppTest.from_function(_render, args=(report, _base_report()), default_timeout=60).run()
+    assert not at.exception
+    values = {m.label: m.value for m in at.metric}
+    assert values["Is one hind leg weaker?"] == "not measured"
+    assert values["Do the hind legs move together?"] == "not measured"
+    shown = _shown_text(at)
+    assert LABELS_REASON in shown
+    assert "Not judged (the hind legs were not told apart)" in shown
+    assert not any("Left hind" in t or "Alternating normally" in t for t in shown)
