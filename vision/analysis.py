@@ -48,10 +48,13 @@ MIN_TRACK_DURATION_S = 1.0
 Progress = Callable[[float, str], None]
 #: Quality note and advice when the hind-paw labels do not follow the legs (vision.gait.identity).
 LABELS_NOTE = (
-    "The left and right hind paws could not be told apart (the tracker named them by place, front and back): "
-    "no side is named and the hind legs' coupling is not judged."
+    "The two hind legs could not be told apart (the tracker named the hind paws by place, front and back, not by "
+    "leg): no weaker side is named and whether they move together is not judged."
 )
-LABELS_ADVICE = "To compare the two hind legs, also film the dog walking away from the camera, at its height."
+LABELS_ADVICE = (
+    "A clip of the dog walking straight away from the camera, at its height, lets Hindsight compare the two "
+    "thighs' muscle."
+)
 
 
 @dataclass
@@ -276,11 +279,11 @@ def plain_summary(usable: bool, metrics: dict[str, Any]) -> list[str]:
             f"(95% interval {lo:.0f} to {hi:.0f}%, {w.get('evidence', '?')} evidence)."
         )
     elif sym.get("legs_told_apart") is False:
-        lines.append(str(sym["reason"]))
+        lines.append(LABELS_NOTE)
     elif w.get("value") is not None:
         lines.append("Hind-leg symmetry: within measurement noise (no side is clearly weaker in this clip).")
     bh = metrics["bunny_hop"]
-    if bh.get("note") and bh.get("flag") is None:
+    if bh.get("note") and bh.get("flag") is None and bh.get("legs_told_apart") is not False:
         lines.append(bh["note"])
     if bh.get("flag"):
         lines.append(

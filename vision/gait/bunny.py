@@ -26,9 +26,8 @@ ALTERNATING_PELVIS_SHARE = 0.5
 FLAG_MIN_STRIDES = 6
 #: Why the coupling is not judged when the hind-paw labels do not follow the legs.
 LABELS_NOTE = (
-    "The hind paws could not be told apart in this clip (the tracker named them by place, front and back, "
-    "not by leg), so whether the hind legs move together is not judged. A clip filmed from behind, at the "
-    "dog's height, shows both hind legs."
+    "The two hind legs could not be told apart in this clip (the tracker named the hind paws by place, front and "
+    "back, not by leg), so whether they move together is not judged."
 )
 
 

@@ -287,8 +287,8 @@ def near_far_summary(
 
 #: Why no side is named when the hind-paw labels do not follow the legs.
 LABELS_REASON = (
-    "The hind paws could not be told apart in this clip (the tracker named them by place, front and back, "
-    "not by leg), so Hindsight cannot say whether one hind leg is weaker."
+    "The two hind legs could not be told apart in this clip (the tracker named the hind paws by place, front and "
+    "back, not by leg), so Hindsight cannot say whether one of them is weaker."
 )
 
 
