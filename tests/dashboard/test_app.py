@@ -274,6 +274,7 @@ def test_the_vet_gets_per_stride_detail_and_everyone_a_glossary(demo_store):
     labels = [e.label for e in vet.expander]
     assert "What the measures mean" in labels and any(label.startswith("Details for vets") for label in labels)
     assert any(t.value.startswith("Left hind paw strikes (s): ") for t in vet.text)
+    assert any(t.value.startswith("Hind paw labels changed order ") for t in vet.text)
     owner = _app(store, info["owner"], "clip")
     assert not any(e.label.startswith("Details for vets") for e in owner.expander)
 

@@ -14,6 +14,9 @@ GLOSSARY = {
     "when the 95 % interval excludes zero; otherwise the difference is within measurement noise.",
     "Hind phase": "When the right hind strikes within the left hind's stride: 0.5 = the hind legs alternate "
     "normally; near 0 (or 1) = both move together (bunny hopping), judged on walk and trot strides only.",
+    "Hind legs told apart": "Whether the tracker followed each hind leg, or named the paws by place (front and "
+    "back). Walking legs pass each other twice a stride, so labels that follow them change order about twice a "
+    "stride; when they seldom do, no side is named and the hind phase is not shown.",
     "Stride variability": "Coefficient of variation of hind stride time and length. Normal dogs vary 20-28 % on a "
     "walkway; a rise against the dog's own earlier clips matters more than the number (ataxia, sway).",
     "Tremor": "A narrow peak in the hind legs' movement once the regular stride is taken away, from 3 Hz up to half "
@@ -88,3 +91,18 @@ def vet_details(report: dict[str, Any]) -> None:
         hind = [f"{k.replace('_', ' ')} {_percent(v)}" for k, v in seen.items() if k.split("_", 1)[-1] in HIND_POINTS]
         if hind:
             st.text("Hind keypoints seen confidently: " + ", ".join(hind))
+        labels = block(report, "metrics", "hind_labels")
+        per_stride = labels.get("changes_per_stride")
+        if isinstance(per_stride, int | float):
+            follow = labels.get("follow_legs")
+            verdict = (
+                "they follow the legs"
+                if follow is True
+                else "they name places, not legs"
+                if follow is False
+                else "too little to judge"
+            )
+            st.text(
+                f"Hind paw labels changed order {number(per_stride, 1)} times a stride "
+                f"(about 2 when they follow the legs): {verdict}"
+            )
