@@ -70,10 +70,10 @@ def small_video(tmp_path_factory):
 def test_migrations_create_schema_and_are_idempotent(store):
     s = store
     tables = set(inspect(s.engine).get_table_names())
-    assert {"users", "dogs", "dog_shares", "clips", "reviews", "login_sessions", "alembic_version"} <= tables
+    assert {"users", "dogs", "dog_shares", "clips", "reviews", "login_sessions", "login_failures", "invitations", "alembic_version"} <= tables
     s.migrate()  # second run is a no-op
     with s.engine.connect() as c:
-        assert c.exec_driver_sql("select version_num from alembic_version").scalar() == "0004"
+        assert c.exec_driver_sql("select version_num from alembic_version").scalar() == "0005"
     columns = {c["name"] for c in inspect(s.engine).get_columns("clips")}
     assert {"attempts", "worker_id", "queued_at", "started_at", "finished_at", "recorded_on_known"} <= columns
     assert {c["name"] for c in inspect(s.engine).get_columns("login_sessions")} >= {"token_sha256", "expires_at"}
