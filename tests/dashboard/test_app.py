@@ -403,8 +403,13 @@ def test_an_invitation_link_makes_the_vet_account_and_shows_the_dog(demo_store):
     at.text_input(key="invite_password").input("new vet password")
     _click(at, "Create my vet account")
     assert not at.exception and [s.value for s in at.success] == [INVITE_USED]
-    vet = store.authenticate("new.vet@example.org", "new vet password")
+    vet = store.user_by_email("new.vet@example.org")
     assert vet.role == "vet" and [d.id for d in store.dogs_for(vet)] == [info["dog_id"]]
+    at.text_input(key="login_email").input("new.vet@example.org")
+    at.text_input(key="login_password").input("new vet password")
+    _click(at, "Log in")  # the new vet logs in from the same page and lands on the queue
+    assert not at.exception and store.session_user(at.session_state["session_token"]).id == vet.id
+    assert "invite" not in at.query_params
     again = AppTest.from_file(APP, default_timeout=120)
     again.query_params["invite"] = token
     again.run()

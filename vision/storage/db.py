@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import create_engine, delete, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from vision.storage import accounts
+import vision.storage.accounts as accounts
 from vision.storage.blobs import BlobStore
 from vision.storage.models import Clip, Dog, DogShare, LoginSession, Review, User
 from vision.storage.text import sanitize
