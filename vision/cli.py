@@ -296,6 +296,21 @@ def cmd_users_add(args: argparse.Namespace) -> int:
 
 
 @_operator_errors
+def cmd_users_invite(args: argparse.Namespace) -> int:
+    """Invite a vet (no dog): print the invitation's link path; the vet opens it to make the account."""
+    from vision.storage import Store
+    from vision.storage.accounts import INVITATION_TTL
+
+    token = Store().invite_vet(args.email)
+    print(f"?invite={token}")
+    print(
+        f"send the vet the dashboard's address followed by this path (one use, valid {INVITATION_TTL.days} days)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+@_operator_errors
 def cmd_dogs_add(args: argparse.Namespace) -> int:
     """Add a dog to an owner's list; print its id."""
     from vision.storage import Store
@@ -441,6 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     ua.add_argument("--role", required=True, choices=["owner", "vet"])
     ua.add_argument("--name", default="")
     ua.set_defaults(func=cmd_users_add)
+    ui = u.add_parser("invite", help="invite a vet; prints the invitation link's path (?invite=TOKEN)")
+    ui.add_argument("email")
+    ui.set_defaults(func=cmd_users_invite)
 
     g = sub.add_parser("dogs", help="dogs (operator)").add_subparsers(dest="dogs_command", required=True)
     ga = g.add_parser("add", help="add a dog to an owner; prints its id")

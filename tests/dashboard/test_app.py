@@ -340,3 +340,105 @@ def test_the_package_script_serves_the_same_app(demo_store):
     _logged_in(at, store, store.user_by_email(info["owner"]))
     at.run()
     assert not at.exception and at.title
+
+
+# --- accounts and security ---------------------------------------------------------------------------------
+
+
+def _click(at: AppTest, label: str) -> AppTest:
+    return next(b for b in at.button if b.label == label).click().run()
+
+
+def test_sign_up_answers_the_same_for_a_free_and_a_taken_e_mail_and_does_not_log_in(demo_store):
+    from vision.dashboard.pages.login import SIGNED_UP
+
+    store, info = demo_store
+    vet_before = store.user_by_email(info["vet"])
+    answers = []
+    for email in ("brand.new@example.org", info["vet"]):
+        at = _app(store, None)
+        at.text_input(key="signup_email").input(email)
+        at.text_input(key="signup_password").input("a long enough password")
+        _click(at, "Create account")
+        assert not at.exception and not at.error
+        assert "session_token" not in at.session_state  # not logged in: success would tell the e-mail was free
+        answers.append([s.value for s in at.success])
+    assert answers == [[SIGNED_UP], [SIGNED_UP]]
+    assert store.user_by_email("brand.new@example.org").role == "owner"
+    vet_after = store.user_by_email(info["vet"])
+    assert (vet_after.role, vet_after.password_hash) == ("vet", vet_before.password_hash)
+
+
+def test_the_login_is_refused_after_five_wrong_passwords(demo_store):
+    store, info = demo_store
+    at = _app(store, None)
+    at.text_input(key="login_email").input(info["owner"])
+    errors = []
+    for attempt in range(6):  # five wrong passwords, then the right one
+        password = info["owner_password"] if attempt == 5 else f"wrong password {attempt}"
+        at.text_input(key="login_password").input(password)
+        _click(at, "Log in")
+        errors.append([e.value for e in at.error])
+    assert errors[:5] == [["Wrong e-mail or password."]] * 5
+    assert errors[5] == ["Too many failed attempts for this account; try again in 15 minutes."]
+    assert "session_token" not in at.session_state
+    assert store.authenticate(info["vet"], info["vet_password"]) is not None  # other accounts still log in
+
+
+def test_an_invitation_link_makes_the_vet_account_and_shows_the_dog(demo_store):
+    from vision.dashboard.pages.login import INVITE_USED
+    from vision.storage.accounts import INVALID_INVITATION
+
+    store, info = demo_store
+    owner = store.user_by_email(info["owner"])
+    token = store.share_dog(owner, info["dog_id"], "new.vet@example.org")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["invite"] = token
+    at.run()
+    assert not at.exception
+    assert any(t.value == "For new.vet@example.org" for t in at.text)
+    at.text_input(key="invite_name").input("Dr New")
+    at.text_input(key="invite_password").input("short")
+    _click(at, "Create my vet account")
+    assert [e.value for e in at.error] == ["a password needs at least 8 and at most 256 characters"]
+    at.text_input(key="invite_password").input("new vet password")
+    _click(at, "Create my vet account")
+    assert not at.exception and [s.value for s in at.success] == [INVITE_USED]
+    vet = store.user_by_email("new.vet@example.org")
+    assert vet.role == "vet" and [d.id for d in store.dogs_for(vet)] == [info["dog_id"]]
+    at.text_input(key="login_email").input("new.vet@example.org")
+    at.text_input(key="login_password").input("new vet password")
+    _click(at, "Log in")  # the new vet logs in from the same page and lands on the queue
+    assert not at.exception and store.session_user(at.session_state["session_token"]).id == vet.id
+    assert "invite" not in at.query_params
+    again = AppTest.from_file(APP, default_timeout=120)
+    again.query_params["invite"] = token
+    again.run()
+    assert [e.value for e in again.error] == [INVALID_INVITATION]  # one use
+    assert not again.get("text_input") or "invite_name" not in [t.key for t in again.text_input]
+
+
+def test_the_owner_shares_by_invitation_and_stops_sharing(demo_store):
+    from vision.dashboard.pages.dogs import SHARE_DONE
+
+    store, info = demo_store
+    vet = store.user_by_email(info["vet"])
+    assert store.review_queue(vet)  # the demo vet has Bella's flagged clip to review
+    shown = []
+    for email in (info["vet"], "unknown.vet@example.org"):  # a known vet and an unknown e-mail: the same answer
+        at = _app(store, info["owner"], "dogs")
+        at.text_input(key="share_email").input(email)
+        _click(at, "Share")
+        assert not at.exception and not at.error
+        shown.append([s.value for s in at.success])
+        assert "?invite=" in at.code[0].value
+    assert shown == [[SHARE_DONE], [SHARE_DONE]]
+    rows = [t.value for t in at.text if " — " in t.value]
+    assert any(r.startswith("unknown.vet@example.org — invited") for r in rows), rows
+    at = _app(store, info["owner"], "dogs")
+    at.button(key=f"unshare_{info['dog_id']}_{info['vet']}").click().run()
+    assert not at.exception
+    assert store.dogs_for(vet) == [] and store.review_queue(vet, include_done=True) == []
+    assert not any(t.value.startswith(info["vet"]) for t in at.text)
+    vet_view = _app(store, info["vet"])
+    assert not vet_view.exception and not any("Bella" in e.label for e in vet_view.expander)

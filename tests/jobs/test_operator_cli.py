@@ -42,6 +42,23 @@ def test_accounts_dogs_uploads_and_status(cli, walk_video):
     assert {"progress", "attempts", "error", "eta_s"} <= set(status)
 
 
+def test_the_operator_invites_a_vet_and_the_link_makes_the_account(cli, deployment):
+    code, out, err = cli("users", "invite", "Dr.Who@Example.org")
+    assert code == 0 and out.startswith("?invite=") and out.count("\n") == 1 and "one use" in err
+    token = out.strip().removeprefix("?invite=")
+    store = deployment.store()
+    try:
+        assert store.invitation_email(token) == "dr.who@example.org"
+        store.accept_invitation(token, "Dr Who", "tardis blue box")
+        vet = store.authenticate("dr.who@example.org", "tardis blue box")
+        assert vet.role == "vet" and store.dogs_for(vet) == []
+        assert store.invitation_email(token) is None  # one use
+    finally:
+        store.engine.dispose()
+    code, out, err = cli("users", "invite", "not an address")
+    assert code == 2 and out == "" and "e-mail address is needed" in err
+
+
 @pytest.mark.parametrize(
     "argv,stdin,message",
     [

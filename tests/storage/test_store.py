@@ -2,43 +2,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, inspect, make_url, select, text
+from sqlalchemy import inspect, select, text
 
-from vision.storage import Store
 from vision.storage.models import Clip
 from vision.synthetic import generate, render_video
-
-PG_ENV = "HINDSIGHT_TEST_PG_URL"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    """A fresh store on SQLite, then on a real PostgreSQL server in a schema of its own (skipped without one)."""
-    if request.param == "sqlite":
-        s = Store(tmp_path / "data")
-        yield s
-        s.engine.dispose()
-        return
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"{PG_ENV} is not set (.ci/run starts a PostgreSQL server and sets it)")
-    schema = f"hs_store_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as c:
-        c.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
-    s = Store(tmp_path / "data", db_url=url)
-    try:
-        yield s
-    finally:
-        s.engine.dispose()
-        with admin.begin() as c:
-            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _add(store, user, dog_id, video):
@@ -48,15 +17,6 @@ def _add(store, user, dog_id, video):
     return store.add_clip(
         user, dog_id, video_sha256=sha, size_bytes=size, original_name=video.name, recorded_on=dt.date(2026, 1, 5)
     )
-
-
-@pytest.fixture
-def people(store):
-    owner = store.create_user("Owner@Example.org", "Olga", "owner", "correct horse")
-    other = store.create_user("other@example.org", "Otto", "owner", "battery staple")
-    vet = store.create_user("vet@example.org", "Dr V", "vet", "stethoscope")
-    dog = store.create_dog(owner, "Rex", "Collie")
-    return owner, other, vet, dog
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +30,20 @@ def small_video(tmp_path_factory):
 def test_migrations_create_schema_and_are_idempotent(store):
     s = store
     tables = set(inspect(s.engine).get_table_names())
-    assert {"users", "dogs", "dog_shares", "clips", "reviews", "login_sessions", "alembic_version"} <= tables
+    assert {
+        "users",
+        "dogs",
+        "dog_shares",
+        "clips",
+        "reviews",
+        "login_sessions",
+        "login_failures",
+        "invitations",
+        "alembic_version",
+    } <= tables
     s.migrate()  # second run is a no-op
     with s.engine.connect() as c:
-        assert c.exec_driver_sql("select version_num from alembic_version").scalar() == "0004"
+        assert c.exec_driver_sql("select version_num from alembic_version").scalar() == "0005"
     columns = {c["name"] for c in inspect(s.engine).get_columns("clips")}
     assert {"attempts", "worker_id", "queued_at", "started_at", "finished_at", "recorded_on_known"} <= columns
     assert {c["name"] for c in inspect(s.engine).get_columns("login_sessions")} >= {"token_sha256", "expires_at"}

@@ -13,7 +13,7 @@ from sqlalchemy import String, Text, create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from vision.storage import Store
-from vision.storage.models import Base, Clip, Dog, Review, User
+from vision.storage.models import Base, Clip, Dog, DogShare, Review, User
 from vision.storage.text import TEXT_CAP, clean_values, exact_text, free_text, sanitize
 
 PG_ENV = "HINDSIGHT_TEST_PG_URL"
@@ -117,6 +117,7 @@ def test_hostile_text_is_stored_the_same_on_both_databases(any_store):
         )
         s.add(clip)
         s.flush()
+        s.add(DogShare(dog_id=dog.id, vet_id=vet.id))  # a vet edits reviews of dogs shared with them only
         s.add(Review(clip_id=clip.id, baseline_clip_id=clip.id, vet_id=vet.id, comparison_sha256="b" * 64))
     with store.session() as s:
         review = s.scalars(select(Review)).one()

@@ -32,6 +32,8 @@ def run() -> None:
         st.navigation(pages, position="hidden").run()
         return
     keep_session_cookie(user)
+    if st.query_params.get("invite"):
+        st.info("This is a vet's invitation link: log out first to use it.")
     start = st.session_state.get("start_page") or ("review" if user.role == "vet" else "dogs")
     registered = {
         key: st.Page(guarded(module.page), title=title, icon=icon, url_path=key, default=(key == start))

@@ -109,6 +109,33 @@ def forget_session_cookie() -> None:
         components.html(_cookie_script("", 0), height=0)
 
 
+def client_address() -> str | None:
+    """The browser's address as Streamlit gives it (None for a local connection, or when it gives none)."""
+    try:
+        address = st.context.ip_address
+    except Exception:  # noqa: BLE001 - no context (a bare script run): the per-account limit still applies
+        return None
+    return str(address) if address else None
+
+
+def invitation_link(token: str) -> str:
+    """The link a vet opens to use an invitation: this dashboard's address with ``?invite=TOKEN``.
+
+    Only the path and query (``?invite=TOKEN``) when Streamlit does not give the page's address.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        url = st.context.url
+    except Exception:  # noqa: BLE001 - no context: the relative link still works when pasted after the address
+        url = None
+    if not url:
+        return f"?invite={token}"
+    parts = urlsplit(str(url))
+    base = parts.path.rsplit("/", 1)[0] if parts.path else ""
+    return f"{parts.scheme}://{parts.netloc}{base}/?invite={token}"
+
+
 def damaged_line(exc: DamagedFileError) -> str:
     """The one line a damaged stored file gets: what it is and what to do (no path, no digest)."""
     text = str(exc)

@@ -8,7 +8,6 @@ analyses: checking an upload, queueing and running its analysis is :mod:`vision.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import secrets
@@ -20,8 +19,10 @@ from typing import Any
 from sqlalchemy import create_engine, delete, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
+import vision.storage.accounts as accounts
 from vision.storage.blobs import BlobStore
 from vision.storage.models import Clip, Dog, DogShare, LoginSession, Review, User
+from vision.storage.text import sanitize
 
 #: The largest upload accepted, in bytes.
 MAX_UPLOAD_BYTES = 500 * 1024 * 1024
@@ -36,10 +37,6 @@ def default_data_dir() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("hindsight", appauthor=False))
-
-
-def _token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
 class Store:
@@ -91,38 +88,88 @@ class Store:
     # --- accounts ---------------------------------------------------------------------------------
 
     def create_user(self, email: str, name: str, role: str, password: str) -> User:
-        """Register a user; the password is stored as an Argon2 hash."""
-        from argon2 import PasswordHasher
+        """Register a user (the operator's command); the password is stored as an Argon2 hash.
 
+        Raises
+        ------
+        ValueError
+            An unknown role, a malformed e-mail, a password outside 8-256 characters
+            (:func:`vision.storage.accounts.check_password`), or "an account with this e-mail already exists".
+        """
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
-        email = email.strip().lower()
-        if "@" not in email or len(password) < 8:
-            raise ValueError("an e-mail address and a password of at least 8 characters are needed")
         with self.session() as s:
-            if s.scalar(select(User).where(User.email == email)):
+            user = self._new_user(s, email, name, role, password)
+            if user is None:
                 raise ValueError("an account with this e-mail already exists")
-            user = User(
-                email=email, name=name.strip() or email, role=role, password_hash=PasswordHasher().hash(password)
-            )
-            s.add(user)
-            s.flush()
             return user
 
-    def authenticate(self, email: str, password: str) -> User | None:
-        """The user when the password matches, else None."""
+    def _new_user(self, s: Session, email: str, name: str, role: str, password: str) -> User | None:
+        """Add a user in ``s``; None (after hashing all the same) when the e-mail has an account."""
+        from argon2 import PasswordHasher
+
+        email = accounts.check_email(email)
+        accounts.check_password(password)
+        password_hash = PasswordHasher().hash(password)
+        if s.scalar(select(User).where(User.email == email)):
+            return None
+        user = User(email=email, name=name.strip() or email, role=role, password_hash=password_hash)
+        s.add(user)
+        s.flush()
+        return user
+
+    def sign_up_owner(self, email: str, name: str, password: str) -> None:
+        """Create an owner account, telling nobody whether the e-mail already had one.
+
+        An e-mail with an account is left as it is, silently and at the same cost, so the sign-up form
+        cannot be used to find out who has an account.
+
+        Raises
+        ------
+        ValueError
+            A malformed e-mail or a password outside 8-256 characters (one line for the user).
+        """
+        with self.session() as s:
+            self._new_user(s, email, name, "owner", password)
+
+    def authenticate(
+        self, email: str, password: str, *, address: str | None = None, now: dt.datetime | None = None
+    ) -> User | None:
+        """The user when the password matches, else None; rate-limited per e-mail and per client ``address``.
+
+        Each failure is counted (:mod:`vision.storage.accounts`); a success clears the e-mail's failures and
+        makes the shares of a vet's open invitations live. ``address`` is None for a local connection: then
+        only the per-e-mail limit applies.
+
+        Raises
+        ------
+        TooManyAttempts
+            Too many failures for the e-mail or the address in the last 15 minutes: the password is not
+            checked ("Too many failed attempts for this account; try again in N minutes.").
+        """
         from argon2 import PasswordHasher
         from argon2.exceptions import VerificationError
 
+        now = now or accounts.utcnow()
+        key = sanitize(email.strip().lower()) if isinstance(email, str) else ""
         with self.session() as s:
-            user = s.scalar(select(User).where(User.email == email.strip().lower()))
-            if user is None:
+            accounts.refuse_if_locked(s, key, address, now)
+            user = s.scalar(select(User).where(User.email == key)) if len(key) <= 254 else None
+            ok = False
+            if not isinstance(password, str) or len(password) > accounts.MAX_PASSWORD:
+                pass  # never hashed: longer than any password can be
+            elif user is None:
                 PasswordHasher().hash(password)  # same cost whether or not the account exists
+            else:
+                try:
+                    ok = PasswordHasher().verify(user.password_hash, password)
+                except VerificationError:
+                    ok = False
+            if not ok or user is None:
+                accounts.record_failure(s, key, address, now)
                 return None
-            try:
-                PasswordHasher().verify(user.password_hash, password)
-            except VerificationError:
-                return None
+            accounts.clear_failures(s, key)
+            accounts.accept_open_invitations(s, user, now)
             return user
 
     def get_user(self, user_id: int) -> User | None:
@@ -136,11 +183,10 @@ class Store:
             return s.scalar(select(User).where(User.email == email.strip().lower()))
 
     def set_password(self, user: User, password: str) -> None:
-        """Replace a user's password (at least 8 characters) and end every session the user has open."""
+        """Replace a user's password (8 to 256 characters) and end every session the user has open."""
         from argon2 import PasswordHasher
 
-        if len(password) < 8:
-            raise ValueError("a password of at least 8 characters is needed")
+        accounts.check_password(password)
         with self.session() as s:
             row = s.get(User, user.id)
             if row is None:
@@ -162,7 +208,7 @@ class Store:
             s.execute(delete(LoginSession).where(LoginSession.expires_at < now - dt.timedelta(days=1)))
             s.add(
                 LoginSession(
-                    token_sha256=_token_digest(token),
+                    token_sha256=accounts.digest(token),
                     user_id=user.id,
                     created_at=now,
                     expires_at=now + dt.timedelta(seconds=ttl_s),
@@ -176,7 +222,7 @@ class Store:
             return None
         now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
         with self.session() as s:
-            row = s.scalar(select(LoginSession).where(LoginSession.token_sha256 == _token_digest(token)))
+            row = s.scalar(select(LoginSession).where(LoginSession.token_sha256 == accounts.digest(token)))
             if row is None or row.expires_at <= now:
                 return None
             return s.get(User, row.user_id)
@@ -185,7 +231,7 @@ class Store:
         """End a login session (log-out); an unknown token is ignored."""
         if isinstance(token, str) and token:
             with self.session() as s:
-                s.execute(delete(LoginSession).where(LoginSession.token_sha256 == _token_digest(token)))
+                s.execute(delete(LoginSession).where(LoginSession.token_sha256 == accounts.digest(token)))
 
     # --- dogs -------------------------------------------------------------------------------------
 
@@ -242,20 +288,92 @@ class Store:
         with self.session() as s:
             return self._can_see(s, user, dog_id)
 
-    def share_dog(self, owner: User, dog_id: int, vet_email: str) -> None:
-        """Share one of the owner's dogs with a vet."""
+    def _owned(self, s: Session, owner: User, dog_id: int) -> Dog:
+        dog = self._can_see(s, owner, dog_id)
+        if owner.role != "owner" or dog.owner_id != owner.id:
+            raise PermissionError("only the owner can share a dog")
+        return dog
+
+    def share_dog(self, owner: User, dog_id: int, vet_email: str, *, now: dt.datetime | None = None) -> str:
+        """Invite a vet to see one of the owner's dogs; returns the invitation's secret token (``?invite=TOKEN``).
+
+        The same happens whether or not the e-mail has an account, so the owner learns nothing from it:
+        an invitation (14 days, one use) is made, and when a vet has the e-mail the share is live at once.
+        An owner's e-mail gets no share, ever. Only the token's SHA-256 is stored.
+
+        Raises
+        ------
+        PermissionError
+            The dog is not this owner's.
+        ValueError
+            A malformed e-mail.
+        """
+        email = accounts.check_email(vet_email)
         with self.session() as s:
-            dog = self._can_see(s, owner, dog_id)
-            if owner.role != "owner" or dog.owner_id != owner.id:
-                raise PermissionError("only the owner can share a dog")
-            vet = s.scalar(select(User).where(User.email == vet_email.strip().lower(), User.role == "vet"))
-            if vet is None:
-                raise ValueError("no vet with this e-mail")
-            if not s.scalar(select(DogShare).where(DogShare.dog_id == dog_id, DogShare.vet_id == vet.id)):
-                s.add(DogShare(dog_id=dog_id, vet_id=vet.id))
+            self._owned(s, owner, dog_id)
+            return accounts.make_invitation(s, email, now or accounts.utcnow(), dog_id=dog_id, invited_by=owner.id)
+
+    def invite_vet(self, email: str, *, now: dt.datetime | None = None) -> str:
+        """An operator's invitation of a vet with no dog (``hindsight users invite``); returns its secret token."""
+        email = accounts.check_email(email)
+        with self.session() as s:
+            return accounts.make_invitation(s, email, now or accounts.utcnow())
+
+    def invitation_email(self, token: str | None, *, now: dt.datetime | None = None) -> str | None:
+        """The invited e-mail of an open (unused, unexpired) invitation token, else None."""
+        with self.session() as s:
+            row = accounts.open_invitation(s, token, now or accounts.utcnow())
+            return row.email if row else None
+
+    def accept_invitation(self, token: str, name: str, password: str, *, now: dt.datetime | None = None) -> None:
+        """Use an invitation: a vet account for the invited e-mail when it has none, and the dog's share goes live.
+
+        When the e-mail already has a vet account the share goes live and the password given is ignored;
+        when it has an owner account nothing is shared. The caller is told none of this (no return value).
+
+        Raises
+        ------
+        ValueError
+            The token is not an open invitation (:data:`vision.storage.accounts.INVALID_INVITATION`), or
+            the password is outside 8-256 characters.
+        """
+        now = now or accounts.utcnow()
+        accounts.check_password(password)
+        with self.session() as s:
+            row = accounts.open_invitation(s, token, now)
+            if row is None:
+                raise ValueError(accounts.INVALID_INVITATION)
+            user = self._new_user(s, row.email, name, "vet", password) or s.scalar(
+                select(User).where(User.email == row.email)
+            )
+            if user is not None and user.role == "vet":
+                accounts.accept_open_invitations(s, user, now)
+            row.used_at = now
+
+    def unshare_dog(self, owner: User, dog_id: int, vet_email: str) -> None:
+        """Stop sharing a dog with the vet of ``vet_email`` and withdraw its invitations to this dog.
+
+        The vet no longer sees the dog, its clips or its reviews. Nothing happens for an e-mail the dog
+        was not shared with.
+
+        Raises
+        ------
+        PermissionError
+            The dog is not this owner's.
+        """
+        email = vet_email.strip().lower()
+        with self.session() as s:
+            self._owned(s, owner, dog_id)
+            accounts.unshare(s, dog_id, email)
+
+    def shares_of(self, owner: User, dog_id: int, *, now: dt.datetime | None = None) -> list[accounts.ShareEntry]:
+        """Who the owner's dog is shared with or invited to see, by e-mail (:class:`~.accounts.ShareEntry`)."""
+        with self.session() as s:
+            self._owned(s, owner, dog_id)
+            return accounts.shares_of(s, dog_id, now or accounts.utcnow())
 
     def vets_of(self, dog_id: int) -> list[User]:
-        """Vets a dog is shared with."""
+        """Vets a dog is shared with (live shares only)."""
         with self.session() as s:
             q = select(User).join(DogShare, DogShare.vet_id == User.id).where(DogShare.dog_id == dog_id)
             return list(s.scalars(q))
@@ -425,21 +543,28 @@ class Store:
             return list(s.scalars(q.order_by(Review.created_at.desc())))
 
     def get_review(self, vet: User, review_id: int) -> Review:
-        """A review of this vet's."""
+        """A review of this vet's, while the dog is shared with the vet (PermissionError otherwise)."""
         with self.session() as s:
-            review = s.get(Review, review_id)
-            if review is None or review.vet_id != vet.id:
-                raise PermissionError("no such review")
-            return review
+            return self._own_review(s, vet, review_id)
+
+    def _own_review(self, s: Session, vet: User, review_id: int) -> Review:
+        """The vet's review while its dog is still shared with the vet (PermissionError otherwise)."""
+        review = s.get(Review, review_id)
+        clip = s.get(Clip, review.clip_id) if review is not None and review.vet_id == vet.id else None
+        if review is None or clip is None or vet.role != "vet":
+            raise PermissionError("no such review")
+        try:
+            self._can_see(s, vet, clip.dog_id)
+        except PermissionError:
+            raise PermissionError("no such review") from None
+        return review
 
     def update_review(self, vet: User, review_id: int, status: str, notes: str) -> None:
-        """Set a review's status and notes."""
+        """Set a review's status and notes (the vet's own, while the dog is shared with the vet)."""
         if status not in ("pending", "reviewed", "needs_visit", "no_concern"):
             raise ValueError("unknown status")
         with self.session() as s:
-            review = s.get(Review, review_id)
-            if review is None or review.vet_id != vet.id:
-                raise PermissionError("no such review")
+            review = self._own_review(s, vet, review_id)
             review.status, review.notes = status, notes
 
     def comparison_of(self, review: Review) -> dict[str, Any]:

@@ -57,6 +57,44 @@ class LoginSession(Base):
         return exact_text(self, key, value)
 
 
+class LoginFailure(Base):
+    """A failed login: the SHA-256 of the e-mail tried and of the client's address, never either in clear.
+
+    Counted by :mod:`vision.storage.accounts` for the login rate limit; rows older than its window are pruned.
+    """
+
+    __tablename__ = "login_failures"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    address_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    failed_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+
+    @validates("email_sha256", "address_sha256")
+    def _exact_text(self, key: str, value: str | None) -> str | None:
+        return exact_text(self, key, value)
+
+
+class Invitation(Base):
+    """A vet invitation: the SHA-256 of its random token, the invited e-mail, the dog it shares (if any).
+
+    One use (``used_at``), and it expires. Made by the owner sharing a dog or by an operator (no dog).
+    """
+
+    __tablename__ = "invitations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    dog_id: Mapped[int | None] = mapped_column(ForeignKey("dogs.id", ondelete="CASCADE"), nullable=True, index=True)
+    invited_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_now)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+    @validates("token_sha256", "email")
+    def _exact_text(self, key: str, value: str | None) -> str | None:
+        return exact_text(self, key, value)
+
+
 class Dog(Base):
     """A dog and its owner."""
 

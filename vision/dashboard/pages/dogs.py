@@ -1,4 +1,4 @@
-"""Dogs: add a dog, see its weekly timeline (flags explained), and share it with a vet."""
+"""Dogs: add a dog, see its weekly timeline (flags explained), share it with a vet by invitation and stop sharing."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import streamlit as st
 
 from vision.dashboard.cards import FLAG_HELP, NOT_MEASURED, block, escape_markdown, number
 from vision.dashboard.progress import analyses, done_notices
-from vision.dashboard.state import STATUS_WORDS, current_user, get_store, history, sidebar
+from vision.dashboard.state import STATUS_WORDS, current_user, get_store, history, invitation_link, sidebar
 from vision.storage.models import Clip, Dog, User
 
 
@@ -70,20 +70,43 @@ def _timeline(user: User, dog: Dog) -> None:
         st.caption(FLAG_HELP)
 
 
+SHARE_DONE = (
+    "Invitation made. If a vet account has this e-mail, the dog is in its list now; either way, send your vet "
+    "this link (one use, valid 14 days; it is shown only now):"
+)
+
+
 def _share_form(user: User, dog: Dog) -> None:
+    """Invite a vet by e-mail (the same answer whether or not the e-mail has an account) and list the shares."""
     store = get_store()
-    with st.form("share"):
+    with st.form("share", clear_on_submit=True):
         st.write("Share this dog with your vet or physiotherapist")
-        vet_email = st.text_input("Vet's e-mail", max_chars=254)
+        vet_email = st.text_input("Vet's e-mail", max_chars=254, key="share_email")
         if st.form_submit_button("Share"):
             try:
-                store.share_dog(user, dog.id, vet_email)
-                st.success("Shared.")
+                token = store.share_dog(user, dog.id, vet_email)
             except (ValueError, PermissionError) as exc:
                 st.error(str(exc))
-    vets = store.vets_of(dog.id)
-    if vets:
-        st.text("Shared with: " + ", ".join(v.name for v in vets))
+            else:
+                st.session_state["invite_link"] = (dog.id, vet_email.strip().lower(), invitation_link(token))
+    made = st.session_state.get("invite_link")
+    if made and made[0] == dog.id:
+        st.success(SHARE_DONE)
+        st.text(f"For {made[1]}:")
+        st.code(made[2], language=None)
+    entries = store.shares_of(user, dog.id)
+    if not entries:
+        return
+    st.write("Shared with")
+    for entry in entries:
+        left, right = st.columns([4, 1])
+        until = f"{entry.valid_until:%d %b %Y}" if entry.valid_until else ""
+        state = "shared" if entry.state == "shared" else f"invited, link valid until {until}"
+        left.text(f"{entry.email} — {state}")
+        if right.button("Stop sharing", key=f"unshare_{dog.id}_{entry.email}"):
+            store.unshare_dog(user, dog.id, entry.email)
+            st.session_state.pop("invite_link", None)
+            st.rerun()
 
 
 def page() -> None:
