@@ -93,7 +93,7 @@ def test_an_unscored_clip_is_named_and_no_change_is_claimed(monkeypatch):
     a = analyze_tracks(generate(seed=1).tracks).report
     b = analyze_tracks(generate(seed=2, duration_s=2).tracks).report
     pdf = _pdf(a, b)
-    assert b"08 Jan 2026 could not be scored: Only 0 complete hind strides" in pdf
+    assert b"08 Jan 2026 could not be scored: No complete hind stride" in pdf
     assert b"No worsening" not in pdf and b"no change beyond noise" not in pdf
     assert b"not compared" in pdf
 

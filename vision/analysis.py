@@ -192,7 +192,7 @@ def _muscle(
         return muscle_metrics(None, tracks, events, view)
     if not usable and view != "rear":
         block = muscle_metrics(None, tracks, events, view)
-        block["reason"] = "measured only on clips that can be scored (side-on or rear)"
+        block["reason"] = "measured only on clips that can be scored, side-on or from behind"
         return block
     block = muscle_metrics(video, tracks, events, view)
     if not usable:  # a rear view is fit for muscle, not gait: no side is named

@@ -188,9 +188,10 @@ def assess(
         q.advice.append(ADVICE_LEGS)
     if strides < MIN_HIND_STRIDES:
         counted = (
-            f"Only {strides} complete hind stride{'s' if strides != 1 else ''} could be measured "
-            f"(at least {MIN_HIND_STRIDES} are needed, {GOOD_HIND_STRIDES} or more recommended)"
-        )
+            "No complete hind stride"
+            if strides == 0
+            else f"Only {strides} complete hind stride{'s' if strides != 1 else ''}"
+        ) + f" could be measured (at least {MIN_HIND_STRIDES} are needed, {GOOD_HIND_STRIDES} or more recommended)"
         if found and not legs_hidden and size is not None and size >= MIN_DOG_WIDTH_SHARE:
             q.reasons.append(
                 counted + ": the dog was not walking steadily past the camera (sniffing, playing, standing or "

@@ -28,11 +28,20 @@ EVIDENCE_HELP = (
     "Evidence compares the stride-to-stride spread with the size of the effect: strong when the spread is under "
     "half the effect, moderate up to 1.2 times, weak above."
 )
-VIEW_WORDS = {"lateral": "from the side", "oblique": "at an angle", "rear": "from behind", "front": "from the front"}
+VIEW_WORDS = {
+    "lateral": "from the side",
+    "oblique": "at an angle",
+    "rear": "from behind",
+    "front": "from the front",
+    "unknown": "from an angle that could not be told",
+}
 DIRECTION_WORDS = {
     "left_to_right": "walking left to right",
     "right_to_left": "walking right to left",
     "both": "walking both ways",
+    "toward": "walking toward the camera",
+    "away": "walking away from the camera",
+    "unknown": "walking direction not told",
 }
 CAMERA_WORDS = {"still": "held still", "moving": "moving", "unknown": "not checked"}
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$&:])")

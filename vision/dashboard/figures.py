@@ -12,6 +12,10 @@ import plotly.graph_objects as go
 LEFT, RIGHT, GREY = "#f08c00", "#1f9bd1", "#888888"
 
 
+#: A horizontal legend above the plot, right-aligned: below it, it covered the date axis's year labels.
+LEGEND_ABOVE = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1.0}
+
+
 def weakness_points(history: Sequence[tuple[dt.date, dict[str, Any] | None]]) -> list[dict[str, Any]]:
     """Per clip: date, absolute hind asymmetry and its 95 % interval (None when not scored)."""
     out = []
@@ -98,7 +102,7 @@ def trend_chart(
         height=320,
         margin={"t": 40, "b": 30},
         yaxis_title="%",
-        legend={"orientation": "h"},
+        legend=LEGEND_ABOVE,
     )
     return fig
 
@@ -193,6 +197,6 @@ def thigh_index_chart(history: Sequence[tuple[dt.date, dict[str, Any] | None]]) 
         title="Thigh muscle index by week (lower = thinner)",
         height=300,
         margin={"t": 40, "b": 30},
-        legend={"orientation": "h"},
+        legend=LEGEND_ABOVE,
     )
     return fig

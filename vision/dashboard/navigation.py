@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from vision.dashboard.pages import clip, compare, dogs, login, review, upload
-from vision.dashboard.state import current_user, guarded, keep_session_cookie
+from vision.dashboard.state import current_user, guarded, keep_session_cookie, release_media_when_the_page_closes
 
 #: url path -> (page module, title, icon)
 PAGES = {
@@ -24,6 +24,7 @@ PAGES = {
 def run() -> None:
     """Build the navigation for the logged-in user and run the chosen page."""
     st.set_page_config(page_title="Hindsight", page_icon="🐾", layout="wide")
+    release_media_when_the_page_closes()
     user = current_user()
     if user is None:
         pages = [st.Page(guarded(login.page), title="Log in", url_path="login", default=True)] + [

@@ -57,6 +57,29 @@ def get_store() -> Store:
 # --- session ---------------------------------------------------------------------------------------
 
 
+def release_media_when_the_page_closes() -> None:
+    """Make this browser session end when its page closes, so that its ``/media/...`` URLs stop answering.
+
+    Streamlit serves the media a page shows (the annotated video, images) at ``/media/...`` URLs that
+    answer without a login. It keeps a closed page's session for ``server.disconnectedSessionTTL``
+    seconds so that it can be resumed, and then drops it without shutting it down, so the media it
+    showed stayed served until the server restarted. A session marked not resumable is shut down as
+    soon as its page disconnects, which releases its media; a returning user is logged in again by
+    the session cookie. This uses Streamlit's runtime objects (not a public API): when they are not
+    there, it logs and does nothing.
+    """
+    try:
+        from streamlit.runtime import get_instance
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        info = get_instance()._session_mgr.get_active_session_info(ctx.session_id) if ctx else None
+        if info is not None and info.session.is_resumable():
+            info.session.clear_user_info()
+    except Exception:  # a Streamlit without these internals: media stay served as before (docs/deploy.md)
+        LOG.warning("could not mark the session as ending with its page", exc_info=True)
+
+
 def _cookie_script(value: str, max_age: int) -> str:
     return (
         "<script>const secure = window.parent.location.protocol === 'https:' ? '; Secure' : '';"
