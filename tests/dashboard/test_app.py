@@ -442,3 +442,13 @@ def test_the_owner_shares_by_invitation_and_stops_sharing(demo_store):
     assert not any(t.value.startswith(info["vet"]) for t in at.text)
     vet_view = _app(store, info["vet"])
     assert not vet_view.exception and not any("Bella" in e.label for e in vet_view.expander)
+
+
+def test_the_served_config_hides_the_developer_menu_and_listens_locally():
+    """What ``streamlit run`` in the project folder reads (the CLI passes the same settings to ``demo --serve``)."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["client"]["toolbarMode"] == "viewer"  # no Deploy button or developer menu
+    assert config["client"]["showErrorDetails"] == "none"
+    assert config["server"]["address"] == "localhost"

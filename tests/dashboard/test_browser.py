@@ -199,6 +199,7 @@ def test_a_refresh_keeps_the_session_and_the_chosen_clip(server):
         page.reload()
         expect(page.get_by_role("heading", name="Clip")).to_be_visible()
         assert page.get_by_role("button", name="Log in").count() == 0
+        assert page.get_by_role("button", name="Deploy").count() == 0  # client.toolbarMode = viewer
         picker = page.locator('[data-testid="stSelectbox"]').nth(1)
         expect(picker).to_be_visible()
         assert clips[3].original_name in picker.aria_snapshot()  # the chosen clip, not the default
