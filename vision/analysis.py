@@ -46,7 +46,7 @@ SMOOTH_CUTOFF_HZ = 6.0
 MIN_TRACK_DURATION_S = 1.0
 
 Progress = Callable[[float, str], None]
-#: Quality note and advice when the hind-paw labels do not follow the legs (vision.gait.identity).
+#: Summary line and filming advice when the hind-paw labels do not follow the legs (vision.gait.identity).
 LABELS_NOTE = (
     "The two hind legs could not be told apart (the tracker named the hind paws by place, front and back, not by "
     "leg): no weaker side is named and whether they move together is not judged."
@@ -134,7 +134,6 @@ def analyze_tracks(
                 "One hind paw seldom came down to the ground: a hind leg is held up or barely bears weight. "
                 "Which one could not be told, because the hind paws were not told apart."
             )
-        quality.notes.append(LABELS_NOTE)
         quality.advice.append(LABELS_ADVICE)
     if held["flag"]:
         # Hopping on three legs is neither a gallop nor bunny hopping: the held-up leg is the finding.

@@ -137,8 +137,7 @@ def test_asymmetry_within_noise_is_not_a_headline_number():
 
 def test_hind_legs_not_told_apart_show_the_reason_not_a_side_or_a_phase():
     from tests.gait.test_identity import paws_by_place
-    from vision.analysis import analyze_tracks
-    from vision.gait.symmetry import LABELS_REASON
+    from vision.analysis import LABELS_NOTE, analyze_tracks
     from vision.synthetic import generate
 
     report = analyze_tracks(paws_by_place(generate(seed=4, limp_side="left", limp_severity=0.5).tracks, 1)).report
@@ -148,6 +147,31 @@ def test_hind_legs_not_told_apart_show_the_reason_not_a_side_or_a_phase():
     assert values["Is one hind leg weaker?"] == "not measured"
     assert values["Do the hind legs move together?"] == "not measured"
     shown = _shown_text(at)
-    assert LABELS_REASON in shown
+    assert "The two hind legs were not told apart in this clip." in shown
     assert "Not judged (the hind legs were not told apart)" in shown
+    assert [t for t in shown if "told apart" in t and "tracker named" in t] == [LABELS_NOTE]  # explained once
     assert not any("Left hind" in t or "Alternating normally" in t for t in shown)
+
+
+def test_the_timeline_says_not_measured_where_the_hind_legs_were_not_told_apart():
+    import datetime as dt
+
+    from vision.dashboard.pages.dogs import _timeline_row
+    from vision.storage.models import Clip
+
+    clip = Clip(
+        id=1,
+        recorded_on=dt.date(2026, 12, 1),
+        original_name="walk.mp4",
+        status="done",
+        usable=True,
+        hind_asymmetry_pct=None,
+        weaker_side=None,
+        bunny_hop_flag=None,
+        wobble_flag=False,
+    )
+    apart = {"metrics": {"symmetry": {"within_noise": True}}}
+    not_apart = {"metrics": {"symmetry": {"legs_told_apart": False}}}
+    assert _timeline_row(clip, set(), apart)["asymmetry"] == "within noise"
+    assert _timeline_row(clip, set(), not_apart)["asymmetry"] == "not measured (legs not told apart)"
+    assert _timeline_row(clip, set(), not_apart)["weaker side"] == "—"

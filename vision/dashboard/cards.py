@@ -137,7 +137,7 @@ def _asymmetry_card(column: Any, sym: dict[str, Any]) -> None:
         return
     if sym.get("legs_told_apart") is False:
         column.metric("Is one hind leg weaker?", NOT_MEASURED, help=help_text)
-        column.write(str(sym.get("reason") or "The two hind legs were not told apart in this clip."))
+        column.write("The two hind legs were not told apart in this clip.")
         return
     column.metric("Is one hind leg weaker?", number(value, 1, " %"), help=help_text)
     side = sym.get("weaker_side")
@@ -171,7 +171,7 @@ def _phase_card(column: Any, bunny: dict[str, Any]) -> None:
             if bunny.get("legs_told_apart") is False
             else "Not judged (not a walk or trot)"
         )
-    if sentence(bunny.get("note")):
+    if sentence(bunny.get("note")) and bunny.get("legs_told_apart") is not False:
         column.caption(str(bunny["note"]))
 
 

@@ -292,22 +292,33 @@ LABELS_REASON = (
 )
 
 
+#: The symmetry block's estimates that compare one labelled hind leg with the other.
+PAIRED_ESTIMATES = (
+    "weakness_pct",
+    "stance_time_si",
+    "excursion_si",
+    "paw_lift_si",
+    "hock_rom_si",
+    "pelvis_min_diff_pct_bl",
+    "pelvis_max_diff_pct_bl",
+)
+
+
 def without_sides(block: dict[str, Any], reason: str = LABELS_REASON) -> dict[str, Any]:
     """A copy of a symmetry block with every figure that needs the legs told apart taken out.
 
     For tracks whose hind-paw labels do not follow the legs
     (:func:`~vision.gait.identity.check_hind_labels`): the headline asymmetry, its ``within_noise``
-    verdict and the weaker side become None, ``legs_told_apart`` is False and ``reason`` says why.
-    The per-label details stay for a vet's detail view.
+    verdict and the weaker side become None, each of :data:`PAIRED_ESTIMATES` an empty estimate (it
+    compared the front paw with the back one), the per-label strike times go, ``legs_told_apart`` is
+    False and ``reason`` says why. Every reader then shows "not measured" without a check of its own.
     """
-    return {
-        **block,
-        "hind_asymmetry_pct": None,
-        "within_noise": None,
-        "weaker_side": None,
-        "legs_told_apart": False,
-        "reason": reason,
-    }
+    out = {key: value for key, value in block.items() if key != "stride_times"}
+    for key in PAIRED_ESTIMATES:
+        if key in out:
+            out[key] = empty(str((out[key] or {}).get("unit", ""))).to_dict()
+    out.update(hind_asymmetry_pct=None, within_noise=None, weaker_side=None, legs_told_apart=False, reason=reason)
+    return out
 
 
 def weaker_side(weakness: Estimate) -> str | None:

@@ -66,9 +66,11 @@ def _result(store: Store, user: User, clip: Clip) -> None:
         from vision.dashboard.figures import per_stride_chart, phase_chart
 
         a, b = st.columns(2)
-        a.plotly_chart(per_stride_chart(report))
-        b.plotly_chart(phase_chart(report))
-        b.caption(PHASE_SCALE)
+        if block(report, "metrics", "symmetry", "weakness_pct").get("per_stride"):
+            a.plotly_chart(per_stride_chart(report))
+        if block(report, "metrics", "bunny_hop").get("per_stride_phase"):
+            b.plotly_chart(phase_chart(report))
+            b.caption(PHASE_SCALE)
     glossary()
     if user.role == "vet":
         vet_details(report)

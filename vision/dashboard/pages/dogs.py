@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import streamlit as st
 
@@ -30,7 +31,9 @@ def _add_dog_form(user: User, expanded: bool) -> None:
                 st.rerun()
 
 
-def _timeline_row(clip: Clip, flagged: set[int]) -> dict[str, str]:
+def _timeline_row(clip: Clip, flagged: set[int], report: dict[str, Any] | None = None) -> dict[str, str]:
+    """One row of the dog's timeline; ``report`` (the clip's, when read) tells "within noise" from "not measured"."""
+    apart = block(report, "metrics", "symmetry").get("legs_told_apart") is not False
     side = {"left": "left hind", "right": "right hind"}.get(clip.weaker_side or "", "none clearly")
     scored = clip.usable
 
@@ -44,8 +47,8 @@ def _timeline_row(clip: Clip, flagged: set[int]) -> dict[str, str]:
         "scored": "—" if scored is None else ("yes" if scored else "no (see the clip)"),
         "asymmetry": number(clip.hind_asymmetry_pct, 1, " %")
         if clip.hind_asymmetry_pct is not None
-        else ("within noise" if scored else "—"),
-        "weaker side": side if scored else "—",
+        else ("—" if not scored else "within noise" if apart else "not measured (legs not told apart)"),
+        "weaker side": side if scored and apart else "—",
         "bunny hop": yes_no(clip.bunny_hop_flag),
         "wobble": yes_no(clip.wobble_flag),
         "flagged for vet": "⚑" if clip.id in flagged else "",
@@ -65,7 +68,8 @@ def _timeline(user: User, dog: Dog) -> None:
     st.plotly_chart(trend_chart(past, [c.recorded_on for c in clips if c.id in flagged]))
     if any(block(r, "metrics", "muscle").get("available") for _, r in past):
         st.plotly_chart(thigh_index_chart(past))
-    st.dataframe([_timeline_row(c, flagged) for c in reversed(clips)], hide_index=True)
+    reports = dict(zip([c.id for c in clips if c.status == "done"], [r for _, r in past], strict=True))
+    st.dataframe([_timeline_row(c, flagged, reports.get(c.id)) for c in reversed(clips)], hide_index=True)
     if flagged:
         st.caption(FLAG_HELP)
 
