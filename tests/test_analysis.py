@@ -39,3 +39,17 @@ def test_labels_that_follow_the_legs_keep_every_figure():
     assert m["symmetry"]["weaker_side"] == "right"
     assert m["symmetry"].get("legs_told_apart") is not False
     assert m["bunny_hop"]["hind_phase"] == pytest.approx(0.5, abs=0.08)
+
+
+def test_a_gallop_whose_leading_hind_paw_stays_ahead_is_still_refused():
+    """The leading hind paw of a gallop stays ahead, so the label check reads "not told apart"; still no score."""
+    c = generate(hind_phase=0.05, front_phase=0.05, duty_factor=0.25, stride_hz=2.2, speed_bl_s=3, seed=4)
+    ds = c.tracks.copy(deep=True)
+    names = list(ds["keypoint"].values)
+    lead = ds["position"].values[:, 0, names.index("left_hind_paw"), 0]
+    lead += 0.15 * 220.0  # the left hind leads by 0.15 body lengths (walking to the right)
+    report = analyze_tracks(ds).report
+    assert report["metrics"]["hind_labels"]["follow_legs"] is False
+    assert report["metrics"]["bunny_hop"]["gait_type"] == "gallop"
+    assert report["quality"]["usable"] is False
+    assert any("gallop" in reason for reason in report["quality"]["reasons"])

@@ -272,7 +272,7 @@ def test_what_media_urls_answer_without_a_session(server):
         expect(page.get_by_role("heading", name="Dogs")).to_be_visible()
         page.goto(f"{url}/clip?dog={info['dog_id']}&clip={clips[-1].id}")
         video = page.locator("video").first
-        expect(video).to_be_visible()
+        expect(video).to_be_visible(timeout=60_000)
         source = video.get_attribute("src")
         assert source and "/media/" in source
         media = source if source.startswith("http") else url + source
@@ -286,7 +286,7 @@ def test_what_media_urls_answer_without_a_session(server):
         browser, page = _open_and_log_in(p, url, info["owner"], info["owner_password"])
         page.goto(f"{url}/clip?dog={info['dog_id']}&clip={clips[0].id}")
         video = page.locator("video").first
-        expect(video).to_be_visible()
+        expect(video).to_be_visible(timeout=60_000)
         source = video.get_attribute("src")
         assert source
         media = source if source.startswith("http") else url + source

@@ -53,12 +53,31 @@ def bunny_hop_metrics(
 
     ``labels_follow_legs`` is the verdict of :func:`~vision.gait.identity.check_hind_labels`. When it
     is False the phase compares the front paw with the back one, not one leg with the other: the
-    phase, the in-phase share and the flag are None, ``legs_told_apart`` is False, and each stride's
-    gait type comes from its duty factor alone (a gallop is not called from a phase that was not
-    measured).
+    phase, its interval, the in-phase share and the flag are None, ``legs_told_apart`` is False and
+    ``note`` says why. The gait types are still classified with that phase, which errs towards
+    calling a gallop, and a gallop is refused rather than scored: a galloping dog's hind paws also
+    seldom change order (the leading leg stays ahead), so the label check cannot tell it apart.
     """
+    block = _with_phase(events, tracks)
     if labels_follow_legs is False:
-        return _without_phase(events)
+        block.update(
+            hind_phase=None,
+            hind_phase_ci95=None,
+            phase_concentration=None,
+            in_phase_share=None,
+            n_judged_strides=0,
+            phase_deviation=empty("cycles").to_dict(),
+            legs_told_apart=False,
+            note=LABELS_NOTE,
+            flag=None,
+        )
+        for key in ("per_stride_phase", "pelvis_once_per_stride"):
+            block.pop(key, None)
+    return block
+
+
+def _with_phase(events: GaitEvents, tracks: xr.Dataset | None) -> dict[str, Any]:
+    """The block from the labelled hind strikes as they are (see :func:`bunny_hop_metrics`)."""
     lh = events.strikes.get("left_hind", np.array([]))
     rh = events.strikes.get("right_hind", np.array([]))
     phases = phase_within(lh, rh) if lh.size > 1 and rh.size else np.array([])
@@ -130,24 +149,6 @@ def bunny_hop_metrics(
         "legs_told_apart": apart,
         "note": note,
         "flag": bool(share >= FLAG_SHARE) if apart and enough else None,
-    }
-
-
-def _without_phase(events: GaitEvents) -> dict[str, Any]:
-    """The block when the hind legs were not told apart: gait types from duty factor only."""
-    gaits = [classify_gait(s.duty_factor, None, None) for s in events.strides.get("left_hind", [])]
-    return {
-        "hind_phase": None,
-        "hind_phase_ci95": None,
-        "phase_concentration": None,
-        "in_phase_share": None,
-        "n_judged_strides": 0,
-        "gait_type": max(set(gaits), key=gaits.count) if gaits else None,
-        "gait_per_stride": gaits,
-        "phase_deviation": empty("cycles").to_dict(),
-        "legs_told_apart": False,
-        "note": LABELS_NOTE,
-        "flag": None,
     }
 
 
