@@ -77,3 +77,12 @@ def test_a_few_in_phase_strides_are_not_called_bunny_hopping():
     assert m["in_phase_share"] > 0.8  # the strides read together ...
     assert m["flag"] is None  # ... but too few of them to call a pattern
     assert "6 or more" in m["note"]
+
+
+def test_the_gait_type_of_a_tie_is_the_same_in_every_run():
+    from vision.gait.bunny import most_common_gait
+
+    assert most_common_gait(["walk", "trot", "trot", "walk"]) == "trot"
+    assert most_common_gait(["walk", "gallop"]) == "gallop"
+    assert most_common_gait(["walk", "walk", "gallop"]) == "walk"
+    assert most_common_gait([]) is None

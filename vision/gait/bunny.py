@@ -104,7 +104,7 @@ def _with_phase(events: GaitEvents, tracks: xr.Dataset | None) -> dict[str, Any]
     all_phases = phases[np.isfinite(phases)] if len(phases) else np.array([])
     mean, r = circular_mean_phase(all_phases)
     known = [g for g in gaits if g != "unknown"]
-    gait_type = max(set(known), key=known.count) if known else None
+    gait_type = most_common_gait(known)
     if judged_arr.size < 3 or mean is None:
         return {
             "hind_phase": None if mean is None else round(mean, 4),
@@ -150,6 +150,18 @@ def _with_phase(events: GaitEvents, tracks: xr.Dataset | None) -> dict[str, Any]
         "note": note,
         "flag": bool(share >= FLAG_SHARE) if apart and enough else None,
     }
+
+
+#: Order in which tied gait types are preferred: the one that refuses a clip first.
+GAIT_TIE_ORDER = ("gallop", "trot", "walk")
+
+
+def most_common_gait(gaits: list[str]) -> str | None:
+    """The most frequent gait type; a tie goes to the earlier one in :data:`GAIT_TIE_ORDER` (None when empty)."""
+    if not gaits:
+        return None
+    rank = {g: i for i, g in enumerate(GAIT_TIE_ORDER)}
+    return max(sorted(set(gaits)), key=lambda g: (gaits.count(g), -rank.get(g, len(rank))))
 
 
 def _front_phase_at(events: GaitEvents, t: float, front: np.ndarray | None) -> float | None:
