@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
@@ -11,6 +13,24 @@ from sqlalchemy import create_engine, make_url, text
 from vision.storage import Store
 
 PG_ENV = "HINDSIGHT_TEST_PG_URL"
+
+
+@contextmanager
+def pg_schema_url() -> Iterator[str]:
+    """A URL of ``$HINDSIGHT_TEST_PG_URL`` whose tables live in a new, private schema (dropped after)."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"{PG_ENV} is not set (.ci/run starts a PostgreSQL server and sets it)")
+    schema = f"hs_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -21,22 +41,12 @@ def store(request, tmp_path):
         yield s
         s.engine.dispose()
         return
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"{PG_ENV} is not set (.ci/run starts a PostgreSQL server and sets it)")
-    schema = f"hs_store_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as c:
-        c.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
-    s = Store(tmp_path / "data", db_url=url)
-    try:
-        yield s
-    finally:
-        s.engine.dispose()
-        with admin.begin() as c:
-            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with pg_schema_url() as url:
+        s = Store(tmp_path / "data", db_url=url)
+        try:
+            yield s
+        finally:
+            s.engine.dispose()
 
 
 @pytest.fixture

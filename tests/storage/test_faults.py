@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.storage.test_text import pg_schema_url
+from tests.storage.conftest import pg_schema_url
 from vision.errors import DamagedFileError, OutOfSpaceError
 from vision.storage import Store
 from vision.storage.blobs import BlobStore

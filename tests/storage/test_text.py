@@ -3,38 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import String, Text, create_engine, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import String, Text, inspect, select
 
+from tests.storage.conftest import pg_schema_url
 from vision.storage import Store
 from vision.storage.models import Base, Clip, Dog, DogShare, Review, User
 from vision.storage.text import TEXT_CAP, clean_values, exact_text, free_text, sanitize
-
-PG_ENV = "HINDSIGHT_TEST_PG_URL"
-
-
-@contextmanager
-def pg_schema_url() -> Iterator[str]:
-    """A URL of ``$HINDSIGHT_TEST_PG_URL`` whose tables live in a new, private schema (dropped after)."""
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"{PG_ENV} is not set (CI sets it to a PostgreSQL server)")
-    schema = f"hs_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import math
 import secrets
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -115,29 +116,16 @@ def refuse_if_locked(s: Session, email: str, address: str | None, now: dt.dateti
     The e-mail is counted whether or not it has an account, so the refusal tells nothing about it.
     """
     since = now - FAILURE_WINDOW
-    by_email = list(
-        s.scalars(
-            select(LoginFailure.failed_at).where(
-                LoginFailure.email_sha256 == digest(email), LoginFailure.failed_at > since
-            )
-        )
-    )
-    wait = _wait_minutes(by_email, MAX_FAILURES_PER_ACCOUNT, now)
-    if wait:
-        raise TooManyAttempts(f"Too many failed attempts for this account; try again in {wait[0]} minutes.", wait[1])
+    checks: list[tuple[Any, str, int, str]] = [
+        (LoginFailure.email_sha256, email, MAX_FAILURES_PER_ACCOUNT, "for this account")
+    ]
     if address:
-        by_address = list(
-            s.scalars(
-                select(LoginFailure.failed_at).where(
-                    LoginFailure.address_sha256 == digest(address), LoginFailure.failed_at > since
-                )
-            )
-        )
-        wait = _wait_minutes(by_address, MAX_FAILURES_PER_ADDRESS, now)
+        checks.append((LoginFailure.address_sha256, address, MAX_FAILURES_PER_ADDRESS, "from this address"))
+    for column, value, limit, where in checks:
+        failed = select(LoginFailure.failed_at).where(column == digest(value), LoginFailure.failed_at > since)
+        wait = _wait_minutes(list(s.scalars(failed)), limit, now)
         if wait:
-            raise TooManyAttempts(
-                f"Too many failed attempts from this address; try again in {wait[0]} minutes.", wait[1]
-            )
+            raise TooManyAttempts(f"Too many failed attempts {where}; try again in {wait[0]} minutes.", wait[1])
 
 
 def record_failure(s: Session, email: str, address: str | None, now: dt.datetime) -> None:
