@@ -53,3 +53,18 @@ def test_a_gallop_whose_leading_hind_paw_stays_ahead_is_still_refused():
     assert report["metrics"]["bunny_hop"]["gait_type"] == "gallop"
     assert report["quality"]["usable"] is False
     assert any("gallop" in reason for reason in report["quality"]["reasons"])
+
+
+def test_a_far_leg_hidden_behind_the_near_one_is_still_explained_in_the_summary():
+    """The pelvis check's note (legs not told apart for another reason) is not dropped with the label check's."""
+    c = generate(seed=1, jitter_px=1.0)
+    ds = c.tracks.copy(deep=True)
+    names = list(ds["keypoint"].values)
+    pos = ds["position"].values
+    for part in ("stifle", "hock", "hind_paw"):  # the far leg's labels sit on the near leg
+        pos[:, :, names.index(f"left_{part}"), :] = pos[:, :, names.index(f"right_{part}"), :] + 2.0
+    report = analyze_tracks(ds).report
+    bunny = report["metrics"]["bunny_hop"]
+    assert report["metrics"]["hind_labels"]["follow_legs"] is not False
+    assert bunny["legs_told_apart"] is False and "hidden" in bunny["note"]
+    assert bunny["note"] in report["summary"]

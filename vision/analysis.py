@@ -282,7 +282,8 @@ def plain_summary(usable: bool, metrics: dict[str, Any]) -> list[str]:
     elif w.get("value") is not None:
         lines.append("Hind-leg symmetry: within measurement noise (no side is clearly weaker in this clip).")
     bh = metrics["bunny_hop"]
-    if bh.get("note") and bh.get("flag") is None and bh.get("legs_told_apart") is not False:
+    labels_apart = (metrics.get("hind_labels") or {}).get("follow_legs") is not False
+    if bh.get("note") and bh.get("flag") is None and labels_apart:  # else the symmetry line said why
         lines.append(bh["note"])
     if bh.get("flag"):
         lines.append(

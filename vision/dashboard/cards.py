@@ -153,7 +153,8 @@ def _asymmetry_card(column: Any, sym: dict[str, Any]) -> None:
         column.caption(str(sym["reason"]))
 
 
-def _phase_card(column: Any, bunny: dict[str, Any]) -> None:
+def _phase_card(column: Any, bunny: dict[str, Any], labels_apart: bool = True) -> None:
+    """The hind-coupling card; with ``labels_apart`` False (``metrics.hind_labels``) the summary says why."""
     phase = bunny.get("hind_phase")
     column.metric(
         "Do the hind legs move together?",
@@ -168,10 +169,10 @@ def _phase_card(column: Any, bunny: dict[str, Any]) -> None:
             "Alternating normally"
             if flag is False
             else "Not judged (the hind legs were not told apart)"
-            if bunny.get("legs_told_apart") is False
+            if not labels_apart
             else "Not judged (not a walk or trot)"
         )
-    if sentence(bunny.get("note")) and bunny.get("legs_told_apart") is not False:
+    if sentence(bunny.get("note")) and labels_apart:
         column.caption(str(bunny["note"]))
 
 
@@ -202,7 +203,8 @@ def metric_cards(report: dict[str, Any]) -> None:
         return
     c1, c2, c3 = st.columns(3)
     _asymmetry_card(c1, block(report, "metrics", "symmetry"))
-    _phase_card(c2, block(report, "metrics", "bunny_hop"))
+    labels_apart = block(report, "metrics", "hind_labels").get("follow_legs") is not False
+    _phase_card(c2, block(report, "metrics", "bunny_hop"), labels_apart)
     _wobble_card(c3, block(report, "metrics", "wobble"), (report or {}).get("summary"))
     for line in texts((report or {}).get("summary")):
         st.write(line)
