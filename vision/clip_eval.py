@@ -118,7 +118,6 @@ def row_from_report(
     in_view, hind = hind_coverage(raw_tracks, blank)
     w = sym.get("weakness_pct") or {}
     held = (m.get("held_up_leg") or {}).get("side")
-    told_apart = sym.get("legs_told_apart") is not False
     return ClipRow(
         clip=name,
         scored=bool(q["usable"]),
@@ -130,8 +129,8 @@ def row_from_report(
         gait_type=bunny.get("gait_type"),
         view=q.get("view"),
         direction=q.get("direction"),
-        asymmetry_pct=None if w.get("value") is None or not told_apart else round(abs(float(w["value"])), 1),
-        asymmetry_ci95=None if not w.get("ci95") or not told_apart else [round(float(v), 1) for v in w["ci95"]],
+        asymmetry_pct=None if w.get("value") is None else round(abs(float(w["value"])), 1),
+        asymmetry_ci95=None if not w.get("ci95") else [round(float(v), 1) for v in w["ci95"]],
         weaker_side=sym.get("weaker_side") if q["usable"] else None,
         hind_phase=bunny.get("hind_phase"),
         wobble_flag=wob.get("flag"),
